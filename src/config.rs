@@ -1,0 +1,607 @@
+//! The operator's configuration: one TOML file, typed, validated once at load.
+//!
+//! Owns: the shape of `keyward.toml`, defaults, path resolution (relative paths are
+//! relative to the config file's directory) and the rule that secrets are never inline.
+//! Must never: hold a secret value itself. Secrets are [`SecretRef`]s, resolved on demand
+//! into zeroizing types by [`secret`].
+
+mod duration;
+pub mod secret;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+pub use secret::SecretRef;
+
+/// A configuration that could not be loaded. The message names the file, the key path
+/// and what was expected; it never contains a secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        /// The config file.
+        file: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML did not parse into the expected shape.
+    #[error("{file}: key `{key}`: {message}")]
+    Shape {
+        /// The config file.
+        file: PathBuf,
+        /// Dotted key path of the offending value.
+        key: String,
+        /// What was expected.
+        message: String,
+    },
+    /// A value parsed but is not acceptable.
+    #[error("{file}: key `{key}`: {message}")]
+    Invalid {
+        /// The config file.
+        file: PathBuf,
+        /// Dotted key path of the offending value.
+        key: String,
+        /// What was expected.
+        message: String,
+    },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The PKCS#11 token.
+    pub pkcs11: Pkcs11Config,
+    /// The SQLite store.
+    pub store: StoreConfig,
+    /// The mTLS signing API.
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// The webhook ingress.
+    #[serde(default)]
+    pub webhook: WebhookConfig,
+    /// The admin listener.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Signing API clients and their grants.
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+    /// Where this file was loaded from (not a key).
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+/// How RSA-OAEP-SHA256 decryption is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OaepMode {
+    /// Try the token's native mechanism, fall back to raw RSA if it refuses the parameters.
+    #[default]
+    Auto,
+    /// Only `CKM_RSA_PKCS_OAEP` with SHA-256 / MGF1-SHA-256.
+    Native,
+    /// `CKM_RSA_X_509` in the token, OAEP decoding on the host.
+    Raw,
+}
+
+/// `[pkcs11]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11Config {
+    /// Path of the PKCS#11 module (`.so`).
+    pub module: PathBuf,
+    /// Token label to use.
+    #[serde(default)]
+    pub token_label: Option<String>,
+    /// Token serial number to use (instead of, or as well as, the label).
+    #[serde(default)]
+    pub token_serial: Option<String>,
+    /// The user PIN, from a file or an environment variable.
+    pub pin: SecretRef,
+    /// Logged-in sessions kept open.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// RSA-OAEP mode.
+    #[serde(default)]
+    pub rsa_oaep: OaepMode,
+    /// RSA modulus size for generated webhook keys.
+    #[serde(default = "default_rsa_bits")]
+    pub rsa_bits: u32,
+    /// Prefix of every object label keyward creates (`<prefix>-rsa-N`, `<prefix>-wrap-N`).
+    #[serde(default = "default_label_prefix")]
+    pub label_prefix: String,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// SQLite database file.
+    pub path: PathBuf,
+    /// Read connections kept open.
+    #[serde(default = "default_read_connections")]
+    pub read_connections: usize,
+}
+
+/// `[api]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Listen address.
+    #[serde(default = "default_api_listen")]
+    pub listen: SocketAddr,
+    /// Server certificate chain (PEM).
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// CA bundle that client certificates must chain to.
+    #[serde(default)]
+    pub client_ca: Vec<PathBuf>,
+    /// CRL files (PEM or DER).
+    #[serde(default)]
+    pub crls: Vec<PathBuf>,
+    /// Also accept TLS 1.2 (AEAD suites only).
+    #[serde(default)]
+    pub tls12: bool,
+}
+
+/// `[webhook]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Listen address.
+    #[serde(default = "default_webhook_listen")]
+    pub listen: SocketAddr,
+    /// The URL path deliveries are posted to.
+    #[serde(default = "default_webhook_path")]
+    pub path: String,
+    /// Server certificate chain (PEM).
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// HMAC secrets; any one matching is enough (rotation).
+    #[serde(default)]
+    pub secrets: Vec<SecretRef>,
+    /// Source CIDRs allowed to deliver.
+    #[serde(default = "default_allowed_sources")]
+    pub allowed_sources: Vec<IpNet>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Accepted `environmentId`s; empty = any.
+    #[serde(default)]
+    pub environment_ids: Vec<String>,
+    /// How far in the future an event timestamp may be.
+    #[serde(default = "default_future_skew", with = "duration")]
+    pub max_future_skew: Duration,
+    /// How old an event may be.
+    #[serde(default = "default_event_age", with = "duration")]
+    pub max_event_age: Duration,
+    /// Largest accepted body, bytes.
+    #[serde(default = "default_body_limit")]
+    pub body_limit: usize,
+    /// Requests in flight per source address.
+    #[serde(default = "default_per_source_concurrency")]
+    pub per_source_concurrency: usize,
+    /// Sustained requests per second per source address (burst = 2x).
+    #[serde(default = "default_per_source_rate")]
+    pub per_source_rate: u32,
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Listen address.
+    #[serde(default = "default_admin_listen")]
+    pub listen: SocketAddr,
+    /// Allow a non-loopback admin address.
+    #[serde(default)]
+    pub allow_non_loopback: bool,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `keyward=debug`.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+/// One `[[clients]]` entry.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// URI SAN or subject CN of the client certificate.
+    pub identity: String,
+    /// Wallet selectors: a wallet id, `label:NAME`, `chain:evm|solana`, or `*`.
+    pub wallets: Vec<String>,
+    /// Operations granted.
+    pub operations: Vec<Operation>,
+}
+
+/// A signing operation a client can be granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+pub enum Operation {
+    /// EIP-191 personal_sign.
+    #[serde(rename = "evm.message")]
+    EvmMessage,
+    /// EIP-712 typed data.
+    #[serde(rename = "evm.typed_data")]
+    EvmTypedData,
+    /// EVM transactions.
+    #[serde(rename = "evm.transaction")]
+    EvmTransaction,
+    /// Raw 32-byte digests.
+    #[serde(rename = "evm.hash")]
+    EvmHash,
+    /// Solana off-chain messages.
+    #[serde(rename = "solana.message")]
+    SolanaMessage,
+    /// Solana transactions.
+    #[serde(rename = "solana.transaction")]
+    SolanaTransaction,
+}
+
+impl Operation {
+    /// The stable name used in config, audit and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::EvmMessage => "evm.message",
+            Operation::EvmTypedData => "evm.typed_data",
+            Operation::EvmTransaction => "evm.transaction",
+            Operation::EvmHash => "evm.hash",
+            Operation::SolanaMessage => "solana.message",
+            Operation::SolanaTransaction => "solana.transaction",
+        }
+    }
+}
+
+/// The vendor's published webhook source addresses (PROTOCOL.md).
+pub const VENDOR_WEBHOOK_SOURCES: [&str; 5] = [
+    "98.89.223.164/32",
+    "44.220.108.175/32",
+    "34.194.252.132/32",
+    "34.195.215.43/32",
+    "44.198.112.228/32",
+];
+
+fn default_pool_size() -> usize {
+    4
+}
+fn default_rsa_bits() -> u32 {
+    3072
+}
+fn default_label_prefix() -> String {
+    "keyward".into()
+}
+fn default_read_connections() -> usize {
+    4
+}
+fn default_api_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8443))
+}
+fn default_webhook_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 8444))
+}
+fn default_webhook_path() -> String {
+    "/webhooks/dynamic".into()
+}
+fn default_allowed_sources() -> Vec<IpNet> {
+    VENDOR_WEBHOOK_SOURCES
+        .iter()
+        .map(|s| s.parse().expect("static CIDR"))
+        .collect()
+}
+fn default_future_skew() -> Duration {
+    Duration::from_secs(5 * 60)
+}
+fn default_event_age() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
+}
+fn default_body_limit() -> usize {
+    64 * 1024
+}
+fn default_per_source_concurrency() -> usize {
+    16
+}
+fn default_per_source_rate() -> u32 {
+    200
+}
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9100))
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: default_api_listen(),
+            cert: None,
+            key: None,
+            client_ca: Vec::new(),
+            crls: Vec::new(),
+            tls12: false,
+        }
+    }
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            listen: default_webhook_listen(),
+            path: default_webhook_path(),
+            cert: None,
+            key: None,
+            secrets: Vec::new(),
+            allowed_sources: default_allowed_sources(),
+            trusted_proxies: Vec::new(),
+            environment_ids: Vec::new(),
+            max_future_skew: default_future_skew(),
+            max_event_age: default_event_age(),
+            body_limit: default_body_limit(),
+            per_source_concurrency: default_per_source_concurrency(),
+            per_source_rate: default_per_source_rate(),
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: default_admin_listen(),
+            allow_non_loopback: false,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: default_log_level(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = Config::parse(&text, path)?;
+        config.source = path.to_path_buf();
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let shape = |key: String, message: String| ConfigError::Shape {
+            file: path.to_path_buf(),
+            key,
+            message,
+        };
+        let de = toml::Deserializer::parse(text).map_err(|e| shape("(syntax)".into(), e.to_string()))?;
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            shape(key, e.into_inner().message().to_string())
+        })
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        self.store.path = base.join(&self.store.path);
+        fix(&mut self.pkcs11.module);
+        self.pkcs11.pin.resolve(base);
+        for p in [&mut self.api.cert, &mut self.api.key, &mut self.webhook.cert, &mut self.webhook.key]
+            .into_iter()
+            .flatten()
+        {
+            fix(p);
+        }
+        self.api.client_ca.iter_mut().for_each(fix);
+        self.api.crls.iter_mut().for_each(fix);
+        for s in &mut self.webhook.secrets {
+            s.resolve(base);
+        }
+    }
+
+    fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.source.clone(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Checks the values that types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let p = &self.pkcs11;
+        if p.token_label.is_none() && p.token_serial.is_none() {
+            return Err(self.invalid("pkcs11.token_label", "expected a token label or pkcs11.token_serial"));
+        }
+        if !(1..=64).contains(&p.pool_size) {
+            return Err(self.invalid("pkcs11.pool_size", "expected 1 to 64 sessions"));
+        }
+        if p.rsa_bits != 3072 && p.rsa_bits != 4096 {
+            return Err(self.invalid("pkcs11.rsa_bits", "expected 3072 or 4096"));
+        }
+        if p.label_prefix.is_empty() || p.label_prefix.contains(char::is_whitespace) {
+            return Err(self.invalid("pkcs11.label_prefix", "expected a non-empty label without spaces"));
+        }
+        if !(1..=64).contains(&self.store.read_connections) {
+            return Err(self.invalid("store.read_connections", "expected 1 to 64"));
+        }
+        if !self.webhook.path.starts_with('/') {
+            return Err(self.invalid("webhook.path", "expected a path starting with '/'"));
+        }
+        if self.webhook.body_limit < 1024 || self.webhook.body_limit > 16 * 1024 * 1024 {
+            return Err(self.invalid("webhook.body_limit", "expected 1024 to 16777216 bytes"));
+        }
+        if self.webhook.per_source_concurrency == 0 || self.webhook.per_source_rate == 0 {
+            return Err(self.invalid("webhook.per_source_rate", "expected limits above zero"));
+        }
+        if !self.admin.allow_non_loopback && !self.admin.listen.ip().is_loopback() {
+            return Err(self.invalid(
+                "admin.listen",
+                "expected a loopback address (set admin.allow_non_loopback = true to override)",
+            ));
+        }
+        self.validate_clients()
+    }
+
+    fn validate_clients(&self) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in self.clients.iter().enumerate() {
+            if c.identity.trim().is_empty() {
+                return Err(self.invalid(&format!("clients[{i}].identity"), "expected a non-empty identity"));
+            }
+            if !seen.insert(c.identity.as_str()) {
+                return Err(self.invalid(
+                    &format!("clients[{i}].identity"),
+                    format!("identity {:?} appears twice", c.identity),
+                ));
+            }
+            if let Some(w) = c.wallets.iter().find(|w| !valid_selector(w)) {
+                return Err(self.invalid(
+                    &format!("clients[{i}].wallets"),
+                    format!("{w:?} is not a wallet id, label:NAME, chain:evm|solana or *"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The config as TOML, with every secret shown as `<redacted>`.
+    pub fn redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+fn valid_selector(s: &str) -> bool {
+    if s == "*" {
+        return true;
+    }
+    if let Some(chain) = s.strip_prefix("chain:") {
+        return chain == "evm" || chain == "solana";
+    }
+    if let Some(label) = s.strip_prefix("label:") {
+        return !label.is_empty();
+    }
+    !s.is_empty() && !s.contains(char::is_whitespace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[pkcs11]
+module = "/usr/lib/softhsm/libsofthsm2.so"
+token_label = "keyward"
+pin = { env = "KEYWARD_PIN" }
+[store]
+path = "keyward.db"
+"#;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = Config::parse(MINIMAL, Path::new("k.toml")).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.api.listen.to_string(), "127.0.0.1:8443");
+        assert_eq!(c.webhook.listen.to_string(), "0.0.0.0:8444");
+        assert_eq!(c.webhook.allowed_sources.len(), 5);
+        assert_eq!(c.webhook.max_event_age, Duration::from_secs(30 * 86400));
+        assert_eq!(c.pkcs11.rsa_oaep, OaepMode::Auto);
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_path() {
+        let text = format!("{MINIMAL}\n[webhook]\nlisten_addr = \"x\"\n");
+        let e = Config::parse(&text, Path::new("/etc/k.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("/etc/k.toml: key `webhook"), "{e}");
+        assert!(e.contains("listen_addr"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_key() {
+        let text = MINIMAL.replace("token_label = \"keyward\"", "token_label = \"k\"\npool_size = \"many\"");
+        let e = Config::parse(&text, Path::new("k.toml")).unwrap_err().to_string();
+        assert!(e.contains("pkcs11.pool_size"), "{e}");
+    }
+
+    #[test]
+    fn inline_pin_is_refused() {
+        let text = MINIMAL.replace("pin = { env = \"KEYWARD_PIN\" }", "pin = \"1234\"");
+        let e = Config::parse(&text, Path::new("k.toml")).unwrap_err().to_string();
+        assert!(e.contains("pkcs11.pin"), "{e}");
+        assert!(!e.contains("1234"), "the refused value must not be echoed: {e}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for (from, to, key) in [
+            ("token_label = \"keyward\"", "token_label = \"k\"\nrsa_bits = 2048", "pkcs11.rsa_bits"),
+            ("path = \"keyward.db\"", "path = \"k.db\"\n[admin]\nlisten = \"0.0.0.0:9100\"", "admin.listen"),
+        ] {
+            let c = Config::parse(&MINIMAL.replace(from, to), Path::new("k.toml")).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+        }
+    }
+
+    #[test]
+    fn selectors() {
+        for ok in ["*", "chain:evm", "label:hot", "0b5c1f7e-1234"] {
+            assert!(valid_selector(ok), "{ok}");
+        }
+        for bad in ["chain:btc", "label:", "", "a b"] {
+            assert!(!valid_selector(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn redacted_output_has_no_secret_source_values_inline() {
+        let c = Config::parse(MINIMAL, Path::new("k.toml")).unwrap();
+        let out = c.redacted_toml();
+        assert!(out.contains("<redacted>"), "{out}");
+    }
+}

@@ -1,0 +1,538 @@
+//! The PKCS#11 token: module loading, login, the session pool, cached key handles, and
+//! the few operations keyward needs (RSA-OAEP decryption, AES-256-GCM seal/open under the
+//! wrapping key, key generation, public-key export).
+//!
+//! Must never: return or log key material other than plaintexts the caller asked to
+//! decrypt (handed back in zeroizing buffers), or look keys up per request. Handles are
+//! found once when the token is (re)connected; if the token disappears, the next call
+//! reconnects, so service comes back without a restart.
+
+mod error;
+pub mod keys;
+mod oaep;
+mod pool;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, ObjectHandle};
+use cryptoki::session::Session;
+use cryptoki::slot::Slot;
+use rand::RngCore;
+use secrecy::SecretString;
+use zeroize::Zeroizing;
+
+pub use error::HsmError;
+pub use keys::{KeyKind, KeyObject};
+
+use crate::config::{OaepMode, Pkcs11Config};
+use error::{classify, is_mechanism_refusal, Fault};
+use pool::Pool;
+
+/// GCM nonce length used for everything keyward seals itself.
+pub const GCM_IV_LEN: usize = 12;
+/// GCM tag length.
+pub const GCM_TAG_LEN: usize = 16;
+
+/// What the token layer needs from the config.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    /// PKCS#11 module path.
+    pub module: PathBuf,
+    /// Token label.
+    pub token_label: Option<String>,
+    /// Token serial.
+    pub token_serial: Option<String>,
+    /// Sessions in the pool.
+    pub pool_size: usize,
+    /// OAEP mode.
+    pub oaep: OaepMode,
+    /// Label prefix of keyward's objects.
+    pub label_prefix: String,
+    /// RSA modulus bits for new keys.
+    pub rsa_bits: u32,
+}
+
+impl From<&Pkcs11Config> for TokenSettings {
+    fn from(c: &Pkcs11Config) -> Self {
+        TokenSettings {
+            module: c.module.clone(),
+            token_label: c.token_label.clone(),
+            token_serial: c.token_serial.clone(),
+            pool_size: c.pool_size,
+            oaep: c.rsa_oaep,
+            label_prefix: c.label_prefix.clone(),
+            rsa_bits: c.rsa_bits,
+        }
+    }
+}
+
+/// The connected token. Cheap to clone; all clones share one pool.
+#[derive(Clone)]
+pub struct Token {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("module", &self.inner.settings.module)
+            .field("token_label", &self.inner.settings.token_label)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    settings: TokenSettings,
+    ctx: Pkcs11,
+    pin: SecretString,
+    live: RwLock<Option<Arc<Live>>>,
+    reconnect: Mutex<Option<Instant>>,
+    /// Resolved OAEP mode: 0 undecided, 1 native, 2 raw.
+    oaep: AtomicU8,
+}
+
+/// Everything that depends on an open connection to the token.
+struct Live {
+    slot: Slot,
+    pool: Pool,
+    rsa: Vec<KeyObject>,
+    wrap: Vec<KeyObject>,
+    /// Non-extractable session copies of the wrapping keys, by version; they live as
+    /// long as `owner` (session objects die with the session that made them).
+    wrap_copies: HashMap<u32, ObjectHandle>,
+    _owner: Mutex<Session>,
+}
+
+const OAEP_NATIVE: u8 = 1;
+const OAEP_RAW: u8 = 2;
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Loads a module once per process: SoftHSM2 reads its config at `C_Initialize`, and
+/// finalizing while another `Token` uses it would break that one.
+fn load_module(path: &Path) -> Result<Pkcs11, HsmError> {
+    static MODULES: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
+    let mut map = MODULES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(ctx) = map.get(path) {
+        return Ok(ctx.clone());
+    }
+    let fail = |reason: String| HsmError::Module {
+        path: path.display().to_string(),
+        reason,
+    };
+    if !path.exists() {
+        return Err(fail("file not found".into()));
+    }
+    let ctx = Pkcs11::new(path).map_err(|e| fail(e.to_string()))?;
+    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+        Err(e) => return Err(fail(e.to_string())),
+    }
+    map.insert(path.to_path_buf(), ctx.clone());
+    Ok(ctx)
+}
+
+fn find_slot(ctx: &Pkcs11, s: &TokenSettings) -> Result<Slot, HsmError> {
+    let slots = ctx.get_slots_with_token().map_err(classify)?;
+    for slot in slots {
+        let Ok(info) = ctx.get_token_info(slot) else { continue };
+        let label_ok = s.token_label.as_deref().is_none_or(|l| info.label().trim_end() == l);
+        let serial_ok = s.token_serial.as_deref().is_none_or(|n| info.serial_number().trim_end() == n);
+        if label_ok && serial_ok && info.token_initialized() {
+            return Ok(slot);
+        }
+    }
+    let wanted = match (&s.token_label, &s.token_serial) {
+        (Some(l), Some(n)) => format!("label {l:?} and serial {n:?}"),
+        (Some(l), None) => format!("label {l:?}"),
+        (None, Some(n)) => format!("serial {n:?}"),
+        (None, None) => "any label".into(),
+    };
+    Err(HsmError::TokenNotFound {
+        wanted,
+        module: s.module.display().to_string(),
+    })
+}
+
+impl Token {
+    /// Loads the module, finds the token, logs in and fills the pool.
+    pub fn open(settings: TokenSettings, pin: SecretString) -> Result<Token, HsmError> {
+        let ctx = load_module(&settings.module)?;
+        let token = Token {
+            inner: Arc::new(Inner {
+                settings,
+                ctx,
+                pin,
+                live: RwLock::new(None),
+                reconnect: Mutex::new(None),
+                oaep: AtomicU8::new(0),
+            }),
+        };
+        let live = token.connect()?;
+        *token.inner.live.write().unwrap_or_else(|p| p.into_inner()) = Some(live);
+        Ok(token)
+    }
+
+    /// The settings this token was opened with.
+    pub fn settings(&self) -> &TokenSettings {
+        &self.inner.settings
+    }
+
+    fn connect(&self) -> Result<Arc<Live>, HsmError> {
+        let s = &self.inner.settings;
+        let slot = find_slot(&self.inner.ctx, s)?;
+        let pool = Pool::open(&self.inner.ctx, slot, s.pool_size, &self.inner.pin)?;
+        let owner = pool::open_session(&self.inner.ctx, slot)?;
+        let rsa = keys::discover(&owner, &s.label_prefix, KeyKind::Rsa)?;
+        let wrap = keys::discover(&owner, &s.label_prefix, KeyKind::Wrap)?;
+        let mut wrap_copies = HashMap::new();
+        for k in &wrap {
+            // A session copy keeps CKA_SENSITIVE/CKA_EXTRACTABLE and is ~3x faster in SoftHSM2.
+            let copy = owner
+                .copy_object(k.handle, &[Attribute::Token(false)])
+                .map_err(classify)?;
+            wrap_copies.insert(k.version, copy);
+        }
+        let live = Arc::new(Live {
+            slot,
+            pool,
+            rsa,
+            wrap,
+            wrap_copies,
+            _owner: Mutex::new(owner),
+        });
+        self.resolve_oaep(&live);
+        Ok(live)
+    }
+
+    /// Returns the connection, reconnecting (with a short backoff) after a token fault.
+    fn live(&self) -> Result<Arc<Live>, HsmError> {
+        if let Some(l) = self.inner.live.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            return Ok(l.clone());
+        }
+        let mut last = self.inner.reconnect.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = self.inner.live.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            return Ok(l.clone());
+        }
+        if last.is_some_and(|t| t.elapsed() < RECONNECT_BACKOFF) {
+            return Err(HsmError::Unavailable {
+                function: "reconnect".into(),
+                rv: "token still unavailable".into(),
+            });
+        }
+        *last = Some(Instant::now());
+        let live = self.connect().map_err(|e| match e {
+            HsmError::TokenNotFound { .. } | HsmError::Module { .. } => HsmError::Unavailable {
+                function: "reconnect".into(),
+                rv: e.to_string(),
+            },
+            other => other,
+        })?;
+        tracing::info!("token connection re-established");
+        *self.inner.live.write().unwrap_or_else(|p| p.into_inner()) = Some(live.clone());
+        Ok(live)
+    }
+
+    fn drop_live(&self, failed: &Arc<Live>) {
+        let mut guard = self.inner.live.write().unwrap_or_else(|p| p.into_inner());
+        if guard.as_ref().is_some_and(|l| Arc::ptr_eq(l, failed)) {
+            tracing::warn!("token unavailable; will reconnect on the next request");
+            *guard = None;
+        }
+    }
+
+    /// Runs `op` on a pooled session, replacing the session or the whole connection when
+    /// the token says it is dead.
+    fn run<T>(&self, op: impl FnOnce(&Session, &Live) -> Result<T, HsmError>) -> Result<T, HsmError> {
+        let live = self.live()?;
+        let pooled = match live.pool.checkout() {
+            Ok(p) => p,
+            Err(e) => {
+                if e.fault() == Fault::Token {
+                    self.drop_live(&live);
+                }
+                return Err(e);
+            }
+        };
+        let result = op(pooled.session(), &live);
+        match result.as_ref().err().map(HsmError::fault) {
+            Some(Fault::Session) => pooled.discard(),
+            Some(Fault::Token) => {
+                pooled.discard();
+                self.drop_live(&live);
+            }
+            _ => drop(pooled),
+        }
+        result
+    }
+
+    /// Checks that the token answers (for readiness probes).
+    pub fn ping(&self) -> Result<(), HsmError> {
+        self.run(|s, _| s.get_session_info().map(|_| ()).map_err(classify))
+    }
+
+    /// Sessions in the pool and how many are checked out.
+    pub fn pool_usage(&self) -> (usize, usize) {
+        match self.inner.live.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            Some(l) => (l.pool.size(), l.pool.in_use()),
+            None => (self.inner.settings.pool_size, 0),
+        }
+    }
+
+    /// The webhook RSA keys, oldest first.
+    pub fn rsa_keys(&self) -> Result<Vec<KeyObject>, HsmError> {
+        Ok(self.live()?.rsa.clone())
+    }
+
+    /// The wrapping keys, oldest first.
+    pub fn wrap_keys(&self) -> Result<Vec<KeyObject>, HsmError> {
+        Ok(self.live()?.wrap.clone())
+    }
+
+    /// The newest wrapping key version, used for every new wrap.
+    pub fn current_wrap_version(&self) -> Result<u32, HsmError> {
+        self.live()?
+            .wrap
+            .last()
+            .map(|k| k.version)
+            .ok_or_else(|| HsmError::KeyMissing {
+                kind: "AES wrapping",
+                label: KeyKind::Wrap.label(&self.inner.settings.label_prefix, 1),
+            })
+    }
+
+    /// Fails unless at least one RSA key and one wrapping key exist.
+    pub fn require_keys(&self) -> Result<(), HsmError> {
+        let live = self.live()?;
+        if live.rsa.is_empty() {
+            return Err(HsmError::KeyMissing {
+                kind: "RSA",
+                label: KeyKind::Rsa.label(&self.inner.settings.label_prefix, 1),
+            });
+        }
+        self.current_wrap_version().map(|_| ())
+    }
+
+    /// The OAEP mode in use (after `auto` was resolved), for logs and `keys list`.
+    pub fn oaep_mode(&self) -> &'static str {
+        match self.inner.oaep.load(Ordering::Relaxed) {
+            OAEP_NATIVE => "native",
+            OAEP_RAW => "raw",
+            _ => "undecided",
+        }
+    }
+
+    fn resolve_oaep(&self, live: &Live) {
+        let mode = match self.inner.settings.oaep {
+            OaepMode::Native => OAEP_NATIVE,
+            OaepMode::Raw => OAEP_RAW,
+            OaepMode::Auto => {
+                if self.inner.oaep.load(Ordering::Relaxed) != 0 {
+                    return;
+                }
+                let Some(key) = live.rsa.last() else { return };
+                match probe_native_oaep(&live.pool, key) {
+                    Some(true) => OAEP_NATIVE,
+                    Some(false) => OAEP_RAW,
+                    None => return,
+                }
+            }
+        };
+        if self.inner.oaep.swap(mode, Ordering::Relaxed) != mode {
+            tracing::info!(
+                mode = if mode == OAEP_NATIVE { "native CKM_RSA_PKCS_OAEP" } else { "raw CKM_RSA_X_509 + host OAEP decoding" },
+                "RSA-OAEP-SHA256 decryption mode"
+            );
+        }
+    }
+
+    /// RSA-OAEP-SHA256 decryption with the RSA key labelled `label`.
+    pub fn rsa_decrypt(&self, label: &str, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+        let mode = self.inner.oaep.load(Ordering::Relaxed);
+        self.run(|session, live| {
+            let key = live
+                .rsa
+                .iter()
+                .find(|k| k.label == label)
+                .ok_or_else(|| HsmError::Invalid(format!("no RSA key labelled {label}")))?;
+            let k = rsa::traits::PublicKeyParts::size(key.public.as_ref().expect("RSA key has a public part"));
+            if ciphertext.len() != k {
+                return Err(HsmError::DecryptFailed);
+            }
+            match mode {
+                OAEP_NATIVE => native_oaep(session, key.handle, ciphertext),
+                _ => raw_oaep(session, key.handle, ciphertext, k),
+            }
+        })
+    }
+
+    /// AES-256-GCM encryption under wrapping key `version`; returns `iv || ct || tag`.
+    pub fn seal(&self, version: u32, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, HsmError> {
+        let mut iv = [0u8; GCM_IV_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut iv);
+        let ct = self.run(|session, live| {
+            let key = wrap_handle(live, version)?;
+            let mut iv_param = iv;
+            let params = GcmParams::new(&mut iv_param, aad, ((GCM_TAG_LEN * 8) as u64).into()).map_err(classify)?;
+            session.encrypt(&Mechanism::AesGcm(params), key, plaintext).map_err(classify)
+        })?;
+        let mut out = Vec::with_capacity(GCM_IV_LEN + ct.len());
+        out.extend_from_slice(&iv);
+        out.extend_from_slice(&ct);
+        Ok(out)
+    }
+
+    /// Opens `iv || ct || tag` sealed by [`Token::seal`] with the same `aad`.
+    pub fn open_sealed(&self, version: u32, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+        if sealed.len() < GCM_IV_LEN + GCM_TAG_LEN {
+            return Err(HsmError::DecryptFailed);
+        }
+        let (iv, ct) = sealed.split_at(GCM_IV_LEN);
+        self.run(|session, live| {
+            let key = wrap_handle(live, version)?;
+            let mut iv = <[u8; GCM_IV_LEN]>::try_from(iv).expect("split at IV length");
+            let params = GcmParams::new(&mut iv, aad, ((GCM_TAG_LEN * 8) as u64).into()).map_err(classify)?;
+            match session.decrypt(&Mechanism::AesGcm(params), key, ct) {
+                Ok(pt) => Ok(Zeroizing::new(pt)),
+                // SoftHSM2 reports a bad tag as a generic failure; to the caller it is one thing.
+                Err(CkError::Pkcs11(RvError::EncryptedDataInvalid | RvError::GeneralError | RvError::FunctionFailed, _)) => {
+                    Err(HsmError::DecryptFailed)
+                }
+                Err(e) => Err(classify(e)),
+            }
+        })
+    }
+
+    /// Generates a key of `kind` with the next version number; returns its label.
+    pub fn generate(&self, kind: KeyKind) -> Result<String, HsmError> {
+        let s = &self.inner.settings;
+        let label = self.run(|session, live| {
+            let existing = match kind {
+                KeyKind::Rsa => &live.rsa,
+                KeyKind::Wrap => &live.wrap,
+            };
+            let next = existing.last().map_or(1, |k| k.version + 1);
+            let label = kind.label(&s.label_prefix, next);
+            match kind {
+                KeyKind::Rsa => keys::generate_rsa(session, &label, next, s.rsa_bits)?,
+                KeyKind::Wrap => keys::generate_wrap(session, &label, next)?,
+            };
+            Ok(label)
+        })?;
+        self.refresh()?;
+        Ok(label)
+    }
+
+    /// Destroys the key objects labelled `label`.
+    pub fn destroy(&self, label: &str) -> Result<usize, HsmError> {
+        let n = self.run(|session, _| keys::destroy_label(session, label))?;
+        self.refresh()?;
+        Ok(n)
+    }
+
+    /// Re-reads the key objects (after a rotation by another process, on SIGHUP).
+    pub fn refresh(&self) -> Result<(), HsmError> {
+        let live = self.connect()?;
+        *self.inner.live.write().unwrap_or_else(|p| p.into_inner()) = Some(live);
+        Ok(())
+    }
+
+    /// The slot in use (diagnostics).
+    pub fn slot_id(&self) -> Result<u64, HsmError> {
+        Ok(self.live()?.slot.id())
+    }
+}
+
+fn wrap_handle(live: &Live, version: u32) -> Result<ObjectHandle, HsmError> {
+    live.wrap_copies
+        .get(&version)
+        .copied()
+        .ok_or_else(|| HsmError::Invalid(format!("no wrapping key version {version} in the token")))
+}
+
+fn oaep_sha256() -> Mechanism<'static> {
+    Mechanism::RsaPkcsOaep(PkcsOaepParams::new(
+        MechanismType::SHA256,
+        PkcsMgfType::MGF1_SHA256,
+        PkcsOaepSource::empty(),
+    ))
+}
+
+fn native_oaep(session: &Session, key: ObjectHandle, ct: &[u8]) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+    match session.decrypt(&oaep_sha256(), key, ct) {
+        Ok(pt) => Ok(Zeroizing::new(pt)),
+        Err(e) if is_mechanism_refusal(&e) => Err(HsmError::MechanismRefused {
+            mechanism: "CKM_RSA_PKCS_OAEP(SHA-256)",
+            rv: e.to_string(),
+        }),
+        Err(e) => Err(classify(e)),
+    }
+}
+
+fn raw_oaep(session: &Session, key: ObjectHandle, ct: &[u8], k: usize) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+    let block = Zeroizing::new(session.decrypt(&Mechanism::RsaX509, key, ct).map_err(classify)?);
+    if block.len() > k {
+        return Err(HsmError::DecryptFailed);
+    }
+    // Tokens may strip leading zero bytes of the integer; OAEP needs the full k bytes.
+    let mut em = Zeroizing::new(vec![0u8; k]);
+    em[k - block.len()..].copy_from_slice(&block);
+    oaep::decode(&em).ok_or(HsmError::DecryptFailed)
+}
+
+/// Encrypts a random value on the host and asks the token to decrypt it natively.
+/// `Some(true)` native works, `Some(false)` the token refuses OAEP-SHA256, `None` unknown.
+fn probe_native_oaep(pool: &Pool, key: &KeyObject) -> Option<bool> {
+    let public = key.public.as_ref()?;
+    let mut probe = Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(probe.as_mut());
+    let ct = public
+        .encrypt(&mut rand::rngs::OsRng, rsa::Oaep::new::<sha2::Sha256>(), probe.as_ref())
+        .ok()?;
+    let session = pool.checkout().ok()?;
+    match session.session().decrypt(&oaep_sha256(), key.handle, &ct) {
+        Ok(pt) => Some(Zeroizing::new(pt).as_slice() == probe.as_ref()),
+        Err(e) if is_mechanism_refusal(&e) => Some(false),
+        Err(_) => None,
+    }
+}
+
+/// Initialises a fresh token in the first free slot (tests and `scripts/dev-up` helpers).
+/// SoftHSM2 only: real HSMs are initialised with their vendor's tools.
+pub fn provision_token(module: &Path, label: &str, so_pin: &SecretString, user_pin: &SecretString) -> Result<(), HsmError> {
+    use cryptoki::session::UserType;
+    let ctx = load_module(module)?;
+    let slots = ctx.get_all_slots().map_err(classify)?;
+    let free = slots
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).map(|i| !i.token_initialized()).unwrap_or(false))
+        .ok_or_else(|| HsmError::Invalid("no free slot to initialise a token in".into()))?;
+    ctx.init_token(free, so_pin, label).map_err(classify)?;
+    // after C_InitToken the token moves; find it again by label
+    let settings = TokenSettings {
+        module: module.to_path_buf(),
+        token_label: Some(label.into()),
+        token_serial: None,
+        pool_size: 1,
+        oaep: OaepMode::Auto,
+        label_prefix: "keyward".into(),
+        rsa_bits: 3072,
+    };
+    let slot = find_slot(&ctx, &settings)?;
+    let session = ctx.open_rw_session(slot).map_err(classify)?;
+    session.login(UserType::So, Some(so_pin)).map_err(classify)?;
+    session.init_pin(user_pin).map_err(classify)?;
+    session.logout().map_err(classify)?;
+    Ok(())
+}

@@ -1,0 +1,14 @@
+//! keyward: an HSM-backed signing appliance for delegated wallet access.
+//!
+//! Core modules (`hsm`, `custody`, `store`, `chains`, `policy`, `signer`) sit behind two
+//! network faces (`webhook`, `api`) that never import each other. See DESIGN in the
+//! repository for the shape and the security invariants.
+
+#![forbid(unsafe_code)]
+
+pub mod chains;
+pub mod config;
+pub mod custody;
+pub mod hsm;
+pub mod metrics;
+pub mod store;

@@ -1,0 +1,91 @@
+//! Schema migrations, versioned by SQLite's `user_version`.
+//!
+//! Forward only: migration N upgrades a database at version N-1. A database newer than
+//! this binary is refused rather than guessed at.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: wallets, processed events, the audit chain, appliance state
+    r#"
+CREATE TABLE wallets (
+    id              TEXT PRIMARY KEY,
+    chain           TEXT NOT NULL CHECK (chain IN ('evm', 'solana')),
+    address         TEXT,
+    label           TEXT,
+    source          TEXT NOT NULL CHECK (source IN ('delegation', 'generated', 'imported')),
+    engine          TEXT NOT NULL CHECK (engine IN ('local', 'mpc')),
+    status          TEXT NOT NULL CHECK (status IN ('active', 'revoked')),
+    key_version     INTEGER,
+    wrapped_share   BLOB,
+    wrapped_api_key BLOB,
+    environment_id  TEXT,
+    user_id         TEXT,
+    delegated_at_ms INTEGER,
+    revoked_at_ms   INTEGER,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    CHECK (status = 'active' OR (wrapped_share IS NULL AND wrapped_api_key IS NULL)),
+    CHECK (status = 'revoked' OR (wrapped_share IS NOT NULL AND key_version IS NOT NULL AND address IS NOT NULL))
+);
+CREATE INDEX wallets_label ON wallets(label);
+CREATE INDEX wallets_key_version ON wallets(key_version);
+
+CREATE TABLE processed_events (
+    event_id    TEXT PRIMARY KEY,
+    event_name  TEXT NOT NULL,
+    message_id  TEXT,
+    wallet_id   TEXT,
+    outcome     TEXT NOT NULL,
+    event_ts_ms INTEGER,
+    received_at TEXT NOT NULL
+);
+
+CREATE TABLE audit (
+    seq       INTEGER PRIMARY KEY,
+    id        TEXT NOT NULL UNIQUE,
+    at        TEXT NOT NULL,
+    actor     TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    wallet_id TEXT,
+    chain     TEXT,
+    operation TEXT,
+    digest    TEXT,
+    decision  TEXT NOT NULL,
+    result    TEXT NOT NULL,
+    detail    TEXT,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL
+);
+CREATE INDEX audit_at ON audit(at);
+
+CREATE TABLE appliance_state (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#,
+];
+
+/// The schema version this binary writes.
+pub const CURRENT: i64 = MIGRATIONS.len() as i64;
+
+/// Brings `conn` up to [`CURRENT`], each step in its own transaction.
+pub fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
+    let mut version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > CURRENT {
+        return Err(StoreError::SchemaTooNew {
+            found: version,
+            supported: CURRENT,
+        });
+    }
+    while version < CURRENT {
+        let tx = conn.transaction()?;
+        tx.execute_batch(MIGRATIONS[version as usize])?;
+        version += 1;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+    }
+    Ok(version)
+}

@@ -1,0 +1,89 @@
+//! The single writer: every change goes through one thread and one connection, and
+//! concurrent changes share one fsync'd commit (group commit).
+//!
+//! Each job runs inside its own SAVEPOINT of the batch transaction, so a failing job
+//! leaves nothing behind while its neighbours commit. A job learns its outcome only after
+//! the COMMIT returned: nobody is told "done" before the change is durable.
+
+use std::sync::mpsc;
+use std::thread;
+
+use rusqlite::Connection;
+
+use super::audit::ChainHead;
+use super::StoreError;
+
+/// What a job sees: the open transaction and the audit chain head.
+pub struct WriteCtx<'a> {
+    /// The batch transaction (inside this job's savepoint).
+    pub conn: &'a Connection,
+    pub(crate) head: &'a mut ChainHead,
+}
+
+/// A unit of work: `run` inside the batch (returns false to roll its savepoint back),
+/// `done` after the commit, with the commit's error if there was one.
+pub(crate) struct Job {
+    pub(crate) run: Box<dyn FnOnce(&mut WriteCtx<'_>) -> bool + Send>,
+    pub(crate) done: Box<dyn FnOnce(Option<&StoreError>) + Send>,
+}
+
+/// Largest number of jobs folded into one commit.
+const MAX_BATCH: usize = 512;
+
+/// Starts the writer thread on `conn`.
+pub(crate) fn spawn(mut conn: Connection) -> Result<mpsc::Sender<Job>, StoreError> {
+    let mut head = ChainHead::load(&conn)?;
+    let (tx, rx) = mpsc::channel::<Job>();
+    thread::Builder::new()
+        .name("keyward-store-writer".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(j) => batch.push(j),
+                        Err(_) => break,
+                    }
+                }
+                run_batch(&mut conn, &mut head, batch);
+            }
+        })
+        .map_err(|e| StoreError::Io(e.to_string()))?;
+    Ok(tx)
+}
+
+fn run_batch(conn: &mut Connection, head: &mut ChainHead, batch: Vec<Job>) {
+    let started = std::time::Instant::now();
+    crate::metrics::audit_queue_depth(batch.len());
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let err = StoreError::from(e);
+        for job in batch {
+            (job.done)(Some(&err));
+        }
+        return;
+    }
+    let mut completions = Vec::with_capacity(batch.len());
+    for job in batch {
+        let saved = head.clone();
+        let savepoint = conn.execute_batch("SAVEPOINT job");
+        let ok = savepoint.is_ok() && (job.run)(&mut WriteCtx { conn, head });
+        if ok {
+            let _ = conn.execute_batch("RELEASE job");
+        } else {
+            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            *head = saved;
+        }
+        completions.push(job.done);
+    }
+    let commit = conn.execute_batch("COMMIT").map_err(StoreError::from);
+    if commit.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+        if let Ok(h) = ChainHead::load(conn) {
+            *head = h;
+        }
+    }
+    crate::metrics::record_commit(completions.len(), started.elapsed());
+    for done in completions {
+        done(commit.as_ref().err());
+    }
+}
