@@ -415,7 +415,8 @@ impl Config {
             key,
             message,
         };
-        let de = toml::Deserializer::parse(text).map_err(|e| shape("(syntax)".into(), e.to_string()))?;
+        let de =
+            toml::Deserializer::parse(text).map_err(|e| shape("(syntax)".into(), e.to_string()))?;
         serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             shape(key, e.into_inner().message().to_string())
@@ -431,9 +432,14 @@ impl Config {
         self.store.path = base.join(&self.store.path);
         fix(&mut self.pkcs11.module);
         self.pkcs11.pin.resolve(base);
-        for p in [&mut self.api.cert, &mut self.api.key, &mut self.webhook.cert, &mut self.webhook.key]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut self.api.cert,
+            &mut self.api.key,
+            &mut self.webhook.cert,
+            &mut self.webhook.key,
+        ]
+        .into_iter()
+        .flatten()
         {
             fix(p);
         }
@@ -456,7 +462,10 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let p = &self.pkcs11;
         if p.token_label.is_none() && p.token_serial.is_none() {
-            return Err(self.invalid("pkcs11.token_label", "expected a token label or pkcs11.token_serial"));
+            return Err(self.invalid(
+                "pkcs11.token_label",
+                "expected a token label or pkcs11.token_serial",
+            ));
         }
         if !(1..=64).contains(&p.pool_size) {
             return Err(self.invalid("pkcs11.pool_size", "expected 1 to 64 sessions"));
@@ -465,7 +474,10 @@ impl Config {
             return Err(self.invalid("pkcs11.rsa_bits", "expected 3072 or 4096"));
         }
         if p.label_prefix.is_empty() || p.label_prefix.contains(char::is_whitespace) {
-            return Err(self.invalid("pkcs11.label_prefix", "expected a non-empty label without spaces"));
+            return Err(self.invalid(
+                "pkcs11.label_prefix",
+                "expected a non-empty label without spaces",
+            ));
         }
         if !(1..=64).contains(&self.store.read_connections) {
             return Err(self.invalid("store.read_connections", "expected 1 to 64"));
@@ -492,7 +504,10 @@ impl Config {
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.clients.iter().enumerate() {
             if c.identity.trim().is_empty() {
-                return Err(self.invalid(&format!("clients[{i}].identity"), "expected a non-empty identity"));
+                return Err(self.invalid(
+                    &format!("clients[{i}].identity"),
+                    "expected a non-empty identity",
+                ));
             }
             if !seen.insert(c.identity.as_str()) {
                 return Err(self.invalid(
@@ -556,31 +571,51 @@ path = "keyward.db"
     #[test]
     fn unknown_key_names_file_and_path() {
         let text = format!("{MINIMAL}\n[webhook]\nlisten_addr = \"x\"\n");
-        let e = Config::parse(&text, Path::new("/etc/k.toml")).unwrap_err().to_string();
+        let e = Config::parse(&text, Path::new("/etc/k.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("/etc/k.toml: key `webhook"), "{e}");
         assert!(e.contains("listen_addr"), "{e}");
     }
 
     #[test]
     fn wrong_type_names_key() {
-        let text = MINIMAL.replace("token_label = \"keyward\"", "token_label = \"k\"\npool_size = \"many\"");
-        let e = Config::parse(&text, Path::new("k.toml")).unwrap_err().to_string();
+        let text = MINIMAL.replace(
+            "token_label = \"keyward\"",
+            "token_label = \"k\"\npool_size = \"many\"",
+        );
+        let e = Config::parse(&text, Path::new("k.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("pkcs11.pool_size"), "{e}");
     }
 
     #[test]
     fn inline_pin_is_refused() {
         let text = MINIMAL.replace("pin = { env = \"KEYWARD_PIN\" }", "pin = \"1234\"");
-        let e = Config::parse(&text, Path::new("k.toml")).unwrap_err().to_string();
+        let e = Config::parse(&text, Path::new("k.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("pkcs11.pin"), "{e}");
-        assert!(!e.contains("1234"), "the refused value must not be echoed: {e}");
+        assert!(
+            !e.contains("1234"),
+            "the refused value must not be echoed: {e}"
+        );
     }
 
     #[test]
     fn bad_values_are_refused() {
         for (from, to, key) in [
-            ("token_label = \"keyward\"", "token_label = \"k\"\nrsa_bits = 2048", "pkcs11.rsa_bits"),
-            ("path = \"keyward.db\"", "path = \"k.db\"\n[admin]\nlisten = \"0.0.0.0:9100\"", "admin.listen"),
+            (
+                "token_label = \"keyward\"",
+                "token_label = \"k\"\nrsa_bits = 2048",
+                "pkcs11.rsa_bits",
+            ),
+            (
+                "path = \"keyward.db\"",
+                "path = \"k.db\"\n[admin]\nlisten = \"0.0.0.0:9100\"",
+                "admin.listen",
+            ),
         ] {
             let c = Config::parse(&MINIMAL.replace(from, to), Path::new("k.toml")).unwrap();
             let e = c.validate().unwrap_err().to_string();

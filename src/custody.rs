@@ -131,7 +131,12 @@ pub fn key_version_of(blob: &[u8]) -> Result<u32, CustodyError> {
 }
 
 /// Wraps `secret` for `binding` under wrapping key `key_version`.
-pub fn wrap(token: &Token, binding: &Binding<'_>, key_version: u32, secret: &[u8]) -> Result<Vec<u8>, CustodyError> {
+pub fn wrap(
+    token: &Token,
+    binding: &Binding<'_>,
+    key_version: u32,
+    secret: &[u8],
+) -> Result<Vec<u8>, CustodyError> {
     let sealed = token.seal(key_version, &aad(binding, key_version), secret)?;
     let mut blob = Vec::with_capacity(HEADER_LEN + sealed.len());
     blob.extend_from_slice(MAGIC);
@@ -142,14 +147,23 @@ pub fn wrap(token: &Token, binding: &Binding<'_>, key_version: u32, secret: &[u8
 }
 
 /// Unwraps a blob made by [`wrap`] for the same binding.
-pub fn unwrap(token: &Token, binding: &Binding<'_>, blob: &[u8]) -> Result<SecretBytes, CustodyError> {
+pub fn unwrap(
+    token: &Token,
+    binding: &Binding<'_>,
+    blob: &[u8],
+) -> Result<SecretBytes, CustodyError> {
     let version = key_version_of(blob)?;
     let plain = token.open_sealed(version, &aad(binding, version), &blob[HEADER_LEN..])?;
     Ok(SecretBytes::from(plain))
 }
 
 /// Re-wraps a blob under `new_version` (wrapping-key rotation).
-pub fn rewrap(token: &Token, binding: &Binding<'_>, blob: &[u8], new_version: u32) -> Result<Vec<u8>, CustodyError> {
+pub fn rewrap(
+    token: &Token,
+    binding: &Binding<'_>,
+    blob: &[u8],
+    new_version: u32,
+) -> Result<Vec<u8>, CustodyError> {
     let secret = unwrap(token, binding, blob)?;
     wrap(token, binding, new_version, secret.expose())
 }
@@ -178,7 +192,10 @@ mod tests {
         assert_ne!(base, aad(&b("w1", "evm", Purpose::ApiKey), 1));
         assert_ne!(base, aad(&b("w1", "evm", Purpose::Share), 2));
         // length prefixes stop "ab"+"c" from equalling "a"+"bc"
-        assert_ne!(aad(&b("ab", "c", Purpose::Share), 1), aad(&b("a", "bc", Purpose::Share), 1));
+        assert_ne!(
+            aad(&b("ab", "c", Purpose::Share), 1),
+            aad(&b("a", "bc", Purpose::Share), 1)
+        );
     }
 
     #[test]

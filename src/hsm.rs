@@ -146,9 +146,17 @@ fn load_module(path: &Path) -> Result<Pkcs11, HsmError> {
 fn find_slot(ctx: &Pkcs11, s: &TokenSettings) -> Result<Slot, HsmError> {
     let slots = ctx.get_slots_with_token().map_err(classify)?;
     for slot in slots {
-        let Ok(info) = ctx.get_token_info(slot) else { continue };
-        let label_ok = s.token_label.as_deref().is_none_or(|l| info.label().trim_end() == l);
-        let serial_ok = s.token_serial.as_deref().is_none_or(|n| info.serial_number().trim_end() == n);
+        let Ok(info) = ctx.get_token_info(slot) else {
+            continue;
+        };
+        let label_ok = s
+            .token_label
+            .as_deref()
+            .is_none_or(|l| info.label().trim_end() == l);
+        let serial_ok = s
+            .token_serial
+            .as_deref()
+            .is_none_or(|n| info.serial_number().trim_end() == n);
         if label_ok && serial_ok && info.token_initialized() {
             return Ok(slot);
         }
@@ -218,11 +226,27 @@ impl Token {
 
     /// Returns the connection, reconnecting (with a short backoff) after a token fault.
     fn live(&self) -> Result<Arc<Live>, HsmError> {
-        if let Some(l) = self.inner.live.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Some(l) = self
+            .inner
+            .live
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             return Ok(l.clone());
         }
-        let mut last = self.inner.reconnect.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(l) = self.inner.live.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        let mut last = self
+            .inner
+            .reconnect
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = self
+            .inner
+            .live
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             return Ok(l.clone());
         }
         if last.is_some_and(|t| t.elapsed() < RECONNECT_BACKOFF) {
@@ -254,7 +278,10 @@ impl Token {
 
     /// Runs `op` on a pooled session, replacing the session or the whole connection when
     /// the token says it is dead.
-    fn run<T>(&self, op: impl FnOnce(&Session, &Live) -> Result<T, HsmError>) -> Result<T, HsmError> {
+    fn run<T>(
+        &self,
+        op: impl FnOnce(&Session, &Live) -> Result<T, HsmError>,
+    ) -> Result<T, HsmError> {
         let live = self.live()?;
         let pooled = match live.pool.checkout() {
             Ok(p) => p,
@@ -284,7 +311,13 @@ impl Token {
 
     /// Sessions in the pool and how many are checked out.
     pub fn pool_usage(&self) -> (usize, usize) {
-        match self.inner.live.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        match self
+            .inner
+            .live
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             Some(l) => (l.pool.size(), l.pool.in_use()),
             None => (self.inner.settings.pool_size, 0),
         }
@@ -351,14 +384,22 @@ impl Token {
         };
         if self.inner.oaep.swap(mode, Ordering::Relaxed) != mode {
             tracing::info!(
-                mode = if mode == OAEP_NATIVE { "native CKM_RSA_PKCS_OAEP" } else { "raw CKM_RSA_X_509 + host OAEP decoding" },
+                mode = if mode == OAEP_NATIVE {
+                    "native CKM_RSA_PKCS_OAEP"
+                } else {
+                    "raw CKM_RSA_X_509 + host OAEP decoding"
+                },
                 "RSA-OAEP-SHA256 decryption mode"
             );
         }
     }
 
     /// RSA-OAEP-SHA256 decryption with the RSA key labelled `label`.
-    pub fn rsa_decrypt(&self, label: &str, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+    pub fn rsa_decrypt(
+        &self,
+        label: &str,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, HsmError> {
         let mode = self.inner.oaep.load(Ordering::Relaxed);
         self.run(|session, live| {
             let key = live
@@ -366,7 +407,9 @@ impl Token {
                 .iter()
                 .find(|k| k.label == label)
                 .ok_or_else(|| HsmError::Invalid(format!("no RSA key labelled {label}")))?;
-            let k = rsa::traits::PublicKeyParts::size(key.public.as_ref().expect("RSA key has a public part"));
+            let k = rsa::traits::PublicKeyParts::size(
+                key.public.as_ref().expect("RSA key has a public part"),
+            );
             if ciphertext.len() != k {
                 return Err(HsmError::DecryptFailed);
             }
@@ -384,8 +427,11 @@ impl Token {
         let ct = self.run(|session, live| {
             let key = wrap_handle(live, version)?;
             let mut iv_param = iv;
-            let params = GcmParams::new(&mut iv_param, aad, ((GCM_TAG_LEN * 8) as u64).into()).map_err(classify)?;
-            session.encrypt(&Mechanism::AesGcm(params), key, plaintext).map_err(classify)
+            let params = GcmParams::new(&mut iv_param, aad, ((GCM_TAG_LEN * 8) as u64).into())
+                .map_err(classify)?;
+            session
+                .encrypt(&Mechanism::AesGcm(params), key, plaintext)
+                .map_err(classify)
         })?;
         let mut out = Vec::with_capacity(GCM_IV_LEN + ct.len());
         out.extend_from_slice(&iv);
@@ -394,7 +440,12 @@ impl Token {
     }
 
     /// Opens `iv || ct || tag` sealed by [`Token::seal`] with the same `aad`.
-    pub fn open_sealed(&self, version: u32, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+    pub fn open_sealed(
+        &self,
+        version: u32,
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, HsmError> {
         if sealed.len() < GCM_IV_LEN + GCM_TAG_LEN {
             return Err(HsmError::DecryptFailed);
         }
@@ -402,13 +453,15 @@ impl Token {
         self.run(|session, live| {
             let key = wrap_handle(live, version)?;
             let mut iv = <[u8; GCM_IV_LEN]>::try_from(iv).expect("split at IV length");
-            let params = GcmParams::new(&mut iv, aad, ((GCM_TAG_LEN * 8) as u64).into()).map_err(classify)?;
+            let params = GcmParams::new(&mut iv, aad, ((GCM_TAG_LEN * 8) as u64).into())
+                .map_err(classify)?;
             match session.decrypt(&Mechanism::AesGcm(params), key, ct) {
                 Ok(pt) => Ok(Zeroizing::new(pt)),
                 // SoftHSM2 reports a bad tag as a generic failure; to the caller it is one thing.
-                Err(CkError::Pkcs11(RvError::EncryptedDataInvalid | RvError::GeneralError | RvError::FunctionFailed, _)) => {
-                    Err(HsmError::DecryptFailed)
-                }
+                Err(CkError::Pkcs11(
+                    RvError::EncryptedDataInvalid | RvError::GeneralError | RvError::FunctionFailed,
+                    _,
+                )) => Err(HsmError::DecryptFailed),
                 Err(e) => Err(classify(e)),
             }
         })
@@ -469,7 +522,11 @@ fn oaep_sha256() -> Mechanism<'static> {
     ))
 }
 
-fn native_oaep(session: &Session, key: ObjectHandle, ct: &[u8]) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+fn native_oaep(
+    session: &Session,
+    key: ObjectHandle,
+    ct: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, HsmError> {
     match session.decrypt(&oaep_sha256(), key, ct) {
         Ok(pt) => Ok(Zeroizing::new(pt)),
         Err(e) if is_mechanism_refusal(&e) => Err(HsmError::MechanismRefused {
@@ -480,8 +537,17 @@ fn native_oaep(session: &Session, key: ObjectHandle, ct: &[u8]) -> Result<Zeroiz
     }
 }
 
-fn raw_oaep(session: &Session, key: ObjectHandle, ct: &[u8], k: usize) -> Result<Zeroizing<Vec<u8>>, HsmError> {
-    let block = Zeroizing::new(session.decrypt(&Mechanism::RsaX509, key, ct).map_err(classify)?);
+fn raw_oaep(
+    session: &Session,
+    key: ObjectHandle,
+    ct: &[u8],
+    k: usize,
+) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+    let block = Zeroizing::new(
+        session
+            .decrypt(&Mechanism::RsaX509, key, ct)
+            .map_err(classify)?,
+    );
     if block.len() > k {
         return Err(HsmError::DecryptFailed);
     }
@@ -498,7 +564,11 @@ fn probe_native_oaep(pool: &Pool, key: &KeyObject) -> Option<bool> {
     let mut probe = Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng.fill_bytes(probe.as_mut());
     let ct = public
-        .encrypt(&mut rand::rngs::OsRng, rsa::Oaep::new::<sha2::Sha256>(), probe.as_ref())
+        .encrypt(
+            &mut rand::rngs::OsRng,
+            rsa::Oaep::new::<sha2::Sha256>(),
+            probe.as_ref(),
+        )
         .ok()?;
     let session = pool.checkout().ok()?;
     match session.session().decrypt(&oaep_sha256(), key.handle, &ct) {
@@ -510,13 +580,22 @@ fn probe_native_oaep(pool: &Pool, key: &KeyObject) -> Option<bool> {
 
 /// Initialises a fresh token in the first free slot (tests and `scripts/dev-up` helpers).
 /// SoftHSM2 only: real HSMs are initialised with their vendor's tools.
-pub fn provision_token(module: &Path, label: &str, so_pin: &SecretString, user_pin: &SecretString) -> Result<(), HsmError> {
+pub fn provision_token(
+    module: &Path,
+    label: &str,
+    so_pin: &SecretString,
+    user_pin: &SecretString,
+) -> Result<(), HsmError> {
     use cryptoki::session::UserType;
     let ctx = load_module(module)?;
     let slots = ctx.get_all_slots().map_err(classify)?;
     let free = slots
         .into_iter()
-        .find(|s| ctx.get_token_info(*s).map(|i| !i.token_initialized()).unwrap_or(false))
+        .find(|s| {
+            ctx.get_token_info(*s)
+                .map(|i| !i.token_initialized())
+                .unwrap_or(false)
+        })
         .ok_or_else(|| HsmError::Invalid("no free slot to initialise a token in".into()))?;
     ctx.init_token(free, so_pin, label).map_err(classify)?;
     // after C_InitToken the token moves; find it again by label
@@ -531,7 +610,9 @@ pub fn provision_token(module: &Path, label: &str, so_pin: &SecretString, user_p
     };
     let slot = find_slot(&ctx, &settings)?;
     let session = ctx.open_rw_session(slot).map_err(classify)?;
-    session.login(UserType::So, Some(so_pin)).map_err(classify)?;
+    session
+        .login(UserType::So, Some(so_pin))
+        .map_err(classify)?;
     session.init_pin(user_pin).map_err(classify)?;
     session.logout().map_err(classify)?;
     Ok(())

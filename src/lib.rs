@@ -6,9 +6,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod appliance;
 pub mod chains;
 pub mod config;
 pub mod custody;
 pub mod hsm;
+pub mod http;
 pub mod metrics;
+pub mod pki;
 pub mod store;
+pub mod tls;
+pub mod wallet_key;

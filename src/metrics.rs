@@ -6,7 +6,10 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
 
 /// Every metric keyward exports.
 pub struct Metrics {
@@ -31,16 +34,52 @@ pub struct Metrics {
 
 fn build() -> Metrics {
     let registry = Registry::new_custom(Some("keyward".into()), None).expect("registry");
-    let latency = vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+    let latency = vec![
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+    ];
     let m = Metrics {
-        requests: IntCounterVec::new(Opts::new("requests_total", "Requests by face, route and status"), &["face", "route", "status"]).expect("metric"),
-        sign_seconds: HistogramVec::new(HistogramOpts::new("sign_seconds", "Signing request latency").buckets(latency.clone()), &["operation"]).expect("metric"),
-        webhook_events: IntCounterVec::new(Opts::new("webhook_events_total", "Webhook events by name and result"), &["event", "result"]).expect("metric"),
-        token_seconds: HistogramVec::new(HistogramOpts::new("token_op_seconds", "Token operation latency").buckets(latency.clone()), &["op"]).expect("metric"),
-        token_pool: IntGaugeVec::new(Opts::new("token_sessions", "Token sessions in the pool"), &["state"]).expect("metric"),
-        audit_queue_depth: IntGauge::new("audit_batch_jobs", "Jobs folded into the last store commit").expect("metric"),
-        audit_commit_seconds: HistogramVec::new(HistogramOpts::new("store_commit_seconds", "Store group-commit latency").buckets(latency), &[]).expect("metric"),
-        wallets: IntGaugeVec::new(Opts::new("wallets", "Wallets by chain, engine and status"), &["chain", "engine", "status"]).expect("metric"),
+        requests: IntCounterVec::new(
+            Opts::new("requests_total", "Requests by face, route and status"),
+            &["face", "route", "status"],
+        )
+        .expect("metric"),
+        sign_seconds: HistogramVec::new(
+            HistogramOpts::new("sign_seconds", "Signing request latency").buckets(latency.clone()),
+            &["operation"],
+        )
+        .expect("metric"),
+        webhook_events: IntCounterVec::new(
+            Opts::new("webhook_events_total", "Webhook events by name and result"),
+            &["event", "result"],
+        )
+        .expect("metric"),
+        token_seconds: HistogramVec::new(
+            HistogramOpts::new("token_op_seconds", "Token operation latency")
+                .buckets(latency.clone()),
+            &["op"],
+        )
+        .expect("metric"),
+        token_pool: IntGaugeVec::new(
+            Opts::new("token_sessions", "Token sessions in the pool"),
+            &["state"],
+        )
+        .expect("metric"),
+        audit_queue_depth: IntGauge::new(
+            "audit_batch_jobs",
+            "Jobs folded into the last store commit",
+        )
+        .expect("metric"),
+        audit_commit_seconds: HistogramVec::new(
+            HistogramOpts::new("store_commit_seconds", "Store group-commit latency")
+                .buckets(latency),
+            &[],
+        )
+        .expect("metric"),
+        wallets: IntGaugeVec::new(
+            Opts::new("wallets", "Wallets by chain, engine and status"),
+            &["chain", "engine", "status"],
+        )
+        .expect("metric"),
         registry,
     };
     for c in [
@@ -72,7 +111,10 @@ pub fn render() -> String {
 }
 
 pub(crate) fn record_commit(_jobs: usize, took: Duration) {
-    get().audit_commit_seconds.with_label_values(&[] as &[&str]).observe(took.as_secs_f64());
+    get()
+        .audit_commit_seconds
+        .with_label_values(&[] as &[&str])
+        .observe(took.as_secs_f64());
 }
 
 pub(crate) fn audit_queue_depth(jobs: usize) {

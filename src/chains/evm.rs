@@ -23,7 +23,10 @@ use serde_json::{Map, Value};
 
 /// Errors produced while interpreting EVM requests. Messages name the
 /// offending field but never echo key material or large payloads.
-#[allow(missing_docs, reason = "each variant is described by its #[error] text")]
+#[allow(
+    missing_docs,
+    reason = "each variant is described by its #[error] text"
+)]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EvmError {
     #[error("invalid message: {0}")]

@@ -80,7 +80,10 @@ const MAX_ACCOUNTS: usize = 256;
 
 /// What is wrong with transaction or message wire bytes. Every variant names
 /// the part at fault and, where it helps, the byte offset.
-#[allow(missing_docs, reason = "each variant is described by its #[error] text")]
+#[allow(
+    missing_docs,
+    reason = "each variant is described by its #[error] text"
+)]
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum WireError {
     #[error("{len} bytes exceeds the {max}-byte packet size")]
@@ -128,7 +131,10 @@ pub enum WireError {
 
 /// Errors surfaced to keyward callers. [`SolanaError::code`] is the stable
 /// machine-readable identifier; Display is for humans and names the part.
-#[allow(missing_docs, reason = "each variant is described by its #[error] text")]
+#[allow(
+    missing_docs,
+    reason = "each variant is described by its #[error] text"
+)]
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SolanaError {
     #[error("invalid transaction: {0}")]

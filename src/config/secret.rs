@@ -13,7 +13,11 @@ use zeroize::Zeroizing;
 
 /// Where a secret is read from.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, untagged, expecting = "a table { file = \"PATH\" } or { env = \"VAR\" }; secrets are never written inline")]
+#[serde(
+    deny_unknown_fields,
+    untagged,
+    expecting = "a table { file = \"PATH\" } or { env = \"VAR\" }; secrets are never written inline"
+)]
 pub enum SecretRef {
     /// A file holding the secret (trailing newline trimmed).
     File {
@@ -81,13 +85,15 @@ impl SecretRef {
     pub fn read(&self) -> Result<SecretString, SecretError> {
         let value: Zeroizing<String> = match self {
             SecretRef::File { file } => read_private_file(file)?,
-            SecretRef::Env { env } => {
-                Zeroizing::new(std::env::var(env).map_err(|_| SecretError::Env { name: env.clone() })?)
-            }
+            SecretRef::Env { env } => Zeroizing::new(
+                std::env::var(env).map_err(|_| SecretError::Env { name: env.clone() })?,
+            ),
         };
         let trimmed = value.trim_end_matches(['\r', '\n']);
         if trimmed.is_empty() {
-            return Err(SecretError::Empty { origin: self.origin() });
+            return Err(SecretError::Empty {
+                origin: self.origin(),
+            });
         }
         Ok(SecretString::from(trimmed.to_owned()))
     }
@@ -158,7 +164,13 @@ mod tests {
 
     #[test]
     fn missing_env_names_the_variable_only() {
-        let r = SecretRef::Env { env: "KEYWARD_TEST_UNSET_VAR".into() };
-        assert!(r.read().unwrap_err().to_string().contains("KEYWARD_TEST_UNSET_VAR"));
+        let r = SecretRef::Env {
+            env: "KEYWARD_TEST_UNSET_VAR".into(),
+        };
+        assert!(r
+            .read()
+            .unwrap_err()
+            .to_string()
+            .contains("KEYWARD_TEST_UNSET_VAR"));
     }
 }

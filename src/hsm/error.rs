@@ -92,7 +92,10 @@ pub(crate) enum Fault {
 impl HsmError {
     /// True when retrying later (after the token comes back) may succeed.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, HsmError::Unavailable { .. } | HsmError::PoolExhausted(_))
+        matches!(
+            self,
+            HsmError::Unavailable { .. } | HsmError::PoolExhausted(_)
+        )
     }
 
     pub(crate) fn fault(&self) -> Fault {
@@ -137,7 +140,10 @@ pub(crate) fn classify(err: CkError) -> HsmError {
                 | RvError::EncryptedDataLenRange
                 | RvError::DataInvalid
                 | RvError::DataLenRange => HsmError::DecryptFailed,
-                _ => HsmError::Pkcs11 { function, rv: rv_name },
+                _ => HsmError::Pkcs11 {
+                    function,
+                    rv: rv_name,
+                },
             }
         }
         other => HsmError::Pkcs11 {

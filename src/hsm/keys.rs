@@ -94,7 +94,12 @@ fn common_private(label: &str, id: u32) -> Vec<Attribute> {
 }
 
 /// Generates an RSA key pair: private key decrypt-only, sensitive, never extractable.
-pub(crate) fn generate_rsa(session: &Session, label: &str, id: u32, bits: u32) -> Result<ObjectHandle, HsmError> {
+pub(crate) fn generate_rsa(
+    session: &Session,
+    label: &str,
+    id: u32,
+    bits: u32,
+) -> Result<ObjectHandle, HsmError> {
     let public = vec![
         Attribute::Token(true),
         Attribute::Private(false),
@@ -115,7 +120,11 @@ pub(crate) fn generate_rsa(session: &Session, label: &str, id: u32, bits: u32) -
 }
 
 /// Generates an AES-256 key: encrypt/decrypt only, sensitive, never extractable.
-pub(crate) fn generate_wrap(session: &Session, label: &str, id: u32) -> Result<ObjectHandle, HsmError> {
+pub(crate) fn generate_wrap(
+    session: &Session,
+    label: &str,
+    id: u32,
+) -> Result<ObjectHandle, HsmError> {
     let mut template = common_private(label, id);
     template.extend([
         Attribute::Class(ObjectClass::SECRET_KEY),
@@ -132,7 +141,9 @@ pub(crate) fn generate_wrap(session: &Session, label: &str, id: u32) -> Result<O
 }
 
 fn search_template(kind: KeyKind) -> Vec<Attribute> {
-    match kind {
+    // CKA_TOKEN: our own session copies of the wrapping keys are visible here too
+    let mut t = vec![Attribute::Token(true)];
+    t.extend(match kind {
         KeyKind::Rsa => vec![
             Attribute::Class(ObjectClass::PRIVATE_KEY),
             Attribute::KeyType(KeyType::RSA),
@@ -141,12 +152,19 @@ fn search_template(kind: KeyKind) -> Vec<Attribute> {
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::KeyType(KeyType::AES),
         ],
-    }
+    });
+    t
 }
 
 /// Finds and checks every keyward key of `kind`, oldest version first.
-pub(crate) fn discover(session: &Session, prefix: &str, kind: KeyKind) -> Result<Vec<KeyObject>, HsmError> {
-    let handles = session.find_objects(&search_template(kind)).map_err(classify)?;
+pub(crate) fn discover(
+    session: &Session,
+    prefix: &str,
+    kind: KeyKind,
+) -> Result<Vec<KeyObject>, HsmError> {
+    let handles = session
+        .find_objects(&search_template(kind))
+        .map_err(classify)?;
     let mut out = Vec::new();
     for handle in handles {
         let label = read_label(session, handle)?;
@@ -218,7 +236,13 @@ fn bool_attr(a: &Attribute) -> Option<(AttributeType, bool)> {
     })
 }
 
-fn inspect(session: &Session, handle: ObjectHandle, label: String, kind: KeyKind, version: u32) -> Result<KeyObject, HsmError> {
+fn inspect(
+    session: &Session,
+    handle: ObjectHandle,
+    label: String,
+    kind: KeyKind,
+    version: u32,
+) -> Result<KeyObject, HsmError> {
     let wanted = required(kind);
     let mut types: Vec<AttributeType> = wanted.iter().map(|(_, t, _)| *t).collect();
     if kind == KeyKind::Rsa {
@@ -229,7 +253,11 @@ fn inspect(session: &Session, handle: ObjectHandle, label: String, kind: KeyKind
     let attrs = session.get_attributes(handle, &types).map_err(classify)?;
     let mut checked = Vec::new();
     for (name, ty, want) in wanted {
-        let got = attrs.iter().filter_map(bool_attr).find(|(t, _)| t == ty).map(|(_, v)| v);
+        let got = attrs
+            .iter()
+            .filter_map(bool_attr)
+            .find(|(t, _)| t == ty)
+            .map(|(_, v)| v);
         match got {
             Some(v) if v == *want => checked.push((*name, v)),
             other => {
@@ -270,7 +298,9 @@ fn rsa_public(attrs: &[Attribute], label: &str) -> Result<RsaPublicKey, HsmError
         label: label.into(),
         problem: problem.into(),
     };
-    let (n, e) = n.zip(e).ok_or_else(|| bad("modulus or public exponent unreadable"))?;
+    let (n, e) = n
+        .zip(e)
+        .ok_or_else(|| bad("modulus or public exponent unreadable"))?;
     let key = RsaPublicKey::new(n, e).map_err(|_| bad("not a valid RSA public key"))?;
     let bits = rsa::traits::PublicKeyParts::size(&key) * 8;
     if bits < 3072 {

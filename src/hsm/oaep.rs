@@ -93,7 +93,9 @@ mod tests {
         let public = RsaPublicKey::from(&key);
         for len in [0usize, 1, 32, 100, 190] {
             let msg: Vec<u8> = (0..len).map(|i| i as u8 ^ 0x5a).collect();
-            let ct = public.encrypt(&mut rng, Oaep::new::<Sha256>(), &msg).unwrap();
+            let ct = public
+                .encrypt(&mut rng, Oaep::new::<Sha256>(), &msg)
+                .unwrap();
             let em = raw_decrypt(&key, &ct);
             assert_eq!(decode(&em).unwrap().as_slice(), msg.as_slice(), "len {len}");
         }
@@ -104,7 +106,9 @@ mod tests {
         let mut rng = rand::thread_rng();
         let key = RsaPrivateKey::new(&mut rng, 2048).unwrap();
         let public = RsaPublicKey::from(&key);
-        let ct = public.encrypt(&mut rng, Oaep::new::<Sha256>(), b"k").unwrap();
+        let ct = public
+            .encrypt(&mut rng, Oaep::new::<Sha256>(), b"k")
+            .unwrap();
         let em = raw_decrypt(&key, &ct);
         for pos in [0usize, 1, 40, 100, em.len() - 1] {
             let mut bad = em.clone();
@@ -113,7 +117,9 @@ mod tests {
         }
         assert!(decode(&em[..60]).is_none());
         // OAEP with another hash is another scheme and must not decode
-        let other = public.encrypt(&mut rng, Oaep::new::<sha2::Sha224>(), b"k").unwrap();
+        let other = public
+            .encrypt(&mut rng, Oaep::new::<sha2::Sha224>(), b"k")
+            .unwrap();
         assert!(decode(&raw_decrypt(&key, &other)).is_none());
     }
 }

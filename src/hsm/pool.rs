@@ -38,7 +38,12 @@ pub(crate) struct Pooled<'a> {
 }
 
 impl Pool {
-    pub(crate) fn open(ctx: &Pkcs11, slot: Slot, size: usize, pin: &SecretString) -> Result<Pool, HsmError> {
+    pub(crate) fn open(
+        ctx: &Pkcs11,
+        slot: Slot,
+        size: usize,
+        pin: &SecretString,
+    ) -> Result<Pool, HsmError> {
         let first = open_session(ctx, slot)?;
         login(&first, pin)?;
         let mut idle = vec![first];

@@ -23,9 +23,11 @@ pub(crate) struct ChainHead {
 impl ChainHead {
     pub(crate) fn load(conn: &Connection) -> Result<ChainHead, StoreError> {
         let row: Option<(i64, String)> = conn
-            .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()?;
         Ok(match row {
             Some((seq, hash)) => ChainHead { seq, hash },
@@ -231,7 +233,11 @@ pub fn verify(conn: &Connection) -> Result<Result<i64, ChainBreak>, StoreError> 
 }
 
 /// Records at or after `since` (RFC 3339), oldest first, passed to `each`.
-pub fn export(conn: &Connection, since: Option<&str>, mut each: impl FnMut(&AuditRecord) -> std::io::Result<()>) -> Result<u64, StoreError> {
+pub fn export(
+    conn: &Connection,
+    since: Option<&str>,
+    mut each: impl FnMut(&AuditRecord) -> std::io::Result<()>,
+) -> Result<u64, StoreError> {
     let mut stmt = conn.prepare(&format!("{SELECT} WHERE at >= ?1 ORDER BY seq"))?;
     let mut rows = stmt.query([since.unwrap_or("")])?;
     let mut n = 0;

@@ -24,7 +24,8 @@ pub struct ProcessedEvent {
 
 /// The outcome recorded for `event_id`, if it was processed.
 pub fn outcome(conn: &Connection, event_id: &str) -> Result<Option<String>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT outcome FROM processed_events WHERE event_id = ?1")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT outcome FROM processed_events WHERE event_id = ?1")?;
     Ok(stmt.query_row([event_id], |r| r.get(0)).optional()?)
 }
 

@@ -7,7 +7,11 @@ use super::StoreError;
 /// Reads a state value.
 pub fn get(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
     Ok(conn
-        .query_row("SELECT value FROM appliance_state WHERE key = ?1", [key], |r| r.get(0))
+        .query_row(
+            "SELECT value FROM appliance_state WHERE key = ?1",
+            [key],
+            |r| r.get(0),
+        )
         .optional()?)
 }
 

@@ -164,7 +164,9 @@ pub fn get(conn: &Connection, id: &str) -> Result<Option<Wallet>, StoreError> {
 
 /// All wallets, ordered by creation.
 pub fn list(conn: &Connection) -> Result<Vec<Wallet>, StoreError> {
-    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM wallets ORDER BY created_at, id"))?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM wallets ORDER BY created_at, id"
+    ))?;
     let rows = stmt.query_map([], from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -204,7 +206,12 @@ pub fn upsert(conn: &Connection, w: &Wallet) -> Result<(), StoreError> {
 }
 
 /// Deletes the wrapped material and marks the wallet revoked (a tombstone).
-pub fn mark_revoked(conn: &Connection, id: &str, revoked_at_ms: i64, now: &str) -> Result<usize, StoreError> {
+pub fn mark_revoked(
+    conn: &Connection,
+    id: &str,
+    revoked_at_ms: i64,
+    now: &str,
+) -> Result<usize, StoreError> {
     Ok(conn.execute(
         "UPDATE wallets SET status = 'revoked', wrapped_share = NULL, wrapped_api_key = NULL,
            revoked_at_ms = MAX(COALESCE(revoked_at_ms, 0), ?2), updated_at = ?3 WHERE id = ?1",
@@ -213,7 +220,11 @@ pub fn mark_revoked(conn: &Connection, id: &str, revoked_at_ms: i64, now: &str) 
 }
 
 /// Active wallets whose blobs are not on `version` (rewrap work list), a page at a time.
-pub fn not_on_version(conn: &Connection, version: u32, limit: usize) -> Result<Vec<Wallet>, StoreError> {
+pub fn not_on_version(
+    conn: &Connection,
+    version: u32,
+    limit: usize,
+) -> Result<Vec<Wallet>, StoreError> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM wallets WHERE status = 'active' AND key_version != ?1 ORDER BY id LIMIT ?2"
     ))?;

@@ -1,0 +1,171 @@
+//! What both faces share about HTTP: the JSON error shape, JSON responses, bounded body
+//! reading, and the TLS accept loop. Faces build on this; they never import each other.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+/// Every response body keyward sends.
+pub type Body = Full<Bytes>;
+
+/// A refusal: HTTP status, stable machine-readable code, human message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable snake_case code.
+    pub code: &'static str,
+    /// Human explanation; never contains secrets.
+    pub message: String,
+}
+
+impl Refusal {
+    /// A refusal.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// `{"error": {"code", "message"}}` plus optional extra fields.
+    pub fn into_response(self, extra: Option<serde_json::Value>) -> Response<Body> {
+        let mut error = serde_json::json!({ "code": self.code, "message": self.message });
+        if let (Some(serde_json::Value::Object(extra)), Some(obj)) = (extra, error.as_object_mut())
+        {
+            obj.extend(extra);
+        }
+        json(self.status, &serde_json::json!({ "error": error }))
+    }
+}
+
+/// A JSON response.
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("cache-control", "no-store")
+        .body(Full::new(Bytes::from(body)))
+        .expect("static response parts")
+}
+
+/// A plain-text response.
+pub fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(body)))
+        .expect("static response parts")
+}
+
+/// Reads the whole body, refusing more than `limit` bytes (413).
+pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Refusal> {
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(Refusal::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("request body exceeds {limit} bytes"),
+            ))
+        }
+        Err(_) => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "body_unreadable",
+            "request body could not be read",
+        )),
+    }
+}
+
+/// Facts about the connection a request arrived on.
+#[derive(Debug, Clone)]
+pub struct Conn {
+    /// TCP peer.
+    pub peer: SocketAddr,
+    /// Identity from a verified client certificate, when mTLS is on.
+    pub identity: Option<String>,
+}
+
+/// Accepts TLS connections on `listener` until `shutdown` resolves, serving each with
+/// HTTP/1.1 keep-alive. `gate` may refuse a connection before the handshake (by peer).
+pub async fn serve<H, F>(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    handler: Arc<H>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) where
+    H: Fn(Request<Incoming>, Arc<Conn>) -> F + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let mut stop = shutdown.clone();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let handler = handler.clone();
+        let mut conn_stop = shutdown.clone();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                acceptor.accept(tcp),
+            )
+            .await
+            {
+                Ok(Ok(t)) => t,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake refused");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let identity = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(crate::tls::client_identity);
+            let conn = Arc::new(Conn { peer, identity });
+            let service = hyper::service::service_fn(move |req| {
+                let fut = handler(req, conn.clone());
+                async move { Ok::<_, Infallible>(fut.await) }
+            });
+            let io = hyper_util::rt::TokioIo::new(tls);
+            let http = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .header_read_timeout(std::time::Duration::from_secs(10))
+                .serve_connection(io, service);
+            tokio::pin!(http);
+            tokio::select! {
+                r = http.as_mut() => { if let Err(e) = r { tracing::debug!(%peer, error = %e, "connection ended"); } }
+                _ = conn_stop.changed() => {
+                    http.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), http).await;
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,209 @@
+//! Shared test helper: a throw-away SoftHSM2 token per test, a temp SQLite file, a dev
+//! PKI, and a config file that points at all of them.
+//!
+//! SoftHSM2 reads `SOFTHSM2_CONF` once per process (at `C_Initialize`), so each test
+//! binary gets one config and token directory, and each test its own token label.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the helper"
+)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use keyward::appliance::{self, Appliance};
+use keyward::config::Config;
+use keyward::hsm::Token;
+use keyward::pki::{write_private, DevCa, Issued, Validity};
+use secrecy::SecretString;
+
+pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+pub const USER_PIN: &str = "test-user-pin-8472";
+pub const SO_PIN: &str = "test-so-pin-1192";
+pub const HMAC_SECRET: &str = "dyn_test_webhook_secret_5cf1e0";
+
+struct SoftHsmDir {
+    _dir: tempfile::TempDir,
+}
+
+fn softhsm() {
+    static DIR: OnceLock<SoftHsmDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tokens = dir.path().join("tokens");
+        std::fs::create_dir(&tokens).unwrap();
+        let conf = dir.path().join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", tokens.display()),
+        )
+        .unwrap();
+        // set before the module is first loaded in this process
+        std::env::set_var("SOFTHSM2_CONF", &conf);
+        SoftHsmDir { _dir: dir }
+    });
+}
+
+/// Initialises a new token named `label` (serialised: C_InitToken picks "the" free slot).
+pub fn new_token(label: &str) {
+    static LOCK: Mutex<()> = Mutex::new(());
+    softhsm();
+    let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    keyward::hsm::provision_token(
+        Path::new(MODULE),
+        label,
+        &SecretString::from(SO_PIN.to_owned()),
+        &SecretString::from(USER_PIN.to_owned()),
+    )
+    .expect("provision token");
+}
+
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id() % 10000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The test PKI: a CA with server and client certificates, plus a foreign CA.
+pub struct Pki {
+    pub ca: DevCa,
+    pub other_ca: DevCa,
+    pub server: Issued,
+    pub client: Issued,
+}
+
+/// A test environment: directory, token, config file.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub token_label: String,
+    pub config_path: PathBuf,
+    pub pki: Pki,
+}
+
+pub struct EnvOptions {
+    pub oaep: &'static str,
+    pub rsa_bits: u32,
+    pub extra: String,
+}
+
+impl Default for EnvOptions {
+    fn default() -> Self {
+        EnvOptions {
+            oaep: "auto",
+            rsa_bits: 3072,
+            extra: String::new(),
+        }
+    }
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env::with(EnvOptions::default())
+    }
+
+    pub fn with(opts: EnvOptions) -> Env {
+        let token_label = unique("kw");
+        new_token(&token_label);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        write_private(&p.join("pin"), &format!("{USER_PIN}\n")).unwrap();
+        write_private(&p.join("webhook-secret"), HMAC_SECRET).unwrap();
+        let ca = DevCa::new("keyward test CA").unwrap();
+        let other_ca = DevCa::new("someone else's CA").unwrap();
+        let server = ca.server(&["localhost", "127.0.0.1"], 2).unwrap();
+        let client = ca
+            .client("test-client", None, Validity::Current, 3)
+            .unwrap();
+        write_private(&p.join("ca.pem"), &ca.cert_pem).unwrap();
+        write_private(&p.join("server.pem"), &server.cert_pem).unwrap();
+        write_private(&p.join("server.key"), &server.key_pem).unwrap();
+        let config = format!(
+            r#"
+[pkcs11]
+module = "{MODULE}"
+token_label = "{token_label}"
+pin = {{ file = "pin" }}
+pool_size = 4
+rsa_oaep = "{oaep}"
+rsa_bits = {bits}
+
+[store]
+path = "keyward.db"
+
+[api]
+listen = "127.0.0.1:0"
+cert = "server.pem"
+key = "server.key"
+client_ca = ["ca.pem"]
+
+[webhook]
+listen = "127.0.0.1:0"
+cert = "server.pem"
+key = "server.key"
+secrets = [{{ file = "webhook-secret" }}]
+allowed_sources = ["127.0.0.1/32", "127.0.0.2/32", "::1/128"]
+
+[admin]
+listen = "127.0.0.1:0"
+
+{extra}
+"#,
+            oaep = opts.oaep,
+            bits = opts.rsa_bits,
+            extra = opts.extra,
+        );
+        let config_path = p.join("keyward.toml");
+        std::fs::write(&config_path, config).unwrap();
+        Env {
+            dir,
+            token_label,
+            config_path,
+            pki: Pki {
+                ca,
+                other_ca,
+                server,
+                client,
+            },
+        }
+    }
+
+    pub fn config(&self) -> Config {
+        Config::load(&self.config_path).expect("test config loads")
+    }
+
+    pub fn token(&self) -> Token {
+        appliance::open_token(&self.config()).expect("token opens")
+    }
+
+    /// Token keys created, appliance opened.
+    pub fn appliance(&self) -> Appliance {
+        let token = self.token();
+        appliance::init_keys(&token).expect("init keys");
+        Appliance::open(self.config()).expect("appliance opens")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// Every file under `dir` (database, WAL, logs) concatenated, for secret scans.
+pub fn all_bytes_under(dir: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = entry.path();
+        if p.is_file() {
+            out.extend(std::fs::read(&p).unwrap_or_default());
+        }
+    }
+    out
+}
+
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
