@@ -6,14 +6,20 @@
 
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod appliance;
 pub mod chains;
 pub mod config;
 pub mod custody;
+pub mod envelope;
 pub mod hsm;
 pub mod http;
 pub mod metrics;
 pub mod pki;
+pub mod signer;
+pub mod simulator;
 pub mod store;
 pub mod tls;
 pub mod wallet_key;
+pub mod wallets;
+pub mod webhook;
