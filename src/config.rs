@@ -118,6 +118,9 @@ pub struct Pkcs11Config {
     /// Prefix of every object label keyward creates (`<prefix>-rsa-N`, `<prefix>-wrap-N`).
     #[serde(default = "default_label_prefix")]
     pub label_prefix: String,
+    /// Environment variables set before the module is loaded (e.g. `SOFTHSM2_CONF`).
+    #[serde(default)]
+    pub environment: std::collections::BTreeMap<String, String>,
 }
 
 /// `[store]`
@@ -429,7 +432,7 @@ impl Config {
                 *p = base.join(&*p);
             }
         };
-        self.store.path = base.join(&self.store.path);
+        fix(&mut self.store.path);
         fix(&mut self.pkcs11.module);
         self.pkcs11.pin.resolve(base);
         for p in [

@@ -59,6 +59,8 @@ pub struct TokenSettings {
     pub label_prefix: String,
     /// RSA modulus bits for new keys.
     pub rsa_bits: u32,
+    /// Environment for the module (set before it is loaded).
+    pub environment: Vec<(String, String)>,
 }
 
 impl From<&Pkcs11Config> for TokenSettings {
@@ -71,6 +73,7 @@ impl From<&Pkcs11Config> for TokenSettings {
             oaep: c.rsa_oaep,
             label_prefix: c.label_prefix.clone(),
             rsa_bits: c.rsa_bits,
+            environment: c.environment.clone().into_iter().collect(),
         }
     }
 }
@@ -176,6 +179,10 @@ fn find_slot(ctx: &Pkcs11, s: &TokenSettings) -> Result<Slot, HsmError> {
 impl Token {
     /// Loads the module, finds the token, logs in and fills the pool.
     pub fn open(settings: TokenSettings, pin: SecretString) -> Result<Token, HsmError> {
+        for (k, v) in &settings.environment {
+            // read by the module at C_Initialize, which happens once per process below
+            std::env::set_var(k, v);
+        }
         let ctx = load_module(&settings.module)?;
         let token = Token {
             inner: Arc::new(Inner {
@@ -607,6 +614,7 @@ pub fn provision_token(
         oaep: OaepMode::Auto,
         label_prefix: "keyward".into(),
         rsa_bits: 3072,
+        environment: Vec::new(),
     };
     let slot = find_slot(&ctx, &settings)?;
     let session = ctx.open_rw_session(slot).map_err(classify)?;

@@ -1,0 +1,126 @@
+//! The admin listener: `/healthz`, `/readyz`, `/metrics`, plain HTTP on loopback.
+//!
+//! Must never: expose anything but health and aggregate metrics (no wallet ids, no
+//! client identities, no secrets). It binds loopback unless the operator overrides.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::net::TcpListener;
+
+use crate::appliance::Appliance;
+use crate::http::{self, Body};
+use crate::metrics;
+
+/// Why the appliance is not ready, if it is not.
+pub async fn readiness(app: &Arc<Appliance>) -> Result<(), String> {
+    let token = app.token.clone();
+    tokio::task::spawn_blocking(move || token.ping())
+        .await
+        .map_err(|e| format!("token probe failed: {e}"))?
+        .map_err(|e| format!("token: {e}"))?;
+    app.store
+        .write(|ctx| {
+            ctx.conn.execute_batch("SELECT 1")?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+    match app.lock_reason() {
+        Ok(Some(reason)) => Err(format!("locked: {reason}")),
+        Ok(None) => Ok(()),
+        Err(e) => Err(format!("database: {e}")),
+    }
+}
+
+fn refresh_gauges(app: &Appliance) {
+    let m = metrics::get();
+    let (size, in_use) = app.token.pool_usage();
+    m.token_pool.with_label_values(&["size"]).set(size as i64);
+    m.token_pool
+        .with_label_values(&["in_use"])
+        .set(in_use as i64);
+    let counts = app.store.read(|c| {
+        let mut stmt = c.prepare(
+            "SELECT chain, engine, status, COUNT(*) FROM wallets GROUP BY chain, engine, status",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    });
+    if let Ok(counts) = counts {
+        m.wallets.reset();
+        for (chain, engine, status, n) in counts {
+            m.wallets
+                .with_label_values(&[&chain, &engine, &status])
+                .set(n);
+        }
+    }
+}
+
+async fn handle(app: Arc<Appliance>, req: Request<hyper::body::Incoming>) -> Response<Body> {
+    if req.method() != Method::GET {
+        return http::Refusal::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "admin routes are GET only",
+        )
+        .into_response(None);
+    }
+    match req.uri().path() {
+        "/healthz" => http::text(StatusCode::OK, "text/plain", "ok\n".into()),
+        "/readyz" => match readiness(&app).await {
+            Ok(()) => http::text(StatusCode::OK, "text/plain", "ready\n".into()),
+            Err(reason) => http::text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("not ready: {reason}\n"),
+            ),
+        },
+        "/metrics" => {
+            refresh_gauges(&app);
+            http::text(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                metrics::render(),
+            )
+        }
+        _ => http::Refusal::new(
+            StatusCode::NOT_FOUND,
+            "route_not_found",
+            "admin routes: /healthz, /readyz, /metrics",
+        )
+        .into_response(None),
+    }
+}
+
+/// Serves the admin routes until `shutdown` flips.
+pub async fn serve(
+    app: Arc<Appliance>,
+    listener: TcpListener,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let (tcp, _) = tokio::select! {
+            r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
+            _ = shutdown.changed() => return,
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let app = app.clone();
+                async move { Ok::<_, Infallible>(handle(app, req).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                .await;
+        });
+    }
+}

@@ -1,0 +1,155 @@
+//! `keyward init` and `keyward keys …`: token objects, never their values.
+
+use clap::Subcommand;
+use keyward::appliance;
+use keyward::config::Config;
+use keyward::hsm::{KeyKind, Token};
+use keyward::store::{wallets, Store};
+
+use super::{fail, CliError, ConfigArg};
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCmd {
+    /// Print the webhook RSA public key (SPKI PEM) and its fingerprint, for the vendor's dashboard.
+    Public {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Which key (default: the newest).
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// List keyward's token objects with their checked attributes.
+    List(ConfigArg),
+    /// Generate a new webhook RSA key pair (both decrypt until the old one is retired).
+    RotateRsa(ConfigArg),
+    /// Generate a new wrapping key version; then run `keyward wallets rewrap`.
+    RotateWrapping(ConfigArg),
+    /// Destroy a retired key. Refuses the last RSA key and any wrapping key still in use.
+    Retire {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Label of the key to destroy.
+        label: String,
+    },
+}
+
+fn token(config: &Config) -> Result<Token, CliError> {
+    appliance::open_token(config).map_err(fail)
+}
+
+pub fn init(config: &Config) -> Result<(), CliError> {
+    super::init_logging(Some(config), false);
+    let token = token(config)?;
+    let report = appliance::init_keys(&token).map_err(fail)?;
+    let store = Store::open(&config.store.path, 1).map_err(fail)?;
+    drop(store);
+    if report.created.is_empty() {
+        println!(
+            "nothing to do: token keys already present ({})",
+            report.existing.join(", ")
+        );
+    } else {
+        println!("created: {}", report.created.join(", "));
+    }
+    println!("database ready: {}", config.store.path.display());
+    Ok(())
+}
+
+pub fn run(cmd: KeysCmd) -> Result<(), CliError> {
+    match cmd {
+        KeysCmd::Public { config, label } => public(&config.load()?, label.as_deref()),
+        KeysCmd::List(c) => list(&c.load()?),
+        KeysCmd::RotateRsa(c) => rotate(&c.load()?, KeyKind::Rsa),
+        KeysCmd::RotateWrapping(c) => rotate(&c.load()?, KeyKind::Wrap),
+        KeysCmd::Retire { config, label } => retire(&config.load()?, &label),
+    }
+}
+
+fn public(config: &Config, label: Option<&str>) -> Result<(), CliError> {
+    let keys = token(config)?.rsa_keys().map_err(fail)?;
+    let key = match label {
+        Some(l) => keys.iter().find(|k| k.label == l),
+        None => keys.last(),
+    }
+    .ok_or_else(|| fail("no such RSA key in the token (run `keyward init`)"))?;
+    eprintln!("# {} {}", key.label, key.fingerprint().unwrap_or_default());
+    print!("{}", key.public_pem().unwrap_or_default());
+    Ok(())
+}
+
+fn list(config: &Config) -> Result<(), CliError> {
+    let token = token(config)?;
+    for k in token
+        .rsa_keys()
+        .map_err(fail)?
+        .iter()
+        .chain(token.wrap_keys().map_err(fail)?.iter())
+    {
+        let kind = match k.kind {
+            KeyKind::Rsa => format!(
+                "RSA-{} {}",
+                k.public
+                    .as_ref()
+                    .map_or(0, |p| rsa::traits::PublicKeyParts::size(p) * 8),
+                k.fingerprint().unwrap_or_default()
+            ),
+            KeyKind::Wrap => "AES-256".to_string(),
+        };
+        let attrs: Vec<String> = k
+            .attributes
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        println!("{:<24} {:<40} {}", k.label, kind, attrs.join(" "));
+    }
+    println!("RSA-OAEP mode: {}", token.oaep_mode());
+    Ok(())
+}
+
+fn rotate(config: &Config, kind: KeyKind) -> Result<(), CliError> {
+    let token = token(config)?;
+    let label = token.generate(kind).map_err(fail)?;
+    println!("created {label}");
+    match kind {
+        KeyKind::Rsa => {
+            let key = token.rsa_keys().map_err(fail)?.into_iter().find(|k| k.label == label);
+            if let Some(k) = key {
+                eprintln!("# register this public key in the vendor's dashboard ({})", k.fingerprint().unwrap_or_default());
+                print!("{}", k.public_pem().unwrap_or_default());
+            }
+            println!("both keys decrypt until `keyward keys retire` removes the old one; restart or SIGHUP the service to load it");
+        }
+        KeyKind::Wrap => println!("new wraps use it after a restart; run `keyward wallets rewrap` to move existing wallets"),
+    }
+    Ok(())
+}
+
+fn retire(config: &Config, label: &str) -> Result<(), CliError> {
+    let token = token(config)?;
+    let prefix = &config.pkcs11.label_prefix;
+    if KeyKind::Rsa.version_of(prefix, label).is_some()
+        && token.rsa_keys().map_err(fail)?.len() <= 1
+    {
+        return Err(fail(format!(
+            "{label} is the only webhook RSA key; rotate first"
+        )));
+    }
+    if let Some(v) = KeyKind::Wrap.version_of(prefix, label) {
+        let store = Store::open(&config.store.path, 1).map_err(fail)?;
+        let counts = store.read(wallets::count_by_version).map_err(fail)?;
+        if let Some((_, n)) = counts.iter().find(|(ver, _)| *ver == v) {
+            return Err(fail(format!(
+                "{n} wallet(s) are still wrapped under {label}; run `keyward wallets rewrap` first"
+            )));
+        }
+        if token.current_wrap_version().map_err(fail)? == v {
+            return Err(fail(format!("{label} is the current wrapping key")));
+        }
+    }
+    let n = token.destroy(label).map_err(fail)?;
+    if n == 0 {
+        return Err(fail(format!("no token object labelled {label}")));
+    }
+    println!("destroyed {n} object(s) labelled {label}");
+    Ok(())
+}
