@@ -251,3 +251,53 @@ fn login_and_lookup_errors_are_clear_and_carry_no_pin() {
         .to_string();
     assert!(e.contains("keyward init"), "{e}");
 }
+
+/// What pkcs11/MECHANISMS.md states about SoftHSM2, measured: the mechanisms keyward
+/// uses are listed, and OAEP with SHA-256 is refused at C_DecryptInit (hence `raw`).
+#[test]
+fn softhsm_mechanisms_match_the_notes() {
+    use cryptoki::mechanism::MechanismType;
+    let env = Env::new();
+    let token = env.token();
+    appliance::init_keys(&token).unwrap();
+    let ctx = cryptoki::context::Pkcs11::new(common::MODULE).unwrap();
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label() == env.token_label)
+        .unwrap();
+    let list = ctx.get_mechanism_list(slot).unwrap();
+    for m in [
+        MechanismType::RSA_PKCS_KEY_PAIR_GEN,
+        MechanismType::RSA_PKCS_OAEP,
+        MechanismType::RSA_X_509,
+        MechanismType::AES_KEY_GEN,
+        MechanismType::AES_GCM,
+    ] {
+        assert!(list.contains(&m), "{m} missing");
+    }
+    let e = oaep_native_result(&env);
+    assert!(
+        matches!(e, Err(HsmError::MechanismRefused { .. })) || e.is_ok(),
+        "native OAEP-SHA256 either works or is refused as a mechanism: {e:?}"
+    );
+    if let Ok(v) = std::process::Command::new("softhsm2-util").arg("--version").output() {
+        if String::from_utf8_lossy(&v.stdout).trim() == "2.6.1" {
+            assert!(e.is_err(), "SoftHSM2 2.6.1 is documented to refuse OAEP-SHA256");
+        }
+    }
+}
+
+fn oaep_native_result(env: &Env) -> Result<(), HsmError> {
+    let mut cfg = env.config();
+    cfg.pkcs11.rsa_oaep = keyward::config::OaepMode::Native;
+    let token = appliance::open_token(&cfg).unwrap();
+    let key = token.rsa_keys().unwrap().remove(0);
+    let ct = key
+        .public
+        .unwrap()
+        .encrypt(&mut rand::thread_rng(), Oaep::new::<Sha256>(), &[1u8; 32])
+        .unwrap();
+    token.rsa_decrypt(&key.label, &ct).map(|_| ())
+}
