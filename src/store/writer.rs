@@ -18,6 +18,16 @@ pub struct WriteCtx<'a> {
     /// The batch transaction (inside this job's savepoint).
     pub conn: &'a Connection,
     pub(crate) head: &'a mut ChainHead,
+    scrub: &'a mut bool,
+}
+
+impl WriteCtx<'_> {
+    /// Asks for the WAL to be checkpointed and truncated after this commit, so deleted
+    /// secrets (overwritten in the main file by `secure_delete`) do not survive in old
+    /// WAL frames. Costly; for revocations and rewraps, not for every request.
+    pub fn scrub_wal_after_commit(&mut self) {
+        *self.scrub = true;
+    }
 }
 
 /// A unit of work: `run` inside the batch (returns false to roll its savepoint back),
@@ -63,10 +73,18 @@ fn run_batch(conn: &mut Connection, head: &mut ChainHead, batch: Vec<Job>) {
         return;
     }
     let mut completions = Vec::with_capacity(batch.len());
+    let mut scrub = false;
     for job in batch {
         let saved = head.clone();
         let savepoint = conn.execute_batch("SAVEPOINT job");
-        let ok = savepoint.is_ok() && (job.run)(&mut WriteCtx { conn, head });
+        let mut wants_scrub = false;
+        let ok = savepoint.is_ok()
+            && (job.run)(&mut WriteCtx {
+                conn,
+                head,
+                scrub: &mut wants_scrub,
+            });
+        scrub |= ok && wants_scrub;
         if ok {
             let _ = conn.execute_batch("RELEASE job");
         } else {
@@ -83,6 +101,11 @@ fn run_batch(conn: &mut Connection, head: &mut ChainHead, batch: Vec<Job>) {
         }
     }
     crate::metrics::record_commit(completions.len(), started.elapsed());
+    if scrub && commit.is_ok() {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint after a deletion failed; old frames remain until the next checkpoint");
+        }
+    }
     for done in completions {
         done(commit.as_ref().err());
     }

@@ -1,0 +1,147 @@
+//! The SQLite store on a real file: migrations, pragmas, atomic writes, the audit chain.
+
+mod common;
+
+use keyward::store::{audit, state, AuditEvent, Store, StoreError};
+
+fn event(n: usize) -> AuditEvent {
+    AuditEvent {
+        actor: "test".into(),
+        action: "sign".into(),
+        wallet_id: Some(format!("w{n}")),
+        decision: "allowed".into(),
+        result: "ok".into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn migrates_an_empty_file_with_the_safety_pragmas() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let store = Store::open(&path, 2).unwrap();
+    assert_eq!(store.pragma("user_version").unwrap(), "1");
+    assert_eq!(store.pragma("journal_mode").unwrap(), "wal");
+    assert_eq!(store.pragma("secure_delete").unwrap(), "1");
+    assert_eq!(store.pragma("foreign_keys").unwrap(), "1");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    drop(store);
+    // reopening an up-to-date file changes nothing
+    let store = Store::open(&path, 1).unwrap();
+    assert_eq!(store.pragma("user_version").unwrap(), "1");
+}
+
+#[test]
+fn refuses_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    drop(Store::open(&path, 1).unwrap());
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.pragma_update(None, "user_version", 99).unwrap();
+    drop(c);
+    match Store::open(&path, 1) {
+        Err(StoreError::SchemaTooNew { found: 99, .. }) => {}
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_failing_write_leaves_nothing_and_neighbours_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("k.db"), 2).unwrap();
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..50)
+            .map(|i| {
+                let store = store.clone();
+                s.spawn(move || {
+                    store.write_blocking(move |ctx| {
+                        state::set(ctx.conn, &format!("k{i}"), Some("v"))?;
+                        audit::append(ctx, event(i))?;
+                        if i % 5 == 0 {
+                            return Err(StoreError::Corrupt("refused on purpose".into()));
+                        }
+                        Ok(i)
+                    })
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(ok, 40);
+    let rows: i64 = store
+        .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM appliance_state", [], |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(rows, 40, "refused jobs left no state behind");
+    assert_eq!(
+        store.read(audit::verify).unwrap(),
+        Ok(40),
+        "chain has no gaps from rolled-back jobs"
+    );
+}
+
+#[test]
+fn audit_verify_names_the_edited_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let store = Store::open(&path, 1).unwrap();
+    for i in 0..10 {
+        store
+            .write_blocking(move |ctx| audit::append(ctx, event(i)))
+            .unwrap();
+    }
+    assert_eq!(store.read(audit::verify).unwrap(), Ok(10));
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute("UPDATE audit SET result = 'forged' WHERE seq = 6", [])
+        .unwrap();
+    let broken = store.read(audit::verify).unwrap().unwrap_err();
+    assert_eq!(broken.seq, 6);
+    c.execute("UPDATE audit SET result = 'ok' WHERE seq = 6", [])
+        .unwrap();
+    c.execute("DELETE FROM audit WHERE seq = 3", []).unwrap();
+    let broken = store.read(audit::verify).unwrap().unwrap_err();
+    assert_eq!(broken.seq, 3);
+}
+
+#[test]
+fn deleted_blobs_do_not_stay_in_the_file() {
+    use keyward::store::wallets::{self, Chain, Engine, Source, Status, Wallet};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let store = Store::open(&path, 1).unwrap();
+    let marker = b"WRAPPED-BLOB-MARKER-0123456789-WRAPPED-BLOB-MARKER".to_vec();
+    let w = Wallet {
+        id: "w1".into(),
+        chain: Chain::Evm,
+        address: Some("0x00".into()),
+        label: None,
+        source: Source::Generated,
+        engine: Engine::Local,
+        status: Status::Active,
+        key_version: Some(1),
+        wrapped_share: Some(marker.clone()),
+        wrapped_api_key: None,
+        environment_id: None,
+        user_id: None,
+        delegated_at_ms: None,
+        revoked_at_ms: None,
+        created_at: "t".into(),
+        updated_at: "t".into(),
+    };
+    store
+        .write_blocking(move |ctx| wallets::upsert(ctx.conn, &w))
+        .unwrap();
+    store
+        .write_blocking(|ctx| {
+            ctx.scrub_wal_after_commit();
+            wallets::mark_revoked(ctx.conn, "w1", 1, "t2")
+        })
+        .unwrap();
+    let bytes = common::all_bytes_under(dir.path());
+    assert!(
+        !common::contains(&bytes, &marker),
+        "revoked blob still readable in the database files"
+    );
+}
