@@ -1,0 +1,104 @@
+//! The operator CLI as a user runs it: the real binary against a real token and file.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::Env;
+
+fn keyward(env: &Env, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(args)
+        .arg("--config")
+        .arg(&env.config_path)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run keyward")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn config_errors_exit_2_and_name_file_and_key() {
+    let env = Env::new();
+    let mut toml = std::fs::read_to_string(&env.config_path).unwrap();
+    toml = toml.replace("pool_size = 4", "pool_size = 4\npool_sise = 5");
+    std::fs::write(&env.config_path, toml).unwrap();
+    let out = keyward(&env, &["config", "check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains(&env.config_path.display().to_string()) && t.contains("pool_sise"), "{t}");
+}
+
+#[test]
+fn config_check_redacts_and_checks_secret_modes() {
+    let env = Env::new();
+    let out = keyward(&env, &["config", "check"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("<redacted>") && !t.contains(common::USER_PIN) && !t.contains(common::HMAC_SECRET), "{t}");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(env.path("pin"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = keyward(&env, &["config", "check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("0644"), "{}", text(&out));
+}
+
+#[test]
+fn init_is_idempotent_and_keys_commands_show_no_secrets() {
+    let env = Env::new();
+    let first = keyward(&env, &["init"]);
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(text(&first).contains("created: keyward-rsa-1, keyward-wrap-1"), "{}", text(&first));
+    let second = keyward(&env, &["init"]);
+    assert!(text(&second).contains("nothing to do"), "{}", text(&second));
+
+    let public = keyward(&env, &["keys", "public"]);
+    let pem = String::from_utf8_lossy(&public.stdout).to_string();
+    assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"), "{pem}");
+    use rsa::pkcs8::DecodePublicKey;
+    rsa::RsaPublicKey::from_public_key_pem(&pem).expect("SPKI PEM parses");
+    assert!(String::from_utf8_lossy(&public.stderr).contains("sha256:"));
+
+    let list = text(&keyward(&env, &["keys", "list"]));
+    assert!(list.contains("keyward-rsa-1") && list.contains("CKA_EXTRACTABLE=false"), "{list}");
+    assert!(!list.contains(common::USER_PIN));
+}
+
+#[test]
+fn rotation_and_retire_rules() {
+    let env = Env::new();
+    assert!(keyward(&env, &["init"]).status.success());
+    let only = keyward(&env, &["keys", "retire", "keyward-rsa-1"]);
+    assert_eq!(only.status.code(), Some(1));
+    assert!(text(&only).contains("only webhook RSA key"), "{}", text(&only));
+    assert!(keyward(&env, &["keys", "rotate-rsa"]).status.success());
+    let ok = keyward(&env, &["keys", "retire", "keyward-rsa-1"]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    let current = keyward(&env, &["keys", "retire", "keyward-wrap-1"]);
+    assert!(text(&current).contains("current wrapping key"), "{}", text(&current));
+}
+
+#[test]
+fn lock_unlock_backup_and_audit_verify() {
+    let env = Env::new();
+    assert!(keyward(&env, &["init"]).status.success());
+    assert!(keyward(&env, &["lock", "--reason", "incident 42"]).status.success());
+    assert!(keyward(&env, &["unlock"]).status.success());
+    let v = keyward(&env, &["audit", "verify"]);
+    assert!(text(&v).contains("audit chain OK: 2 records"), "{}", text(&v));
+    let export = keyward(&env, &["audit", "export", "--since", "2000-01-01T00:00:00Z"]);
+    let lines: Vec<_> = String::from_utf8_lossy(&export.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2);
+    let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(first["action"], "appliance.lock");
+    let dest = env.path("backup.db");
+    let b = keyward(&env, &["backup", "--to", dest.to_str().unwrap()]);
+    assert!(b.status.success(), "{}", text(&b));
+    let copy = keyward::store::Store::open(&dest, 1).unwrap();
+    assert_eq!(copy.read(keyward::store::audit::verify).unwrap(), Ok(2));
+    let again = keyward(&env, &["backup", "--to", dest.to_str().unwrap()]);
+    assert!(!again.status.success(), "refuses to overwrite");
+}
