@@ -1,1 +1,499 @@
-//! (being written)
+//! The signing API: the mTLS face through which backend services ask for signatures.
+//!
+//! Owns: the listener (client certificate required, verified against `api.client_ca` and
+//! CRLs by [`crate::tls::api_server`]), identity → grants (deny by default), the routes of
+//! [`routes::ROUTES`], request parsing into chain payloads, and the audit record of every
+//! sign request that reached a handler — allowed or refused. A signature leaves only
+//! after its audit record is durable (the store's group commit resolved); if the record
+//! cannot be written, the signature is dropped and the client gets 503.
+//!
+//! Must never: import the webhook face, log or echo request bodies or secrets, answer a
+//! sign request without an `auditId`, or sign while the appliance is locked.
+
+pub mod errors;
+pub mod evm;
+pub mod grants;
+pub mod openapi;
+pub mod routes;
+pub mod solana;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::http::request::Parts;
+use hyper::{Request, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use crate::appliance::Appliance;
+use crate::config::Operation;
+use crate::http::{self, Body, Conn, Refusal};
+use crate::signer::{self, Signer};
+use crate::store::audit::{self, AuditEvent};
+use crate::store::wallets::{self as rows, Chain, Wallet};
+use errors::refuse;
+use grants::Grants;
+use routes::{Matched, RouteId};
+
+/// Largest request body accepted by the sign routes.
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// A parsed sign request: what is audited, what is signed, and how to answer.
+#[derive(Debug)]
+pub struct Prepared<P, F> {
+    /// Hex digest for the audit record (EVM: the signed digest; Solana: SHA-256 of the
+    /// signed bytes).
+    pub digest: String,
+    /// Non-secret summary for the audit record.
+    pub detail: Value,
+    /// What the engine signs.
+    pub payload: P,
+    /// How to build the answer.
+    pub finish: F,
+}
+
+/// Deserializes a request object strictly (unknown fields refused).
+pub(crate) fn parse_body<T: DeserializeOwned>(body: Value) -> Result<T, Refusal> {
+    serde_json::from_value(body).map_err(|e| refuse("invalid_request", e.to_string()))
+}
+
+/// The signing API service.
+pub struct Api {
+    app: Arc<Appliance>,
+    signer: Signer,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api").finish_non_exhaustive()
+    }
+}
+
+/// Serves the signing API on `listener` until `shutdown` turns true.
+pub async fn serve(
+    app: Arc<Appliance>,
+    listener: tokio::net::TcpListener,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), crate::tls::TlsError> {
+    let config = app.config();
+    let api = &config.api;
+    let cert = api
+        .cert
+        .as_deref()
+        .ok_or(crate::tls::TlsError::Missing("api.cert is required"))?;
+    let key = api
+        .key
+        .as_deref()
+        .ok_or(crate::tls::TlsError::Missing("api.key is required"))?;
+    let tls = crate::tls::api_server(cert, key, &api.client_ca, &api.crls, api.tls12)?;
+    let service = Arc::new(Api::new(app.clone()));
+    let handler = Arc::new(move |req: Request<Incoming>, conn: Arc<Conn>| {
+        let service = service.clone();
+        async move { service.handle(req, conn).await }
+    });
+    http::serve(
+        listener,
+        tokio_rustls::TlsAcceptor::from(tls),
+        handler,
+        shutdown,
+    )
+    .await;
+    Ok(())
+}
+
+/// What the audit record of a sign request says, filled in as the request progresses.
+struct Draft {
+    wallet_id: String,
+    operation: Operation,
+    digest: Option<String>,
+    detail: Option<Value>,
+    dry_run: bool,
+}
+
+impl Api {
+    /// The service over `app`.
+    pub fn new(app: Arc<Appliance>) -> Api {
+        let signer = Signer::new(app.token.clone());
+        Api { app, signer }
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, req: Request<Incoming>, conn: Arc<Conn>) -> Response<Body> {
+        let (parts, body) = req.into_parts();
+        let matched = routes::route(&parts.method, parts.uri.path());
+        let template = match &matched {
+            Matched::Route { template, .. } => *template,
+            _ => "unmatched",
+        };
+        let response = match (conn.identity.as_deref(), matched) {
+            (None, _) => refuse(
+                "unauthenticated",
+                "the client certificate names no identity (CN or URI SAN)",
+            )
+            .into_response(None),
+            (_, Matched::NotFound) => refuse(
+                "route_not_found",
+                format!("no route {} {}", parts.method, parts.uri.path()),
+            )
+            .into_response(None),
+            (_, Matched::MethodNotAllowed { allow }) => {
+                let mut r = refuse(
+                    "method_not_allowed",
+                    format!("{} is not allowed here", parts.method),
+                )
+                .into_response(None);
+                if let Ok(v) = allow.join(", ").parse() {
+                    r.headers_mut().insert(hyper::header::ALLOW, v);
+                }
+                r
+            }
+            (Some(identity), Matched::Route { id, wallet_id, .. }) => match id {
+                RouteId::Whoami => self.whoami(identity),
+                RouteId::OpenApi => openapi::response(),
+                RouteId::ListWallets => self.list_wallets(identity),
+                RouteId::GetWallet => self.get_wallet(identity, wallet_id.unwrap_or_default()),
+                RouteId::Sign(op) => {
+                    let started = Instant::now();
+                    let wallet_id = wallet_id.unwrap_or_default().to_owned();
+                    let r = self.sign(identity, op, wallet_id, &parts, body).await;
+                    crate::metrics::get()
+                        .sign_seconds
+                        .with_label_values(&[op.as_str()])
+                        .observe(started.elapsed().as_secs_f64());
+                    r
+                }
+            },
+        };
+        crate::metrics::get()
+            .requests
+            .with_label_values(&["api", template, response.status().as_str()])
+            .inc();
+        response
+    }
+
+    fn whoami(&self, identity: &str) -> Response<Body> {
+        let config = self.app.config();
+        let g = Grants::of(&config, identity);
+        let ops: Vec<&str> = g.operations().iter().map(|o| o.as_str()).collect();
+        http::json(
+            StatusCode::OK,
+            &json!({ "identity": identity, "wallets": g.selectors(), "operations": ops }),
+        )
+    }
+
+    fn wallet_json(g: &Grants<'_>, w: &Wallet) -> Value {
+        let ops: Vec<&str> = g.operations_for(w).iter().map(|o| o.as_str()).collect();
+        json!({
+            "id": w.id,
+            "chain": w.chain,
+            "address": w.address,
+            "label": w.label,
+            "engine": w.engine,
+            "status": w.status,
+            "source": w.source,
+            "operations": ops,
+        })
+    }
+
+    fn list_wallets(&self, identity: &str) -> Response<Body> {
+        let config = self.app.config();
+        let g = Grants::of(&config, identity);
+        if g.is_empty() {
+            return no_grant(identity).into_response(None);
+        }
+        match self.app.store.read(rows::list) {
+            Ok(all) => {
+                let visible: Vec<Value> = all
+                    .iter()
+                    .filter(|w| g.can_see(w))
+                    .map(|w| Self::wallet_json(&g, w))
+                    .collect();
+                http::json(StatusCode::OK, &json!({ "wallets": visible }))
+            }
+            Err(e) => errors::store(&e).into_response(None),
+        }
+    }
+
+    fn get_wallet(&self, identity: &str, id: &str) -> Response<Body> {
+        let config = self.app.config();
+        let g = Grants::of(&config, identity);
+        if g.is_empty() {
+            return no_grant(identity).into_response(None);
+        }
+        match self.load_wallet(id) {
+            Ok(w) if g.can_see(&w) => http::json(StatusCode::OK, &Self::wallet_json(&g, &w)),
+            Ok(_) => refuse(
+                "not_authorized",
+                format!("client {identity} has no grant for wallet {id}"),
+            )
+            .into_response(None),
+            Err(r) => r.into_response(None),
+        }
+    }
+
+    fn load_wallet(&self, id: &str) -> Result<Wallet, Refusal> {
+        let owned = id.to_owned();
+        match self.app.store.read(move |c| rows::get(c, &owned)) {
+            Ok(Some(w)) => Ok(w),
+            Ok(None) => Err(refuse(
+                "wallet_not_found",
+                format!("no wallet with id {id}"),
+            )),
+            Err(e) => Err(errors::store(&e)),
+        }
+    }
+
+    /// A sign request: decided, audited durably, then answered.
+    async fn sign(
+        &self,
+        identity: &str,
+        op: Operation,
+        wallet_id: String,
+        parts: &Parts,
+        body: Incoming,
+    ) -> Response<Body> {
+        let mut draft = Draft {
+            wallet_id,
+            operation: op,
+            digest: None,
+            detail: None,
+            dry_run: false,
+        };
+        let outcome = self
+            .decide_and_sign(identity, &mut draft, parts, body)
+            .await;
+        let (decision, result) = match &outcome {
+            Ok(_) if draft.dry_run => ("allowed", "dry_run"),
+            Ok(_) => ("allowed", "ok"),
+            Err(r) if r.status.is_server_error() => ("error", r.code),
+            Err(r) => ("denied", r.code),
+        };
+        if let Err(r) = &outcome {
+            if r.status.is_server_error() {
+                tracing::warn!(client = identity, wallet = %draft.wallet_id, operation = op.as_str(), code = r.code, message = %r.message, "sign request failed");
+            }
+        }
+        let mut detail = draft.detail.take().unwrap_or_else(|| json!({}));
+        if let Value::Object(m) = &mut detail {
+            if draft.dry_run {
+                m.insert("dryRun".into(), Value::Bool(true));
+            }
+        }
+        let event = AuditEvent {
+            actor: identity.to_owned(),
+            action: if draft.dry_run {
+                "sign.dry_run"
+            } else {
+                "sign"
+            }
+            .into(),
+            wallet_id: Some(draft.wallet_id.clone()),
+            chain: Some(chain_of(op).as_str().into()),
+            operation: Some(op.as_str().into()),
+            digest: draft.digest.take(),
+            decision: decision.into(),
+            result: result.into(),
+            detail: Some(detail),
+        };
+        // the answer (and any signature in it) waits for the durable commit
+        let audit_id = match self
+            .app
+            .store
+            .write(move |ctx| audit::append(ctx, event))
+            .await
+        {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(error = %e, wallet = %draft.wallet_id, "audit record not durable; answer withheld");
+                return refuse(
+                    "store_unavailable",
+                    "the audit record could not be made durable; nothing was signed or returned",
+                )
+                .into_response(None);
+            }
+        };
+        match outcome {
+            Ok(Value::Object(mut m)) => {
+                m.insert("auditId".into(), Value::String(audit_id));
+                http::json(StatusCode::OK, &m)
+            }
+            Ok(other) => http::json(
+                StatusCode::OK,
+                &json!({ "result": other, "auditId": audit_id }),
+            ),
+            Err(r) => http::json(
+                r.status,
+                &json!({ "error": { "code": r.code, "message": r.message }, "auditId": audit_id }),
+            ),
+        }
+    }
+
+    async fn decide_and_sign(
+        &self,
+        identity: &str,
+        draft: &mut Draft,
+        parts: &Parts,
+        body: Incoming,
+    ) -> Result<Value, Refusal> {
+        let op = draft.operation;
+        draft.dry_run = dry_run(parts.uri.query())?;
+        match self.app.lock_reason() {
+            Ok(Some(reason)) => {
+                return Err(refuse(
+                    "appliance_locked",
+                    format!("the appliance is locked ({reason}); nothing is signed until an operator unlocks it"),
+                ))
+            }
+            Ok(None) => {}
+            Err(e) => return Err(errors::store(&e)),
+        }
+        let config = self.app.config();
+        let g = Grants::of(&config, identity);
+        if !g.has_operation(op) {
+            let mut r = no_grant(identity);
+            r.message = if op == Operation::EvmHash {
+                format!("client {identity} may not sign raw digests: the operator must grant `evm.hash` explicitly")
+            } else {
+                format!("client {identity} has no grant for {}", op.as_str())
+            };
+            return Err(r);
+        }
+        check_json_content_type(parts)?;
+        let bytes: Bytes = http::read_body(body, BODY_LIMIT).await?;
+        let body: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| refuse("invalid_json", format!("the body is not valid JSON: {e}")))?;
+        if !body.is_object() {
+            return Err(refuse("invalid_json", "the body must be a JSON object"));
+        }
+        let wallet = self.load_wallet(&draft.wallet_id)?;
+        if !g.allows(&wallet, op) {
+            return Err(refuse(
+                "not_authorized",
+                format!(
+                    "client {identity} has no grant for {} on wallet {}",
+                    op.as_str(),
+                    wallet.id
+                ),
+            ));
+        }
+        let chain = chain_of(op);
+        self.signer
+            .engine_for(&wallet, chain)
+            .map_err(|e| errors::sign(&e))?;
+        match chain {
+            Chain::Evm => {
+                let address = signer::evm_address(&wallet).map_err(|e| errors::sign(&e))?;
+                let p = evm::prepare(op, body, address)?;
+                draft.digest = Some(p.digest.clone());
+                draft.detail = Some(p.detail.clone());
+                if draft.dry_run {
+                    return Ok(dry_answer(&p.digest));
+                }
+                let sig = self
+                    .signer
+                    .sign_evm_digest(&wallet, &p.payload)
+                    .map_err(|e| errors::sign(&e))?;
+                evm::answer(&p.payload, p.finish, &sig, address)
+            }
+            Chain::Solana => {
+                let pubkey = signer::solana_pubkey(&wallet).map_err(|e| errors::sign(&e))?;
+                let p = solana::prepare(op, body, &pubkey)?;
+                draft.digest = Some(p.digest.clone());
+                draft.detail = Some(p.detail.clone());
+                if draft.dry_run {
+                    return Ok(dry_answer(&p.digest));
+                }
+                let sig = self
+                    .signer
+                    .sign_solana(&wallet, &p.payload)
+                    .map_err(|e| errors::sign(&e))?;
+                solana::answer(&p.payload, p.finish, &sig, &pubkey)
+            }
+        }
+    }
+}
+
+fn dry_answer(digest: &str) -> Value {
+    json!({ "dryRun": true, "decision": "allowed", "digest": digest })
+}
+
+fn no_grant(identity: &str) -> Refusal {
+    refuse(
+        "not_authorized",
+        format!("client {identity} has no grants on this appliance"),
+    )
+}
+
+/// The chain an operation belongs to.
+pub fn chain_of(op: Operation) -> Chain {
+    match op {
+        Operation::SolanaMessage | Operation::SolanaTransaction => Chain::Solana,
+        _ => Chain::Evm,
+    }
+}
+
+fn dry_run(query: Option<&str>) -> Result<bool, Refusal> {
+    let mut dry = false;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=').unwrap_or((pair, "")) {
+            ("dryRun", "true") => dry = true,
+            ("dryRun", "false") => dry = false,
+            ("dryRun", v) => {
+                return Err(refuse(
+                    "invalid_query",
+                    format!("dryRun must be true or false, not {:?}", truncate(v, 16)),
+                ))
+            }
+            (k, _) => {
+                return Err(refuse(
+                    "invalid_query",
+                    format!("unknown query parameter {:?}", truncate(k, 32)),
+                ))
+            }
+        }
+    }
+    Ok(dry)
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+fn check_json_content_type(parts: &Parts) -> Result<(), Refusal> {
+    let ok = parts
+        .headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if ok {
+        Ok(())
+    } else {
+        Err(refuse(
+            "unsupported_media_type",
+            "send the body as Content-Type: application/json",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dry_run_query() {
+        assert_eq!(dry_run(None).unwrap(), false);
+        assert_eq!(dry_run(Some("dryRun=true")).unwrap(), true);
+        assert_eq!(dry_run(Some("dryRun=false")).unwrap(), false);
+        assert_eq!(dry_run(Some("dryRun=1")).unwrap_err().code, "invalid_query");
+        assert_eq!(dry_run(Some("x=1")).unwrap_err().code, "invalid_query");
+    }
+
+    #[test]
+    fn operations_map_to_chains() {
+        assert_eq!(chain_of(Operation::EvmHash), Chain::Evm);
+        assert_eq!(chain_of(Operation::SolanaTransaction), Chain::Solana);
+    }
+}

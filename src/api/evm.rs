@@ -1,0 +1,159 @@
+//! EVM sign requests: JSON bodies in, the digest to sign out, and the answer assembled
+//! from the signature. All encoding is `chains::evm`; this file only maps the API shape.
+
+use alloy_primitives::{Address, B256};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::errors::{self, refuse};
+use super::{parse_body, Prepared};
+use crate::chains::evm::{self, RecoverableSig, UnsignedTx};
+use crate::config::Operation;
+use crate::http::Refusal;
+
+/// Largest `data`/`input` of a transaction, in bytes (the body limit bounds it too).
+pub const MAX_TX_DATA: usize = 128 * 1024;
+
+/// What to build once the digest is signed.
+#[derive(Debug)]
+pub enum Finish {
+    /// A 65-byte `r‖s‖v` answer (message, typed data, hash).
+    Rsv,
+    /// A signed transaction.
+    Tx(Box<UnsignedTx>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageReq {
+    message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct TypedDataReq {
+    typed_data: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransactionReq {
+    transaction: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HashReq {
+    digest: String,
+}
+
+fn hex0x(b: &[u8]) -> String {
+    format!("0x{}", hex::encode(b))
+}
+
+/// Parses the body of an EVM sign route into the digest to sign.
+pub fn prepare(
+    op: Operation,
+    body: Value,
+    wallet: Address,
+) -> Result<Prepared<B256, Finish>, Refusal> {
+    let e = |err: evm::EvmError| errors::evm(&err);
+    let (digest, detail, finish): (B256, Value, Finish) = match op {
+        Operation::EvmMessage => {
+            let req: MessageReq = parse_body(body)?;
+            let bytes = evm::parse_message(&req.message).map_err(e)?;
+            let digest = evm::personal_message_digest(&bytes);
+            (digest, json!({ "messageLen": bytes.len() }), Finish::Rsv)
+        }
+        Operation::EvmTypedData => {
+            let req: TypedDataReq = parse_body(body)?;
+            let info = evm::typed_data(&req.typed_data).map_err(e)?;
+            let detail = json!({
+                "primaryType": info.primary_type,
+                "domainName": info.domain_name,
+                "domainChainId": info.domain_chain_id,
+                "verifyingContract": info.domain_verifying_contract.map(|a| format!("{a:#x}")),
+            });
+            (info.digest, detail, Finish::Rsv)
+        }
+        Operation::EvmTransaction => {
+            let req: TransactionReq = parse_body(body)?;
+            let tx = evm::parse_transaction(&req.transaction, MAX_TX_DATA).map_err(e)?;
+            if let Some(from) = tx.from() {
+                if from != wallet {
+                    return Err(refuse(
+                        "from_mismatch",
+                        format!("`from` is {from:#x}, but this wallet is {wallet:#x}"),
+                    ));
+                }
+            }
+            let detail = json!({
+                "type": tx.tx_type(),
+                "chainId": tx.chain_id(),
+                "nonce": tx.nonce(),
+                "to": tx.to().map(|a| format!("{a:#x}")),
+                "value": tx.value().to_string(),
+                "dataLen": tx.data().len(),
+            });
+            (tx.signature_hash(), detail, Finish::Tx(Box::new(tx)))
+        }
+        Operation::EvmHash => {
+            let req: HashReq = parse_body(body)?;
+            let digest = evm::parse_digest(&req.digest).map_err(e)?;
+            (digest, json!({}), Finish::Rsv)
+        }
+        other => {
+            return Err(refuse(
+                "internal_error",
+                format!("{} is not an EVM operation", other.as_str()),
+            ))
+        }
+    };
+    Ok(Prepared {
+        digest: hex0x(digest.as_slice()),
+        detail,
+        payload: digest,
+        finish,
+    })
+}
+
+/// The answer for a signature over `digest`.
+pub fn answer(
+    digest: &B256,
+    finish: Finish,
+    sig: &RecoverableSig,
+    wallet: Address,
+) -> Result<Value, Refusal> {
+    match finish {
+        Finish::Rsv => Ok(json!({
+            "signature": hex0x(&sig.to_rsv_65()),
+            "digest": hex0x(digest.as_slice()),
+            "address": format!("{wallet:#x}"),
+        })),
+        Finish::Tx(tx) => {
+            let signed = tx.encode_signed_checked(sig, wallet).map_err(|err| {
+                refuse(
+                    "custody_mismatch",
+                    format!("signed transaction does not verify: {err}"),
+                )
+            })?;
+            let parity = u64::from(sig.y_parity);
+            let v = match tx.tx_type() {
+                0 => tx.chain_id() * 2 + 35 + parity,
+                _ => parity,
+            };
+            Ok(json!({
+                "rawTransaction": hex0x(&signed.raw),
+                "hash": hex0x(signed.hash.as_slice()),
+                "digest": hex0x(digest.as_slice()),
+                "signature": {
+                    "r": hex0x(&sig.r),
+                    "s": hex0x(&sig.s),
+                    "yParity": format!("{parity:#x}"),
+                    "v": format!("{v:#x}"),
+                },
+                "address": format!("{wallet:#x}"),
+            }))
+        }
+    }
+}

@@ -1,0 +1,433 @@
+//! The OpenAPI 3.1 document of the signing API, served at `GET /v1/openapi.json`.
+//!
+//! Written by hand as a JSON value, next to the route and error tables it describes; the
+//! tests below fail when a route in [`super::routes::ROUTES`] is missing from the
+//! document (or the document names one the router does not serve), and when an error
+//! code is missing from it.
+
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Response, StatusCode};
+use serde_json::{json, Map, Value};
+
+use super::errors::CODES;
+use super::routes::{RouteId, ROUTES};
+use crate::config::Operation;
+use crate::http::Body;
+
+fn error_response(codes: &[&str]) -> Value {
+    json!({
+        "description": format!("refused: {}", codes.join(", ")),
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorResponse" } } }
+    })
+}
+
+fn responses(ok: Value, codes: &[&str]) -> Value {
+    let mut m = Map::new();
+    m.insert(
+        "200".into(),
+        json!({ "description": "success", "content": { "application/json": { "schema": ok } } }),
+    );
+    let mut by_status: std::collections::BTreeMap<u16, Vec<&str>> = Default::default();
+    for code in codes {
+        let status = CODES
+            .iter()
+            .find(|(_, c, _)| c == code)
+            .map(|(s, _, _)| *s)
+            .unwrap_or(500);
+        by_status.entry(status).or_default().push(code);
+    }
+    for (status, list) in by_status {
+        m.insert(status.to_string(), error_response(&list));
+    }
+    Value::Object(m)
+}
+
+const COMMON: &[&str] = &[
+    "unauthenticated",
+    "route_not_found",
+    "method_not_allowed",
+    "store_unavailable",
+];
+
+const SIGN_COMMON: &[&str] = &[
+    "invalid_json",
+    "invalid_request",
+    "invalid_query",
+    "body_unreadable",
+    "not_authorized",
+    "wallet_not_found",
+    "engine_unavailable",
+    "wrong_chain",
+    "wallet_revoked",
+    "body_too_large",
+    "unsupported_media_type",
+    "appliance_locked",
+    "custody_mismatch",
+    "hsm_error",
+    "internal_error",
+    "hsm_unavailable",
+];
+
+fn codes(extra: &[&'static str], sign: bool) -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = COMMON.to_vec();
+    if sign {
+        v.extend_from_slice(SIGN_COMMON);
+    }
+    v.extend_from_slice(extra);
+    v
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn sign_op(op: Operation) -> Value {
+    let (summary, req, ok, extra): (&str, &str, &str, Vec<&'static str>) = match op {
+        Operation::EvmMessage => (
+            "EIP-191 personal_sign: `message` as UTF-8 text or 0x hex bytes; 65-byte r‖s‖v (v = 27/28, low-s)",
+            "EvmMessageRequest",
+            "EvmSignatureResponse",
+            vec!["invalid_message"],
+        ),
+        Operation::EvmTypedData => (
+            "EIP-712 v4 (`typedData` as in eth_signTypedData_v4, object or JSON string); returns the digest too",
+            "EvmTypedDataRequest",
+            "EvmSignatureResponse",
+            vec!["invalid_typed_data"],
+        ),
+        Operation::EvmTransaction => (
+            "Legacy (EIP-155), EIP-2930 or EIP-1559 transaction as in eth_signTransaction; returns rawTransaction, hash, signature",
+            "EvmTransactionRequest",
+            "EvmTransactionResponse",
+            vec![
+                "invalid_transaction",
+                "unknown_field",
+                "missing_chain_id",
+                "fee_inconsistent",
+                "unsupported_tx_type",
+                "data_too_large",
+                "invalid_quantity",
+                "invalid_address",
+                "from_mismatch",
+            ],
+        ),
+        Operation::EvmHash => (
+            "A raw 32-byte digest; refused (403) unless the client's grant names `evm.hash` explicitly",
+            "EvmHashRequest",
+            "EvmSignatureResponse",
+            vec!["invalid_digest"],
+        ),
+        Operation::SolanaMessage => (
+            "Off-chain message signature. `format: raw` (default) signs the bytes as given, as wallets' signMessage does; `format: offchain` signs the off-chain message envelope (\\xffsolana offchain, header version 0). Bytes that parse as a transaction or transaction message are refused (message_is_transaction).",
+            "SolanaMessageRequest",
+            "SolanaMessageResponse",
+            vec!["invalid_encoding", "invalid_message", "message_is_transaction"],
+        ),
+        Operation::SolanaTransaction => (
+            "A serialized legacy or v0 transaction (base64) in which the wallet is a required signer; the signature is placed in its slot",
+            "SolanaTransactionRequest",
+            "SolanaTransactionResponse",
+            vec![
+                "invalid_encoding",
+                "invalid_transaction",
+                "unsupported_version",
+                "not_a_signer",
+            ],
+        ),
+    };
+    let mut ok_schema = schema_ref(ok);
+    ok_schema = json!({ "oneOf": [ok_schema, schema_ref("DryRunResponse")] });
+    json!({
+        "operationId": op.as_str().replace(['.', '_'], "-"),
+        "summary": summary,
+        "description": format!("Operation `{}`. Every answer, success or refusal, carries `auditId`; the signature is sent only after its audit record is durable.", op.as_str()),
+        "parameters": [
+            { "$ref": "#/components/parameters/walletId" },
+            { "$ref": "#/components/parameters/dryRun" }
+        ],
+        "requestBody": {
+            "required": true,
+            "content": { "application/json": { "schema": schema_ref(req) } }
+        },
+        "responses": responses(ok_schema, &codes(&extra, true)),
+    })
+}
+
+fn operation(id: RouteId) -> Value {
+    match id {
+        RouteId::Whoami => json!({
+            "operationId": "whoami",
+            "summary": "The client identity from the certificate and its grants (cheap; no database access)",
+            "responses": responses(schema_ref("WhoamiResponse"), &codes(&[], false)),
+        }),
+        RouteId::OpenApi => json!({
+            "operationId": "openapi",
+            "summary": "This document",
+            "responses": responses(json!({ "type": "object" }), &codes(&[], false)),
+        }),
+        RouteId::ListWallets => json!({
+            "operationId": "listWallets",
+            "summary": "Wallets this client may use, with the operations granted on each",
+            "responses": responses(
+                json!({ "type": "object", "required": ["wallets"], "properties": { "wallets": { "type": "array", "items": schema_ref("Wallet") } } }),
+                &codes(&["not_authorized"], false),
+            ),
+        }),
+        RouteId::GetWallet => json!({
+            "operationId": "getWallet",
+            "summary": "One wallet this client may use",
+            "parameters": [{ "$ref": "#/components/parameters/walletId" }],
+            "responses": responses(schema_ref("Wallet"), &codes(&["not_authorized", "wallet_not_found"], false)),
+        }),
+        RouteId::Sign(op) => sign_op(op),
+    }
+}
+
+fn components() -> Value {
+    let hex = |d: &str| json!({ "type": "string", "pattern": "^0x[0-9a-f]*$", "description": d });
+    json!({
+        "parameters": {
+            "walletId": { "name": "walletId", "in": "path", "required": true, "schema": { "type": "string", "maxLength": 128 } },
+            "dryRun": { "name": "dryRun", "in": "query", "required": false, "schema": { "type": "boolean" },
+                        "description": "true: run authorization and parsing, audit the decision, sign nothing" }
+        },
+        "schemas": {
+            "ErrorResponse": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "required": ["code", "message"],
+                        "properties": {
+                            "code": { "type": "string", "enum": CODES.iter().map(|(_, c, _)| *c).collect::<Vec<_>>() },
+                            "message": { "type": "string" }
+                        }
+                    },
+                    "auditId": { "type": "string", "description": "present on every answer to a sign request" }
+                }
+            },
+            "Wallet": {
+                "type": "object",
+                "required": ["id", "chain", "address", "engine", "status", "operations"],
+                "properties": {
+                    "id": { "type": "string" },
+                    "chain": { "type": "string", "enum": ["evm", "solana"] },
+                    "address": { "type": ["string", "null"], "description": "EVM: lowercase 0x address; Solana: base58 public key" },
+                    "label": { "type": ["string", "null"] },
+                    "engine": { "type": "string", "enum": ["local", "mpc"] },
+                    "status": { "type": "string", "enum": ["active", "revoked"] },
+                    "source": { "type": "string", "enum": ["delegation", "generated", "imported"] },
+                    "operations": { "type": "array", "items": { "type": "string" } }
+                }
+            },
+            "WhoamiResponse": {
+                "type": "object",
+                "required": ["identity", "wallets", "operations"],
+                "properties": {
+                    "identity": { "type": "string", "description": "URI SAN of the client certificate, else its subject CN" },
+                    "wallets": { "type": "array", "items": { "type": "string" }, "description": "wallet selectors granted" },
+                    "operations": { "type": "array", "items": { "type": "string" } }
+                }
+            },
+            "EvmMessageRequest": {
+                "type": "object", "additionalProperties": false, "required": ["message"],
+                "properties": { "message": { "type": "string", "description": "UTF-8 text, or 0x-prefixed hex bytes" } }
+            },
+            "EvmTypedDataRequest": {
+                "type": "object", "additionalProperties": false, "required": ["typedData"],
+                "properties": { "typedData": { "type": ["object", "string"], "description": "eth_signTypedData_v4 payload: types, primaryType, domain, message" } }
+            },
+            "EvmTransactionRequest": {
+                "type": "object", "additionalProperties": false, "required": ["transaction"],
+                "properties": { "transaction": {
+                    "type": "object",
+                    "description": "eth_signTransaction fields: type, chainId (required), nonce, to (absent: contract creation), value, data/input, gas, gasPrice or maxFeePerGas + maxPriorityFeePerGas, accessList, from (optional, must be the wallet). Quantities as 0x hex or decimal strings."
+                } }
+            },
+            "EvmHashRequest": {
+                "type": "object", "additionalProperties": false, "required": ["digest"],
+                "properties": { "digest": hex("32 bytes") }
+            },
+            "EvmSignatureResponse": {
+                "type": "object", "required": ["signature", "digest", "address", "auditId"],
+                "properties": {
+                    "signature": hex("65 bytes r‖s‖v, v = 27/28, low-s"),
+                    "digest": hex("the 32-byte digest signed"),
+                    "address": hex("the wallet address"),
+                    "auditId": { "type": "string" }
+                }
+            },
+            "EvmTransactionResponse": {
+                "type": "object", "required": ["rawTransaction", "hash", "signature", "auditId"],
+                "properties": {
+                    "rawTransaction": hex("the signed transaction for eth_sendRawTransaction"),
+                    "hash": hex("transaction hash"),
+                    "digest": hex("the signing hash"),
+                    "signature": {
+                        "type": "object", "required": ["r", "s", "yParity", "v"],
+                        "properties": { "r": hex("32 bytes"), "s": hex("32 bytes"), "yParity": hex("0x0 or 0x1"), "v": hex("legacy: chainId*2+35+yParity; typed: yParity") }
+                    },
+                    "address": hex("the wallet address"),
+                    "auditId": { "type": "string" }
+                }
+            },
+            "SolanaMessageRequest": {
+                "type": "object", "additionalProperties": false, "required": ["message"],
+                "properties": {
+                    "message": { "type": "string" },
+                    "encoding": { "type": "string", "enum": ["utf8", "base64", "hex"], "default": "utf8" },
+                    "format": { "type": "string", "enum": ["raw", "offchain"], "default": "raw" }
+                }
+            },
+            "SolanaMessageResponse": {
+                "type": "object", "required": ["signature", "signedMessage", "publicKey", "auditId"],
+                "properties": {
+                    "signature": { "type": "string", "description": "base58, 64 bytes" },
+                    "signedMessage": { "type": "string", "description": "base64 of exactly the bytes signed" },
+                    "publicKey": { "type": "string", "description": "base58" },
+                    "auditId": { "type": "string" }
+                }
+            },
+            "SolanaTransactionRequest": {
+                "type": "object", "additionalProperties": false, "required": ["transaction"],
+                "properties": { "transaction": { "type": "string", "description": "base64 of a serialized legacy or v0 transaction (signature slots may be empty)" } }
+            },
+            "SolanaTransactionResponse": {
+                "type": "object", "required": ["signature", "transaction", "signerIndex", "auditId"],
+                "properties": {
+                    "signature": { "type": "string", "description": "base58" },
+                    "transaction": { "type": "string", "description": "base64 of the transaction with the signature in place" },
+                    "signerIndex": { "type": "integer" },
+                    "publicKey": { "type": "string" },
+                    "auditId": { "type": "string" }
+                }
+            },
+            "DryRunResponse": {
+                "type": "object", "required": ["dryRun", "decision", "digest", "auditId"],
+                "properties": {
+                    "dryRun": { "const": true },
+                    "decision": { "const": "allowed" },
+                    "digest": { "type": "string", "description": "EVM: 0x digest that would be signed; Solana: hex SHA-256 of the bytes that would be signed" },
+                    "auditId": { "type": "string" }
+                }
+            }
+        },
+        "securitySchemes": { "mtls": { "type": "mutualTLS", "description": "client certificate from the configured CA; identity = URI SAN, else subject CN" } }
+    })
+}
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for r in ROUTES {
+        let entry = paths
+            .entry(r.template.to_string())
+            .or_insert_with(|| json!({}));
+        if let Value::Object(m) = entry {
+            m.insert(r.method.as_str().to_ascii_lowercase(), operation(r.id));
+        }
+    }
+    let codes: Vec<Value> = CODES
+        .iter()
+        .map(|(s, c, m)| json!({ "status": s, "code": c, "meaning": m }))
+        .collect();
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "keyward signing API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "HSM-backed signing over mutual TLS. Errors: {\"error\": {\"code\", \"message\"}}; every answer to a sign request carries auditId."
+        },
+        "security": [{ "mtls": [] }],
+        "paths": paths,
+        "components": components(),
+        "x-error-codes": codes,
+    })
+}
+
+/// `GET /v1/openapi.json`.
+pub fn response() -> Response<Body> {
+    static DOC: OnceLock<Bytes> = OnceLock::new();
+    let bytes = DOC
+        .get_or_init(|| Bytes::from(serde_json::to_vec_pretty(&document()).unwrap_or_default()))
+        .clone();
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .body(Full::new(bytes))
+        .expect("static response parts")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_and_router_name_the_same_routes() {
+        let doc = document();
+        let paths = doc["paths"].as_object().unwrap();
+        let mut documented = std::collections::BTreeSet::new();
+        for (path, ops) in paths {
+            for method in ops.as_object().unwrap().keys() {
+                documented.insert((method.to_ascii_uppercase(), path.clone()));
+            }
+        }
+        let served: std::collections::BTreeSet<_> = ROUTES
+            .iter()
+            .map(|r| (r.method.as_str().to_owned(), r.template.to_owned()))
+            .collect();
+        assert_eq!(documented, served);
+        // and the router really serves each documented path (not only the table)
+        for (method, path) in &documented {
+            let concrete = path.replace("{walletId}", "w-1");
+            let m = hyper::Method::from_bytes(method.as_bytes()).unwrap();
+            assert!(
+                matches!(
+                    super::super::routes::route(&m, &concrete),
+                    super::super::routes::Matched::Route { .. }
+                ),
+                "{method} {concrete}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_error_code_is_documented() {
+        let text = serde_json::to_string(&document()).unwrap();
+        for (_, code, _) in CODES {
+            assert!(text.contains(&format!("\"{code}\"")), "{code}");
+        }
+        let doc = document();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let enum_codes = doc["components"]["schemas"]["ErrorResponse"]["properties"]["error"]
+            ["properties"]["code"]["enum"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(enum_codes, CODES.len());
+    }
+
+    #[test]
+    fn every_route_error_code_exists() {
+        let known: std::collections::HashSet<&str> = CODES.iter().map(|(_, c, _)| *c).collect();
+        for c in COMMON.iter().chain(SIGN_COMMON) {
+            assert!(known.contains(c), "{c}");
+        }
+        for r in ROUTES {
+            let op = operation(r.id);
+            for (status, resp) in op["responses"].as_object().unwrap() {
+                let d = resp["description"].as_str().unwrap();
+                if let Some(list) = d.strip_prefix("refused: ") {
+                    for c in list.split(", ") {
+                        assert!(known.contains(c), "{c}");
+                        assert_eq!(super::super::errors::status_of(c).as_str(), status);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! The route table: the single list of what the signing API serves.
+//!
+//! The router matches requests against [`ROUTES`] and nothing else, and the OpenAPI
+//! document is checked against the same table by a test, so a route cannot exist
+//! without being documented (or the other way round).
+
+use hyper::Method;
+
+use crate::config::Operation;
+
+/// What a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteId {
+    /// `GET /v1/whoami`.
+    Whoami,
+    /// `GET /v1/openapi.json`.
+    OpenApi,
+    /// `GET /v1/wallets`.
+    ListWallets,
+    /// `GET /v1/wallets/{walletId}`.
+    GetWallet,
+    /// A sign route.
+    Sign(Operation),
+}
+
+/// One row of the table.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// HTTP method.
+    pub method: Method,
+    /// Path template (`{walletId}` matches one non-empty segment).
+    pub template: &'static str,
+    /// What it does.
+    pub id: RouteId,
+}
+
+/// Every route the API serves.
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: Method::GET,
+        template: "/v1/whoami",
+        id: RouteId::Whoami,
+    },
+    Route {
+        method: Method::GET,
+        template: "/v1/openapi.json",
+        id: RouteId::OpenApi,
+    },
+    Route {
+        method: Method::GET,
+        template: "/v1/wallets",
+        id: RouteId::ListWallets,
+    },
+    Route {
+        method: Method::GET,
+        template: "/v1/wallets/{walletId}",
+        id: RouteId::GetWallet,
+    },
+    Route {
+        method: Method::POST,
+        template: "/v1/wallets/{walletId}/evm/message",
+        id: RouteId::Sign(Operation::EvmMessage),
+    },
+    Route {
+        method: Method::POST,
+        template: "/v1/wallets/{walletId}/evm/typed-data",
+        id: RouteId::Sign(Operation::EvmTypedData),
+    },
+    Route {
+        method: Method::POST,
+        template: "/v1/wallets/{walletId}/evm/transaction",
+        id: RouteId::Sign(Operation::EvmTransaction),
+    },
+    Route {
+        method: Method::POST,
+        template: "/v1/wallets/{walletId}/evm/hash",
+        id: RouteId::Sign(Operation::EvmHash),
+    },
+    Route {
+        method: Method::POST,
+        template: "/v1/wallets/{walletId}/solana/message",
+        id: RouteId::Sign(Operation::SolanaMessage),
+    },
+    Route {
+        method: Method::POST,
+        template: "/v1/wallets/{walletId}/solana/transaction",
+        id: RouteId::Sign(Operation::SolanaTransaction),
+    },
+];
+
+/// Longest wallet id accepted in a path; longer ones cannot exist.
+pub const MAX_WALLET_ID: usize = 128;
+
+/// The outcome of matching a request line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Matched<'p> {
+    /// A route, with the wallet id when the template has one.
+    Route {
+        /// Route.
+        id: RouteId,
+        /// Template (the metrics label).
+        template: &'static str,
+        /// `{walletId}`.
+        wallet_id: Option<&'p str>,
+    },
+    /// The path exists with other methods.
+    MethodNotAllowed {
+        /// Methods it has.
+        allow: Vec<&'static str>,
+    },
+    /// No such path.
+    NotFound,
+}
+
+fn match_template<'p>(template: &str, path: &'p str) -> Option<Option<&'p str>> {
+    let mut wallet = None;
+    let mut t = template.split('/');
+    let mut p = path.split('/');
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return Some(wallet),
+            (Some("{walletId}"), Some(seg)) => {
+                let ok = !seg.is_empty()
+                    && seg.len() <= MAX_WALLET_ID
+                    && seg
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+                if !ok {
+                    return None;
+                }
+                wallet = Some(seg);
+            }
+            (Some(a), Some(b)) if a == b => {}
+            _ => return None,
+        }
+    }
+}
+
+/// Matches `method` and `path` (without the query) against [`ROUTES`].
+pub fn route<'p>(method: &Method, path: &'p str) -> Matched<'p> {
+    let mut allow = Vec::new();
+    for r in ROUTES {
+        if let Some(wallet_id) = match_template(r.template, path) {
+            if r.method == *method {
+                return Matched::Route {
+                    id: r.id,
+                    template: r.template,
+                    wallet_id,
+                };
+            }
+            allow.push(r.method.as_str());
+        }
+    }
+    if allow.is_empty() {
+        Matched::NotFound
+    } else {
+        Matched::MethodNotAllowed { allow }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_templates_exactly() {
+        assert_eq!(
+            route(&Method::POST, "/v1/wallets/abc-1/evm/message"),
+            Matched::Route {
+                id: RouteId::Sign(Operation::EvmMessage),
+                template: "/v1/wallets/{walletId}/evm/message",
+                wallet_id: Some("abc-1")
+            }
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/wallets/abc-1/evm/message"),
+            Matched::MethodNotAllowed {
+                allow: vec!["POST"]
+            }
+        );
+        assert_eq!(route(&Method::GET, "/v1/wallets/"), Matched::NotFound);
+        assert_eq!(route(&Method::GET, "/v1/wallets/a/b"), Matched::NotFound);
+        assert_eq!(route(&Method::GET, "/v1/wallets/a%2Fb"), Matched::NotFound);
+        assert_eq!(route(&Method::GET, "/v1/whoami/"), Matched::NotFound);
+        assert!(matches!(
+            route(&Method::GET, "/v1/wallets"),
+            Matched::Route {
+                id: RouteId::ListWallets,
+                ..
+            }
+        ));
+    }
+}
