@@ -110,7 +110,9 @@ fn string_field<'a>(
 ) -> Result<&'a str, EnvelopeError> {
     match obj.get(name) {
         Some(serde_json::Value::String(s)) => Ok(s),
-        Some(_) => Err(EnvelopeError::Malformed(format!("`{name}` is not a string"))),
+        Some(_) => Err(EnvelopeError::Malformed(format!(
+            "`{name}` is not a string"
+        ))),
         None => Err(EnvelopeError::Malformed(format!("`{name}` is missing"))),
     }
 }
@@ -201,7 +203,10 @@ fn unwrap_content_key(
 }
 
 /// Opens the GCM payload on the host with the recovered content key.
-pub fn open_payload(key: &[u8; CONTENT_KEY_LEN], enc: &Encrypted) -> Result<SecretBytes, EnvelopeError> {
+pub fn open_payload(
+    key: &[u8; CONTENT_KEY_LEN],
+    enc: &Encrypted,
+) -> Result<SecretBytes, EnvelopeError> {
     let mut buf = Zeroizing::new(enc.ct.clone());
     let key = GenericArray::from_slice(key);
     let tag = GenericArray::from_slice(&enc.tag);
