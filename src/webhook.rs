@@ -34,16 +34,12 @@ pub async fn serve(
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), TlsError> {
     let cfg = app.config();
-    let cert = cfg
-        .webhook
-        .cert
-        .as_deref()
-        .ok_or(TlsError::Missing("webhook.cert must name the server certificate"))?;
-    let key = cfg
-        .webhook
-        .key
-        .as_deref()
-        .ok_or(TlsError::Missing("webhook.key must name the server private key"))?;
+    let cert = cfg.webhook.cert.as_deref().ok_or(TlsError::Missing(
+        "webhook.cert must name the server certificate",
+    ))?;
+    let key = cfg.webhook.key.as_deref().ok_or(TlsError::Missing(
+        "webhook.key must name the server private key",
+    ))?;
     let acceptor = TlsAcceptor::from(crate::tls::webhook_server(cert, key)?);
     let face = Arc::new(Webhook::new(app));
     let handler = Arc::new(move |req: Request<Incoming>, conn: Arc<Conn>| {
@@ -107,7 +103,11 @@ impl Webhook {
         let event_id = seen.event_id.as_deref().unwrap_or("");
         match result {
             Ok(p) => {
-                let result = if p.duplicate { "duplicate" } else { p.outcome.as_str() };
+                let result = if p.duplicate {
+                    "duplicate"
+                } else {
+                    p.outcome.as_str()
+                };
                 m.webhook_events.with_label_values(&[label, result]).inc();
                 m.requests
                     .with_label_values(&["webhook", "delivery", "200"])
@@ -244,8 +244,8 @@ impl Webhook {
                 "no webhook secret is configured",
             ));
         }
-        verify::verify(signature.as_ref().map(|v| v.as_bytes()), &body, &secrets).map_err(
-            |e| match e {
+        verify::verify(signature.as_ref().map(|v| v.as_bytes()), &body, &secrets).map_err(|e| {
+            match e {
                 verify::SignatureError::Missing => refuse(
                     StatusCode::UNAUTHORIZED,
                     "signature_missing",
@@ -256,8 +256,8 @@ impl Webhook {
                     "signature_invalid",
                     "the signature does not match the body under any configured secret",
                 ),
-            },
-        )?;
+            }
+        })?;
         drop(secrets);
 
         // 4. the envelope

@@ -204,8 +204,12 @@ struct RevokedData {
 }
 
 fn parse_data<T: serde::de::DeserializeOwned>(d: &Delivery) -> Result<T, Refusal> {
-    serde_json::from_value(d.data.clone())
-        .map_err(|e| malformed(format!("`data` of {} is not as expected: {e}", d.event_name)))
+    serde_json::from_value(d.data.clone()).map_err(|e| {
+        malformed(format!(
+            "`data` of {} is not as expected: {e}",
+            d.event_name
+        ))
+    })
 }
 
 fn chain_of(s: &str) -> Result<Chain, Refusal> {
@@ -411,7 +415,9 @@ pub async fn created(app: Arc<Appliance>, d: Delivery) -> Result<Processed, Refu
     let data: CreatedData = parse_data(&d)?;
     let chain = chain_of(&data.chain)?;
     if !valid_id(&data.wallet_id) {
-        return Err(malformed("`walletId` must be 1 to 128 printable characters"));
+        return Err(malformed(
+            "`walletId` must be 1 to 128 printable characters",
+        ));
     }
     let address = wallet_key::canonical_address(chain, &data.public_key).map_err(|e| {
         Refusal::new(
@@ -451,7 +457,10 @@ pub async fn created(app: Arc<Appliance>, d: Delivery) -> Result<Processed, Refu
                 return Ok(Written::Duplicate(prev));
             }
             let existing = wallets::get(ctx.conn, &wallet_id)?;
-            if existing.as_ref().is_some_and(|w| w.source != Source::Delegation) {
+            if existing
+                .as_ref()
+                .is_some_and(|w| w.source != Source::Delegation)
+            {
                 return Ok(Written::Conflict);
             }
             let ts = d.timestamp_ms;
@@ -461,12 +470,19 @@ pub async fn created(app: Arc<Appliance>, d: Delivery) -> Result<Processed, Refu
             });
             let outcome = if stale {
                 "ignored_stale"
-            } else if existing.as_ref().is_some_and(|w| w.status == Status::Active) {
+            } else if existing
+                .as_ref()
+                .is_some_and(|w| w.status == Status::Active)
+            {
                 "replaced"
             } else {
                 "stored"
             };
-            processed::record(ctx.conn, &processed_event(&d, Some(&wallet_id), outcome), &now_rfc3339())?;
+            processed::record(
+                ctx.conn,
+                &processed_event(&d, Some(&wallet_id), outcome),
+                &now_rfc3339(),
+            )?;
             if !stale {
                 let now = now_rfc3339();
                 let w = Wallet {
@@ -518,7 +534,9 @@ pub async fn revoked(app: Arc<Appliance>, d: Delivery) -> Result<Processed, Refu
     let data: RevokedData = parse_data(&d)?;
     let chain = chain_of(&data.chain)?;
     if !valid_id(&data.wallet_id) {
-        return Err(malformed("`walletId` must be 1 to 128 printable characters"));
+        return Err(malformed(
+            "`walletId` must be 1 to 128 printable characters",
+        ));
     }
     let wallet_id = data.wallet_id.clone();
     let dd = d.clone();
@@ -579,10 +597,21 @@ pub async fn revoked(app: Arc<Appliance>, d: Delivery) -> Result<Processed, Refu
                     ("tombstoned", chain)
                 }
             };
-            processed::record(ctx.conn, &processed_event(&d, Some(&wallet_id), outcome), &now)?;
+            processed::record(
+                ctx.conn,
+                &processed_event(&d, Some(&wallet_id), outcome),
+                &now,
+            )?;
             audit::append(
                 ctx,
-                audit_event(&d, "delegation.revoked", &wallet_id, chain, outcome, serde_json::json!({})),
+                audit_event(
+                    &d,
+                    "delegation.revoked",
+                    &wallet_id,
+                    chain,
+                    outcome,
+                    serde_json::json!({}),
+                ),
             )?;
             Ok(Written::Done(outcome))
         })
@@ -600,7 +629,11 @@ pub async fn ignored(app: Arc<Appliance>, d: Delivery) -> Result<Processed, Refu
             if let Some(prev) = processed::outcome(ctx.conn, &dd.event_id)? {
                 return Ok(Written::Duplicate(prev));
             }
-            processed::record(ctx.conn, &processed_event(&dd, None, "ignored"), &now_rfc3339())?;
+            processed::record(
+                ctx.conn,
+                &processed_event(&dd, None, "ignored"),
+                &now_rfc3339(),
+            )?;
             Ok(Written::Done("ignored"))
         })
         .await
@@ -625,11 +658,19 @@ mod tests {
         let (key, addr) = wallet_key::generate(Chain::Evm);
         let hexkey = hex::encode(key.expose());
         let doc = format!(r#"{{"secretShare":"{hexkey}","pubkey":{{}}}}"#);
-        assert!(matches!(classify(Chain::Evm, &addr, doc.as_bytes()), Classified::Local(k) if k == key));
+        assert!(
+            matches!(classify(Chain::Evm, &addr, doc.as_bytes()), Classified::Local(k) if k == key)
+        );
         let doc = format!(r#"{{"secret_share":"0x{hexkey}"}}"#);
-        assert!(matches!(classify(Chain::Evm, &addr, doc.as_bytes()), Classified::Local(_)));
+        assert!(matches!(
+            classify(Chain::Evm, &addr, doc.as_bytes()),
+            Classified::Local(_)
+        ));
         let (_, other) = wallet_key::generate(Chain::Evm);
-        assert!(matches!(classify(Chain::Evm, &other, doc.as_bytes()), Classified::Mismatch));
+        assert!(matches!(
+            classify(Chain::Evm, &other, doc.as_bytes()),
+            Classified::Mismatch
+        ));
         for mpc in [
             r#"{"secretShare":"abcd"}"#.to_string(),
             r#"{"secretShare":{"x":1}}"#.to_string(),
@@ -637,7 +678,10 @@ mod tests {
             "not json".to_string(),
             format!(r#"{{"secretShare":"{}"}}"#, "00".repeat(32)),
         ] {
-            assert!(matches!(classify(Chain::Evm, &addr, mpc.as_bytes()), Classified::Mpc), "{mpc}");
+            assert!(
+                matches!(classify(Chain::Evm, &addr, mpc.as_bytes()), Classified::Mpc),
+                "{mpc}"
+            );
         }
     }
 
