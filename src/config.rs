@@ -71,6 +71,9 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Process hardening.
+    #[serde(default)]
+    pub process: ProcessConfig,
     /// Signing API clients and their grants.
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
@@ -236,6 +239,15 @@ pub struct LogConfig {
     /// A `tracing` filter such as `info` or `keyward=debug`.
     #[serde(default = "default_log_level")]
     pub level: String,
+}
+
+/// `[process]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessConfig {
+    /// Lock all memory (no secret page is ever swapped out); needs `LimitMEMLOCK`.
+    #[serde(default)]
+    pub mlock_all: bool,
 }
 
 /// One `[[clients]]` entry.

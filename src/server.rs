@@ -30,6 +30,9 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+    /// Hardening refused to start.
+    #[error("refusing to start: {0}")]
+    Harden(#[from] crate::hardening::HardenError),
     /// TLS material.
     #[error("{face}: {source}")]
     Tls {
@@ -52,7 +55,9 @@ pub struct Bound {
 }
 
 async fn bind(face: &'static str, addr: SocketAddr) -> Result<TcpListener, ServeError> {
-    TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { face, addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { face, addr, source })
 }
 
 /// A running appliance: its addresses and the switch that stops it.
@@ -90,13 +95,22 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     let (stop, rx) = watch::channel(false);
     // build both TLS configs before serving anything, so a bad file fails start-up
     crate::tls::api_server(
-        cfg.api.cert.as_deref().unwrap_or("api.cert is not set".as_ref()),
-        cfg.api.key.as_deref().unwrap_or("api.key is not set".as_ref()),
+        cfg.api
+            .cert
+            .as_deref()
+            .unwrap_or("api.cert is not set".as_ref()),
+        cfg.api
+            .key
+            .as_deref()
+            .unwrap_or("api.key is not set".as_ref()),
         &cfg.api.client_ca,
         &cfg.api.crls,
         cfg.api.tls12,
     )
-    .map_err(|source| ServeError::Tls { face: "api", source })?;
+    .map_err(|source| ServeError::Tls {
+        face: "api",
+        source,
+    })?;
     let mut tasks = Vec::new();
     let (a, r) = (app.clone(), rx.clone());
     tasks.push(tokio::spawn(async move {
@@ -112,12 +126,20 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     }));
     tasks.push(tokio::spawn(crate::admin::serve(app.clone(), admin_l, rx)));
     tracing::info!(api = %bound.api, webhook = %bound.webhook, admin = %bound.admin, oaep = app.token.oaep_mode(), "keyward ready");
-    Ok(Running { bound, app, stop, tasks })
+    Ok(Running {
+        bound,
+        app,
+        stop,
+        tasks,
+    })
 }
 
-/// Serves until SIGTERM or SIGINT; SIGHUP reloads the config file.
+/// Serves until SIGTERM or SIGINT; SIGHUP reloads the config file. Hardens the process
+/// and checks file modes first.
 pub async fn run(config: Config) -> Result<(), ServeError> {
     use tokio::signal::unix::{signal, SignalKind};
+    crate::hardening::harden_process(config.process.mlock_all)?;
+    crate::hardening::check_private_paths(&config)?;
     let path = config.source.clone();
     let running = start(config).await?;
     let mut term = signal(SignalKind::terminate()).expect("signal handler");
