@@ -6,6 +6,8 @@ mod config_cmd;
 mod dev;
 mod keys;
 mod lock;
+mod simulate;
+mod wallets;
 
 use std::path::{Path, PathBuf};
 
@@ -61,6 +63,12 @@ enum Command {
     Unlock(lock::UnlockArgs),
     /// Copy the database with SQLite's online backup (safe while serving).
     Backup(lock::BackupArgs),
+    /// Wallets: create, import, list, show, rewrap.
+    #[command(subcommand)]
+    Wallets(wallets::WalletsCmd),
+    /// Send a delivery the way the vendor does (delegation, revoke, ping).
+    #[command(subcommand)]
+    Simulate(simulate::SimulateCmd),
     /// Development helpers.
     #[command(subcommand)]
     Dev(dev::DevCmd),
@@ -123,6 +131,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Lock(a) => lock::lock(a),
         Command::Unlock(a) => lock::unlock(a),
         Command::Backup(a) => lock::backup(a),
+        Command::Wallets(w) => wallets::run(w),
+        Command::Simulate(s) => simulate::run(s),
         Command::Dev(d) => dev::run(d),
     }
 }
