@@ -154,7 +154,9 @@ pub async fn serve<H, F>(
                 async move { Ok::<_, Infallible>(fut.await) }
             });
             let io = hyper_util::rt::TokioIo::new(tls);
+            // hyper panics on a read timeout without a timer, so the timer comes with it
             let http = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
                 .keep_alive(true)
                 .header_read_timeout(std::time::Duration::from_secs(10))
                 .serve_connection(io, service);
