@@ -72,7 +72,7 @@ pub fn decode(em: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rsa::traits::PublicKeyParts;
+    use rsa::traits::{PrivateKeyParts, PublicKeyParts};
     use rsa::{BigUint, Oaep, RsaPrivateKey, RsaPublicKey};
 
     fn raw_decrypt(key: &RsaPrivateKey, ct: &[u8]) -> Vec<u8> {
