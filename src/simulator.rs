@@ -390,6 +390,18 @@ pub async fn send_from(
     body: Vec<u8>,
     headers: &[(String, String)],
 ) -> Result<Answer, SimError> {
+    request(bind, hyper::Method::POST, url, ca_pem, body, headers).await
+}
+
+/// One HTTPS request with any method, from local address `bind` when given.
+pub async fn request(
+    bind: Option<IpAddr>,
+    method: hyper::Method,
+    url: &str,
+    ca_pem: &[u8],
+    body: Vec<u8>,
+    headers: &[(String, String)],
+) -> Result<Answer, SimError> {
     let t = parse_url(url)?;
     let fail = |reason: String| SimError::Send {
         url: url.to_owned(),
@@ -452,7 +464,10 @@ pub async fn send_from(
     } else {
         format!("{}:{}", t.host, t.port)
     };
-    let mut req = hyper::Request::post(&t.path).header("host", host_header);
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(&t.path)
+        .header("host", host_header);
     for (k, v) in headers {
         req = req.header(k.as_str(), v.as_str());
     }

@@ -1,0 +1,781 @@
+//! The webhook face end to end: real TLS on loopback, a real SoftHSM2 token, a real
+//! SQLite file. Envelopes come from the simulator and from an independent
+//! implementation (`rsa` + `aes-gcm` directly, in `webhook_support`).
+
+mod common;
+mod webhook_support;
+
+use hyper::Method;
+use keyward::custody::{self, Binding, Purpose};
+use keyward::store::wallets::{self, Chain, Engine, Status, Wallet};
+use keyward::wallet_key;
+use webhook_support::*;
+
+fn wallet(h: &Harness, id: &str) -> Option<Wallet> {
+    let id = id.to_owned();
+    h.app.store.read(move |c| wallets::get(c, &id)).unwrap()
+}
+
+fn unwrap(h: &Harness, w: &Wallet, purpose: Purpose) -> Vec<u8> {
+    let blob = match purpose {
+        Purpose::Share => w.wrapped_share.as_ref(),
+        Purpose::ApiKey => w.wrapped_api_key.as_ref(),
+    }
+    .expect("material present");
+    custody::unwrap(
+        &h.app.token,
+        &Binding {
+            wallet_id: &w.id,
+            chain: w.chain.as_str(),
+            purpose,
+        },
+        blob,
+    )
+    .unwrap()
+    .expose()
+    .to_vec()
+}
+
+fn id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulated_delegations_land_local_wallets_on_both_chains() {
+    let mut h = start(|_| {}).await;
+    for (chain, iv_len) in [(Chain::Evm, 16), (Chain::Solana, 12)] {
+        h.sim.iv_len = iv_len;
+        let wid = id();
+        let d = h.sim.delegation(chain, &wid).unwrap();
+        let r = h.deliver(&d).await;
+        assert_eq!(r.status, 200, "{}", r.json);
+        assert_eq!(r.json["outcome"], "stored");
+        let w = wallet(&h, &wid).unwrap();
+        assert_eq!(w.chain, chain);
+        assert_eq!(w.engine, Engine::Local);
+        assert_eq!(w.status, Status::Active);
+        assert_eq!(w.address, d.address);
+        // the raw 32 key bytes are stored (wrapped), not the JSON around them
+        assert_eq!(
+            unwrap(&h, &w, Purpose::Share),
+            d.key.as_ref().unwrap().expose()
+        );
+        assert_eq!(
+            unwrap(&h, &w, Purpose::ApiKey),
+            d.api_key.as_ref().unwrap().expose()
+        );
+        let audit = count(
+            h.app.store.path(),
+            &format!("SELECT COUNT(*) FROM audit WHERE wallet_id = '{wid}' AND action = 'delegation.created'"),
+        );
+        assert_eq!(audit, 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn independent_envelopes_are_accepted_with_both_iv_lengths() {
+    let h = start(|_| {}).await;
+    let env_id = id();
+    let cases = [
+        Enc {
+            iv_len: 12,
+            ..Default::default()
+        },
+        Enc {
+            iv_len: 16,
+            padded: true,
+            alg: "HYBRID-RSA-AES-256",
+            ..Default::default()
+        },
+        Enc {
+            iv_len: 16,
+            kid: Some(h.rsa_label.clone()),
+            alg: "RSA-OAEP",
+            ..Default::default()
+        },
+        Enc {
+            iv_len: 12,
+            kid: Some("dynamic_rsa_lSuvWlCy".into()),
+            ..Default::default()
+        },
+    ];
+    for (i, enc) in cases.iter().enumerate() {
+        let chain = if i % 2 == 0 {
+            Chain::Evm
+        } else {
+            Chain::Solana
+        };
+        let (key, address) = wallet_key::generate(chain);
+        let share = format!(
+            r#"{{"secretShare":"{}","pubkey":{{}}}}"#,
+            hex::encode(key.expose())
+        );
+        let api_key = format!("dyn_api_{i}_{}", id());
+        let wid = id();
+        let data = serde_json::json!({
+            "chain": if chain == Chain::Evm { "evm" } else { "SOL" },
+            "walletId": wid,
+            "publicKey": if chain == Chain::Evm { address.to_uppercase().replace("0X", "0x") } else { address.clone() },
+            "encryptedDelegatedShare": encrypt(&h.public, share.as_bytes(), enc),
+            "encryptedWalletApiKey": encrypt(&h.public, api_key.as_bytes(), enc),
+        });
+        let b = body(
+            &id(),
+            "wallet.delegation.created",
+            &now_ts(0),
+            &env_id,
+            data,
+        );
+        let r = h.post_signed(&b).await;
+        assert_eq!(r.status, 200, "case {i}: {}", r.json);
+        let w = wallet(&h, &wid).unwrap();
+        assert_eq!(w.engine, Engine::Local, "case {i}");
+        assert_eq!(
+            w.address.as_deref(),
+            Some(address.as_str()),
+            "canonical address"
+        );
+        assert_eq!(unwrap(&h, &w, Purpose::Share), key.expose());
+        assert_eq!(unwrap(&h, &w, Purpose::ApiKey), api_key.as_bytes());
+    }
+
+    // a share that is not a complete key is an MPC share, stored whole
+    let (_, address) = wallet_key::generate(Chain::Evm);
+    let share = br#"{"keyShareId":"ks-1","secretShare":"{\"x\":\"mpc-share-material\"}"}"#;
+    let wid = id();
+    let enc = Enc::default();
+    let data = serde_json::json!({
+        "chain": "EVM", "walletId": wid, "publicKey": address,
+        "encryptedDelegatedShare": encrypt(&h.public, share, &enc),
+        "encryptedWalletApiKey": encrypt(&h.public, b"dyn_api_key_mpc", &enc),
+    });
+    let r = h
+        .post_signed(&body(
+            &id(),
+            "wallet.delegation.created",
+            &now_ts(0),
+            &env_id,
+            data,
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    let w = wallet(&h, &wid).unwrap();
+    assert_eq!(w.engine, Engine::Mpc);
+    assert_eq!(unwrap(&h, &w, Purpose::Share), share);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_allowlist_and_forwarded_for() {
+    let h = start(|c| c.webhook.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let before = h.dump();
+    // not allowed: refused before the body is read (a body over the limit is not noticed)
+    let d = h.sim.ping();
+    let r = h
+        .raw(DENIED, Method::POST, &h.url, d.body.clone(), &d.headers())
+        .await;
+    assert_eq!((r.status, r.code()), (403, "source_not_allowed"));
+    let r = h
+        .raw(
+            DENIED,
+            Method::POST,
+            &h.url,
+            vec![b' '; 200_000],
+            &d.headers(),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (403, "source_not_allowed"));
+    // X-Forwarded-For from a peer that is not a trusted proxy is ignored both ways
+    let mut hdrs = d.headers();
+    hdrs.push(("x-forwarded-for".into(), "44.198.112.228".into()));
+    let r = h
+        .raw(DENIED, Method::POST, &h.url, d.body.clone(), &hdrs)
+        .await;
+    assert_eq!((r.status, r.code()), (403, "source_not_allowed"));
+    // from the trusted proxy, the right-most untrusted address is the source
+    let mut hdrs = d.headers();
+    hdrs.push(("x-forwarded-for".into(), "127.0.0.2, 127.0.0.3".into()));
+    let r = h
+        .raw("127.0.0.1", Method::POST, &h.url, d.body.clone(), &hdrs)
+        .await;
+    assert_eq!((r.status, r.code()), (403, "source_not_allowed"));
+    assert_eq!(h.dump(), before, "refusals change nothing");
+
+    let mut hdrs = d.headers();
+    hdrs.push(("x-forwarded-for".into(), "127.0.0.3, 127.0.0.2".into()));
+    let r = h
+        .raw("127.0.0.1", Method::POST, &h.url, d.body.clone(), &hdrs)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    let mut hdrs = h.sim.ping().headers();
+    hdrs.push(("x-forwarded-for".into(), "127.0.0.3".into()));
+    let d2 = h.sim.ping();
+    let mut hdrs2 = d2.headers();
+    hdrs2.push(("x-forwarded-for".into(), "127.0.0.3".into()));
+    let r = h
+        .raw(ALLOWED, Method::POST, &h.url, d2.body.clone(), &hdrs2)
+        .await;
+    assert_eq!(
+        r.status, 200,
+        "XFF from a non-proxy does not make an allowed peer refused"
+    );
+    drop(hdrs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refusal_has_its_code_and_changes_nothing() {
+    let env_ok = "env-allowed".to_string();
+    let mut h = start(|c| c.webhook.environment_ids = vec!["env-allowed".into()]).await;
+    h.sim.environment_id = env_ok.clone();
+    // something in the store already, so "nothing changes" is meaningful
+    let seed = h.sim.delegation(Chain::Evm, &id()).unwrap();
+    assert_eq!(h.deliver(&seed).await.status, 200);
+    let before = h.dump();
+
+    let good = h.sim.ping();
+    let json = || vec![("content-type".to_string(), "application/json".to_string())];
+    let mut cases: Vec<(
+        &str,
+        Method,
+        String,
+        Vec<u8>,
+        Vec<(String, String)>,
+        u16,
+        &str,
+    )> = vec![
+        (
+            "path",
+            Method::POST,
+            format!("{}/other", h.base),
+            good.body.clone(),
+            good.headers(),
+            404,
+            "not_found",
+        ),
+        (
+            "method",
+            Method::GET,
+            h.url.clone(),
+            vec![],
+            good.headers(),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "content type",
+            Method::POST,
+            h.url.clone(),
+            good.body.clone(),
+            vec![
+                ("content-type".into(), "text/plain".into()),
+                ("x-dynamic-signature-256".into(), good.signature.clone()),
+            ],
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "too large",
+            Method::POST,
+            h.url.clone(),
+            vec![b' '; 70_000],
+            signed_headers(&vec![b' '; 70_000]),
+            413,
+            "body_too_large",
+        ),
+        (
+            "no signature",
+            Method::POST,
+            h.url.clone(),
+            good.body.clone(),
+            json(),
+            401,
+            "signature_missing",
+        ),
+    ];
+    let mut h1 = json();
+    h1.push(("x-dynamic-signature-256".into(), "md5=abc".into()));
+    cases.push((
+        "bad header",
+        Method::POST,
+        h.url.clone(),
+        good.body.clone(),
+        h1,
+        401,
+        "signature_missing",
+    ));
+    let mut h2 = json();
+    h2.push((
+        "x-dynamic-signature-256".into(),
+        hmac_header(&good.body, "dyn_wrong_secret"),
+    ));
+    cases.push((
+        "wrong secret",
+        Method::POST,
+        h.url.clone(),
+        good.body.clone(),
+        h2,
+        401,
+        "signature_invalid",
+    ));
+    let mut tampered = good.body.clone();
+    let n = tampered.len();
+    tampered[n - 3] ^= 1;
+    cases.push((
+        "tampered",
+        Method::POST,
+        h.url.clone(),
+        tampered,
+        good.headers(),
+        401,
+        "signature_invalid",
+    ));
+    for (what, m, url, b, hd, status, code) in cases {
+        let r = h.raw(ALLOWED, m, &url, b, &hd).await;
+        assert_eq!((r.status, r.code()), (status, code), "{what}: {}", r.json);
+        assert!(r.json["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+
+    // signed, but refused after the MAC
+    let (key, address) = wallet_key::generate(Chain::Evm);
+    let share = format!(r#"{{"secretShare":"{}"}}"#, hex::encode(key.expose()));
+    let (_, other_address) = wallet_key::generate(Chain::Evm);
+    let created = |enc: &Enc, addr: &str, chain: &str| {
+        serde_json::json!({
+            "chain": chain, "walletId": id(), "publicKey": addr,
+            "encryptedDelegatedShare": encrypt(&h.public, share.as_bytes(), enc),
+            "encryptedWalletApiKey": encrypt(&h.public, b"dyn_api", enc),
+        })
+    };
+    let foreign = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
+    let foreign_pub = rsa::RsaPublicKey::from(&foreign);
+    let mut wrong_key = created(&Enc::default(), &address, "EVM");
+    wrong_key["encryptedDelegatedShare"] = encrypt(&foreign_pub, share.as_bytes(), &Enc::default());
+    let mut eight_byte_iv = created(&Enc::default(), &address, "EVM");
+    eight_byte_iv["encryptedWalletApiKey"]["iv"] = "AAAAAAAAAAA".into();
+    let signed: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("not json", b"{not json".to_vec(), 400, "payload_malformed"),
+        (
+            "no eventId",
+            br#"{"eventName":"ping","timestamp":"2025-01-01T00:00:00Z"}"#.to_vec(),
+            400,
+            "payload_malformed",
+        ),
+        (
+            "environment",
+            body(
+                &id(),
+                "ping",
+                &now_ts(0),
+                "env-other",
+                serde_json::json!({}),
+            ),
+            403,
+            "environment_not_allowed",
+        ),
+        (
+            "future",
+            body(
+                &id(),
+                "ping",
+                &now_ts(6 * 60_000),
+                &env_ok,
+                serde_json::json!({}),
+            ),
+            400,
+            "event_in_future",
+        ),
+        (
+            "too old",
+            body(
+                &id(),
+                "ping",
+                &now_ts(-31 * 86_400_000),
+                &env_ok,
+                serde_json::json!({}),
+            ),
+            400,
+            "event_too_old",
+        ),
+        (
+            "alg",
+            body(
+                &id(),
+                "wallet.delegation.created",
+                &now_ts(0),
+                &env_ok,
+                created(
+                    &Enc {
+                        alg: "A256GCMKW",
+                        ..Default::default()
+                    },
+                    &address,
+                    "EVM",
+                ),
+            ),
+            422,
+            "envelope_alg_unsupported",
+        ),
+        (
+            "iv length",
+            body(
+                &id(),
+                "wallet.delegation.created",
+                &now_ts(0),
+                &env_ok,
+                eight_byte_iv,
+            ),
+            422,
+            "envelope_malformed",
+        ),
+        (
+            "wrong RSA key",
+            body(
+                &id(),
+                "wallet.delegation.created",
+                &now_ts(0),
+                &env_ok,
+                wrong_key,
+            ),
+            422,
+            "envelope_key_unwrap_failed",
+        ),
+        (
+            "tag",
+            body(
+                &id(),
+                "wallet.delegation.created",
+                &now_ts(0),
+                &env_ok,
+                created(
+                    &Enc {
+                        flip_tag: true,
+                        ..Default::default()
+                    },
+                    &address,
+                    "EVM",
+                ),
+            ),
+            422,
+            "envelope_decrypt_failed",
+        ),
+        (
+            "content key",
+            body(
+                &id(),
+                "wallet.delegation.created",
+                &now_ts(0),
+                &env_ok,
+                created(
+                    &Enc {
+                        content_key_len: 16,
+                        ..Default::default()
+                    },
+                    &address,
+                    "EVM",
+                ),
+            ),
+            422,
+            "envelope_content_key_invalid",
+        ),
+        (
+            "mismatch",
+            body(
+                &id(),
+                "wallet.delegation.created",
+                &now_ts(0),
+                &env_ok,
+                created(&Enc::default(), &other_address, "EVM"),
+            ),
+            422,
+            "share_address_mismatch",
+        ),
+        (
+            "chain",
+            body(
+                &id(),
+                "wallet.delegation.created",
+                &now_ts(0),
+                &env_ok,
+                created(&Enc::default(), &address, "BTC"),
+            ),
+            422,
+            "chain_unsupported",
+        ),
+        (
+            "public key",
+            body(
+                &id(),
+                "wallet.delegation.created",
+                &now_ts(0),
+                &env_ok,
+                created(&Enc::default(), "0x1234", "EVM"),
+            ),
+            422,
+            "public_key_invalid",
+        ),
+        (
+            "created without data",
+            body(
+                &id(),
+                "wallet.delegation.created",
+                &now_ts(0),
+                &env_ok,
+                serde_json::json!({"chain": "EVM"}),
+            ),
+            400,
+            "payload_malformed",
+        ),
+    ];
+    for (what, b, status, code) in signed {
+        let r = h.post_signed(&b).await;
+        assert_eq!((r.status, r.code()), (status, code), "{what}: {}", r.json);
+    }
+    assert_eq!(h.dump(), before, "no refusal changed a row");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_and_concurrency_limits_answer_429() {
+    let h = start(|c| c.webhook.per_source_rate = 1).await;
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        let r = h.deliver(&h.sim.ping()).await;
+        codes.push((r.status, r.code().to_owned()));
+    }
+    assert_eq!(codes[0].0, 200);
+    assert_eq!(codes[1].0, 200, "burst is twice the rate");
+    assert!(
+        codes[2..]
+            .iter()
+            .any(|c| c == &(429, "rate_limited".to_owned())),
+        "{codes:?}"
+    );
+    // another allowed source is not starved by the first
+    let d = h.sim.ping();
+    let r = h
+        .raw(
+            "127.0.0.1",
+            Method::POST,
+            &h.url,
+            d.body.clone(),
+            &d.headers(),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_and_concurrent_duplicates_are_processed_once() {
+    let h = std::sync::Arc::new(start(|_| {}).await);
+    let wid = id();
+    let d = h.sim.delegation(Chain::Evm, &wid).unwrap();
+    assert_eq!(h.deliver(&d).await.json["status"], "processed");
+    let before = h.dump();
+    let r = h.deliver(&d).await;
+    assert_eq!(
+        (r.status, r.json["status"].as_str()),
+        (200, Some("duplicate"))
+    );
+    assert_eq!(h.dump(), before, "a replay changes nothing");
+
+    let wid2 = id();
+    let d2 = std::sync::Arc::new(h.sim.delegation(Chain::Solana, &wid2).unwrap());
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (h, d2) = (h.clone(), d2.clone());
+        tasks.push(tokio::spawn(async move { h.deliver(&d2).await }));
+    }
+    let mut processed = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.json);
+        if r.json["status"] == "processed" {
+            processed += 1;
+        }
+    }
+    assert_eq!(processed, 1);
+    let db = h.app.store.path();
+    assert_eq!(
+        count(
+            db,
+            &format!("SELECT COUNT(*) FROM audit WHERE wallet_id = '{wid2}'")
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            db,
+            &format!(
+                "SELECT COUNT(*) FROM processed_events WHERE event_id = '{}'",
+                d2.event_id
+            )
+        ),
+        1
+    );
+}
+
+fn at(base: time::OffsetDateTime, secs: i64) -> time::OffsetDateTime {
+    base + time::Duration::seconds(secs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordering_rules() {
+    let h = start(|_| {}).await;
+    let t0 = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+
+    // revoke for a wallet never seen: tombstone
+    let w = id();
+    let r = h
+        .deliver(&h.sim.revoke_at(Chain::Evm, &w, at(t0, 100)))
+        .await;
+    assert_eq!(r.json["outcome"], "tombstoned", "{}", r.json);
+    let row = wallet(&h, &w).unwrap();
+    assert_eq!(
+        (row.status, row.wrapped_share.is_none()),
+        (Status::Revoked, true)
+    );
+    // a created older than the tombstone: recorded and ignored
+    let before = wallet(&h, &w).unwrap();
+    let r = h
+        .deliver(&h.sim.delegation_at(Chain::Evm, &w, at(t0, 50)).unwrap())
+        .await;
+    assert_eq!(
+        (r.status, r.json["outcome"].as_str()),
+        (200, Some("ignored_stale"))
+    );
+    let after = wallet(&h, &w).unwrap();
+    assert_eq!(
+        (after.status, after.updated_at),
+        (Status::Revoked, before.updated_at)
+    );
+    // a created newer than the tombstone: a fresh delegation
+    let fresh = h.sim.delegation_at(Chain::Evm, &w, at(t0, 200)).unwrap();
+    let r = h.deliver(&fresh).await;
+    assert_eq!(r.json["outcome"], "stored", "{}", r.json);
+    let row = wallet(&h, &w).unwrap();
+    assert_eq!(row.status, Status::Active);
+    assert_eq!(
+        unwrap(&h, &row, Purpose::Share),
+        fresh.key.as_ref().unwrap().expose()
+    );
+
+    // a second, newer created for an active wallet replaces its material
+    let newer = h.sim.delegation_at(Chain::Evm, &w, at(t0, 300)).unwrap();
+    let r = h.deliver(&newer).await;
+    assert_eq!(r.json["outcome"], "replaced");
+    let row = wallet(&h, &w).unwrap();
+    assert_eq!(row.address, newer.address);
+    assert_eq!(
+        unwrap(&h, &row, Purpose::Share),
+        newer.key.as_ref().unwrap().expose()
+    );
+    // an older created arriving late does not
+    let r = h
+        .deliver(&h.sim.delegation_at(Chain::Evm, &w, at(t0, 250)).unwrap())
+        .await;
+    assert_eq!(r.json["outcome"], "ignored_stale");
+    assert_eq!(wallet(&h, &w).unwrap().address, newer.address);
+    // a revoke older than the delegation in force does not end it
+    let r = h
+        .deliver(&h.sim.revoke_at(Chain::Evm, &w, at(t0, 280)))
+        .await;
+    assert_eq!(r.json["outcome"], "ignored_stale");
+    assert_eq!(wallet(&h, &w).unwrap().status, Status::Active);
+
+    // revoke: material gone, tombstone kept, audited
+    let r = h
+        .deliver(&h.sim.revoke_at(Chain::Evm, &w, at(t0, 400)))
+        .await;
+    assert_eq!(r.json["outcome"], "revoked");
+    let row = wallet(&h, &w).unwrap();
+    assert_eq!(row.status, Status::Revoked);
+    assert!(row.wrapped_share.is_none() && row.wrapped_api_key.is_none());
+    assert_eq!(
+        row.revoked_at_ms,
+        Some((at(t0, 400).unix_timestamp_nanos() / 1_000_000) as i64)
+    );
+    let db = h.app.store.path();
+    assert_eq!(count(db, &format!("SELECT COUNT(*) FROM audit WHERE wallet_id = '{w}' AND action = 'delegation.revoked'")), 3);
+    // and the audit chain is intact
+    let verified = h
+        .app
+        .store
+        .read(|c| keyward::store::audit::verify(c))
+        .unwrap();
+    assert!(verified.is_ok(), "{verified:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_and_unknown_events_are_recorded_without_effect() {
+    let h = start(|_| {}).await;
+    let wallets_before = count(h.app.store.path(), "SELECT COUNT(*) FROM wallets");
+    let audit_before = count(h.app.store.path(), "SELECT COUNT(*) FROM audit");
+    let ping = h.sim.ping();
+    let r = h.deliver(&ping).await;
+    assert_eq!(
+        (r.status, r.json["outcome"].as_str()),
+        (200, Some("ignored"))
+    );
+    let other = h.sim.delivery(
+        &id(),
+        "user.session.created",
+        serde_json::json!({"x": 1}),
+        time::OffsetDateTime::now_utc(),
+    );
+    let r = h.deliver(&other).await;
+    assert_eq!(
+        (r.status, r.json["outcome"].as_str()),
+        (200, Some("ignored"))
+    );
+    let db = h.app.store.path();
+    assert_eq!(count(db, "SELECT COUNT(*) FROM wallets"), wallets_before);
+    assert_eq!(count(db, "SELECT COUNT(*) FROM audit"), audit_before);
+    assert_eq!(
+        count(
+            db,
+            &format!(
+                "SELECT COUNT(*) FROM processed_events WHERE event_id IN ('{}', '{}')",
+                ping.event_id, other.event_id
+            )
+        ),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_simulation_sends_to_the_configured_face() {
+    let h = start(|_| {}).await;
+    let mut cfg = h.app.config().as_ref().clone();
+    cfg.webhook.listen = h
+        .url
+        .trim_start_matches("https://")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let report = keyward::simulator::run_simulation(
+        &cfg,
+        keyward::simulator::EventKind::Delegation,
+        Chain::Solana,
+        Some("sim-wallet-1".into()),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.status, 200, "{}", report.response);
+    let w = wallet(&h, "sim-wallet-1").unwrap();
+    assert_eq!(w.address, report.address);
+    assert_eq!(w.engine, Engine::Local);
+    let report = keyward::simulator::run_simulation(
+        &cfg,
+        keyward::simulator::EventKind::Revoke,
+        Chain::Solana,
+        Some("sim-wallet-1".into()),
+        Some(h.url.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.status, 200, "{}", report.response);
+    assert_eq!(wallet(&h, "sim-wallet-1").unwrap().status, Status::Revoked);
+}
