@@ -484,9 +484,9 @@ mod tests {
 
     #[test]
     fn dry_run_query() {
-        assert_eq!(dry_run(None).unwrap(), false);
-        assert_eq!(dry_run(Some("dryRun=true")).unwrap(), true);
-        assert_eq!(dry_run(Some("dryRun=false")).unwrap(), false);
+        assert!(!dry_run(None).unwrap());
+        assert!(dry_run(Some("dryRun=true")).unwrap());
+        assert!(!dry_run(Some("dryRun=false")).unwrap());
         assert_eq!(dry_run(Some("dryRun=1")).unwrap_err().code, "invalid_query");
         assert_eq!(dry_run(Some("x=1")).unwrap_err().code, "invalid_query");
     }
