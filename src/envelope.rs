@@ -212,10 +212,10 @@ pub fn open_payload(
     let tag = GenericArray::from_slice(&enc.tag);
     let ok = match enc.iv.len() {
         12 => AesGcm::<Aes256, U12>::new(key)
-            .decrypt_in_place_detached(GenericArray::from_slice(&enc.iv), b"", &mut *buf, tag)
+            .decrypt_in_place_detached(GenericArray::from_slice(&enc.iv), b"", &mut buf, tag)
             .is_ok(),
         16 => AesGcm::<Aes256, U16>::new(key)
-            .decrypt_in_place_detached(GenericArray::from_slice(&enc.iv), b"", &mut *buf, tag)
+            .decrypt_in_place_detached(GenericArray::from_slice(&enc.iv), b"", &mut buf, tag)
             .is_ok(),
         _ => return Err(EnvelopeError::Malformed("`iv` length".into())),
     };

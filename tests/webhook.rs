@@ -221,6 +221,17 @@ async fn source_allowlist_and_forwarded_for() {
     );
 }
 
+/// What, method, URL, body, headers, expected status, expected code.
+type Case = (
+    &'static str,
+    Method,
+    String,
+    Vec<u8>,
+    Vec<(String, String)>,
+    u16,
+    &'static str,
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_refusal_has_its_code_and_changes_nothing() {
     let env_ok = "env-allowed".to_string();
@@ -233,15 +244,7 @@ async fn every_refusal_has_its_code_and_changes_nothing() {
 
     let good = h.sim.ping();
     let json = || vec![("content-type".to_string(), "application/json".to_string())];
-    let mut cases: Vec<(
-        &str,
-        Method,
-        String,
-        Vec<u8>,
-        Vec<(String, String)>,
-        u16,
-        &str,
-    )> = vec![
+    let mut cases: Vec<Case> = vec![
         (
             "path",
             Method::POST,
@@ -697,11 +700,7 @@ async fn ordering_rules() {
     let db = h.app.store.path();
     assert_eq!(count(db, &format!("SELECT COUNT(*) FROM audit WHERE wallet_id = '{w}' AND action = 'delegation.revoked'")), 3);
     // and the audit chain is intact
-    let verified = h
-        .app
-        .store
-        .read(|c| keyward::store::audit::verify(c))
-        .unwrap();
+    let verified = h.app.store.read(keyward::store::audit::verify).unwrap();
     assert!(verified.is_ok(), "{verified:?}");
 }
 
