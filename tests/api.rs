@@ -1105,3 +1105,138 @@ async fn wallet_operations_wrap_at_once_and_refuse_duplicates() {
     );
     assert!(!records[0].detail.as_deref().unwrap().contains(EIP155_KEY));
 }
+
+/// kill -9 under load: every signature a client received has its audit record after
+/// the restart, and the chain verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_received_signature_survives_kill_9() {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
+
+    let env = Env::with(EnvOptions {
+        extra: CLIENTS.into(),
+        ..Default::default()
+    });
+    // the daemon refuses paths others can read, as an operator's setup would have them
+    let private = |p: &std::path::Path, mode| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    private(env.dir.path(), 0o700);
+    private(&env.config_path, 0o600);
+    let conf = std::fs::read_to_string(std::env::var("SOFTHSM2_CONF").unwrap()).unwrap();
+    if let Some(dir) = conf
+        .lines()
+        .find_map(|l| l.strip_prefix("directories.tokendir = "))
+    {
+        private(std::path::Path::new(dir.trim()), 0o700);
+    }
+    let wallet = {
+        let app = env.appliance();
+        keyward::wallets::create(&app, Chain::Evm, None).unwrap()
+    };
+
+    /// Kills the daemon however the test ends, so no orphan keeps serving.
+    struct Daemon(std::process::Child);
+    impl Drop for Daemon {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Daemon(
+        std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .args(["serve", "--config", env.config_path.to_str().unwrap()])
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if !sent && line.contains("keyward ready") {
+                // drop ANSI colour sequences, then take the address after `api=`
+                let mut plain = String::new();
+                let mut in_escape = false;
+                for c in line.chars() {
+                    match (in_escape, c) {
+                        (false, '\x1b') => in_escape = true,
+                        (true, 'm') => in_escape = false,
+                        (false, c) => plain.push(c),
+                        _ => {}
+                    }
+                }
+                let line = plain;
+                let at = line.find("api=").expect("api address logged");
+                let api: String = line[at + 4..]
+                    .trim_start_matches(|c: char| !c.is_ascii_digit())
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                    .collect();
+                eprintln!("serve: {line}");
+                let _ = tx.send(api);
+                sent = true;
+            }
+        }
+    });
+    let api: SocketAddr = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("serve reports ready")
+        .parse()
+        .unwrap();
+    let tls = tls_client(&env.pki.ca.cert_pem, Some(&env.pki.client));
+    let route = path(&wallet, "evm/message");
+    let mut load = Vec::new();
+    for worker in 0..8 {
+        let c = Client {
+            tls: tls.clone(),
+            addr: api,
+        };
+        let route = route.clone();
+        load.push(tokio::spawn(async move {
+            let mut received = Vec::new();
+            for i in 0.. {
+                let body =
+                    serde_json::to_vec(&json!({ "message": format!("w{worker} m{i}") })).unwrap();
+                match c.send("POST", &route, Some("application/json"), body).await {
+                    Ok(a) if a.status == StatusCode::OK => {
+                        received.push(a.body["auditId"].as_str().unwrap().to_owned())
+                    }
+                    Ok(a) => panic!("unexpected answer {}: {}", a.status, a.body),
+                    Err(_) => break,
+                }
+            }
+            received
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    child.0.kill().unwrap(); // SIGKILL
+    child.0.wait().unwrap();
+    let mut received = Vec::new();
+    for t in load {
+        received.extend(t.await.unwrap());
+    }
+    assert!(received.len() > 10, "load ran: {}", received.len());
+
+    let store = keyward::store::Store::open(&env.config().store.path, 1).unwrap();
+    for id in &received {
+        let owned = id.clone();
+        let rec = store.read(move |c| audit::get(c, &owned)).unwrap();
+        assert!(
+            rec.is_some(),
+            "signature with audit id {id} has no record after kill -9"
+        );
+    }
+    let n = store.read(audit::verify).unwrap().unwrap();
+    assert!(
+        n as usize > received.len(),
+        "{n} records, {} received",
+        received.len()
+    );
+}
