@@ -109,8 +109,11 @@ pub fn init_logging(config: Option<&Config>, serving: bool) {
         _ => "warn".into(),
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // colours only on a terminal: journald and log shippers get plain text
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let json = config.is_some_and(|c| c.log.format == LogFormat::Json);
     let _ = if json {
@@ -145,6 +148,5 @@ fn serve(path: &Path) -> Result<(), CliError> {
         .thread_name("keyward")
         .build()
         .map_err(fail)?;
-    rt.block_on(async { Err::<(), _>("wiring pending") })
-        .map_err(fail) // WIRING
+    rt.block_on(keyward::server::run(config)).map_err(fail)
 }

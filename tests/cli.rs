@@ -17,7 +17,11 @@ fn keyward(env: &Env, args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
@@ -29,7 +33,10 @@ fn config_errors_exit_2_and_name_file_and_key() {
     let out = keyward(&env, &["config", "check"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let t = text(&out);
-    assert!(t.contains(&env.config_path.display().to_string()) && t.contains("pool_sise"), "{t}");
+    assert!(
+        t.contains(&env.config_path.display().to_string()) && t.contains("pool_sise"),
+        "{t}"
+    );
 }
 
 #[test]
@@ -38,7 +45,12 @@ fn config_check_redacts_and_checks_secret_modes() {
     let out = keyward(&env, &["config", "check"]);
     let t = text(&out);
     assert!(out.status.success(), "{t}");
-    assert!(t.contains("<redacted>") && !t.contains(common::USER_PIN) && !t.contains(common::HMAC_SECRET), "{t}");
+    assert!(
+        t.contains("<redacted>")
+            && !t.contains(common::USER_PIN)
+            && !t.contains(common::HMAC_SECRET),
+        "{t}"
+    );
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(env.path("pin"), std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = keyward(&env, &["config", "check"]);
@@ -51,7 +63,11 @@ fn init_is_idempotent_and_keys_commands_show_no_secrets() {
     let env = Env::new();
     let first = keyward(&env, &["init"]);
     assert!(first.status.success(), "{}", text(&first));
-    assert!(text(&first).contains("created: keyward-rsa-1, keyward-wrap-1"), "{}", text(&first));
+    assert!(
+        text(&first).contains("created: keyward-rsa-1, keyward-wrap-1"),
+        "{}",
+        text(&first)
+    );
     let second = keyward(&env, &["init"]);
     assert!(text(&second).contains("nothing to do"), "{}", text(&second));
 
@@ -63,7 +79,10 @@ fn init_is_idempotent_and_keys_commands_show_no_secrets() {
     assert!(String::from_utf8_lossy(&public.stderr).contains("sha256:"));
 
     let list = text(&keyward(&env, &["keys", "list"]));
-    assert!(list.contains("keyward-rsa-1") && list.contains("CKA_EXTRACTABLE=false"), "{list}");
+    assert!(
+        list.contains("keyward-rsa-1") && list.contains("CKA_EXTRACTABLE=false"),
+        "{list}"
+    );
     assert!(!list.contains(common::USER_PIN));
 }
 
@@ -73,24 +92,44 @@ fn rotation_and_retire_rules() {
     assert!(keyward(&env, &["init"]).status.success());
     let only = keyward(&env, &["keys", "retire", "keyward-rsa-1"]);
     assert_eq!(only.status.code(), Some(1));
-    assert!(text(&only).contains("only webhook RSA key"), "{}", text(&only));
+    assert!(
+        text(&only).contains("only webhook RSA key"),
+        "{}",
+        text(&only)
+    );
     assert!(keyward(&env, &["keys", "rotate-rsa"]).status.success());
     let ok = keyward(&env, &["keys", "retire", "keyward-rsa-1"]);
     assert!(ok.status.success(), "{}", text(&ok));
     let current = keyward(&env, &["keys", "retire", "keyward-wrap-1"]);
-    assert!(text(&current).contains("current wrapping key"), "{}", text(&current));
+    assert!(
+        text(&current).contains("current wrapping key"),
+        "{}",
+        text(&current)
+    );
 }
 
 #[test]
 fn lock_unlock_backup_and_audit_verify() {
     let env = Env::new();
     assert!(keyward(&env, &["init"]).status.success());
-    assert!(keyward(&env, &["lock", "--reason", "incident 42"]).status.success());
+    assert!(keyward(&env, &["lock", "--reason", "incident 42"])
+        .status
+        .success());
     assert!(keyward(&env, &["unlock"]).status.success());
     let v = keyward(&env, &["audit", "verify"]);
-    assert!(text(&v).contains("audit chain OK: 2 records"), "{}", text(&v));
-    let export = keyward(&env, &["audit", "export", "--since", "2000-01-01T00:00:00Z"]);
-    let lines: Vec<_> = String::from_utf8_lossy(&export.stdout).lines().map(str::to_owned).collect();
+    assert!(
+        text(&v).contains("audit chain OK: 2 records"),
+        "{}",
+        text(&v)
+    );
+    let export = keyward(
+        &env,
+        &["audit", "export", "--since", "2000-01-01T00:00:00Z"],
+    );
+    let lines: Vec<_> = String::from_utf8_lossy(&export.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
     assert_eq!(lines.len(), 2);
     let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
     assert_eq!(first["action"], "appliance.lock");

@@ -282,9 +282,15 @@ fn softhsm_mechanisms_match_the_notes() {
         matches!(e, Err(HsmError::MechanismRefused { .. })) || e.is_ok(),
         "native OAEP-SHA256 either works or is refused as a mechanism: {e:?}"
     );
-    if let Ok(v) = std::process::Command::new("softhsm2-util").arg("--version").output() {
+    if let Ok(v) = std::process::Command::new("softhsm2-util")
+        .arg("--version")
+        .output()
+    {
         if String::from_utf8_lossy(&v.stdout).trim() == "2.6.1" {
-            assert!(e.is_err(), "SoftHSM2 2.6.1 is documented to refuse OAEP-SHA256");
+            assert!(
+                e.is_err(),
+                "SoftHSM2 2.6.1 is documented to refuse OAEP-SHA256"
+            );
         }
     }
 }

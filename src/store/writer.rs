@@ -33,9 +33,12 @@ impl WriteCtx<'_> {
 /// A unit of work: `run` inside the batch (returns false to roll its savepoint back),
 /// `done` after the commit, with the commit's error if there was one.
 pub(crate) struct Job {
-    pub(crate) run: Box<dyn FnOnce(&mut WriteCtx<'_>) -> bool + Send>,
-    pub(crate) done: Box<dyn FnOnce(Option<&StoreError>) + Send>,
+    pub(crate) run: RunFn,
+    pub(crate) done: DoneFn,
 }
+
+pub(crate) type RunFn = Box<dyn FnOnce(&mut WriteCtx<'_>) -> bool + Send>;
+pub(crate) type DoneFn = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 
 /// Largest number of jobs folded into one commit.
 const MAX_BATCH: usize = 512;

@@ -568,6 +568,8 @@ pub async fn revoked(app: Arc<Appliance>, d: Delivery) -> Result<Processed, Refu
                     } else {
                         "revoked"
                     };
+                    // the deleted blobs must not survive in old WAL frames either
+                    ctx.scrub_wal_after_commit();
                     wallets::mark_revoked(ctx.conn, &wallet_id, ts, &now)?;
                     (outcome, w.chain)
                 }

@@ -33,6 +33,8 @@ fn softhsm() {
         let dir = tempfile::tempdir().expect("tempdir");
         let tokens = dir.path().join("tokens");
         std::fs::create_dir(&tokens).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o700)).unwrap();
         let conf = dir.path().join("softhsm2.conf");
         std::fs::write(
             &conf,
@@ -110,6 +112,9 @@ impl Env {
         let token_label = unique("kw");
         new_token(&token_label);
         let dir = tempfile::tempdir().unwrap();
+        // as an operator would set it up: the state directory is private
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         let p = dir.path();
         write_private(&p.join("pin"), &format!("{USER_PIN}\n")).unwrap();
         write_private(&p.join("webhook-secret"), HMAC_SECRET).unwrap();
