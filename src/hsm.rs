@@ -414,10 +414,15 @@ impl Token {
                 .iter()
                 .find(|k| k.label == label)
                 .ok_or_else(|| HsmError::Invalid(format!("no RSA key labelled {label}")))?;
-            let k = rsa::traits::PublicKeyParts::size(
-                key.public.as_ref().expect("RSA key has a public part"),
-            );
-            if ciphertext.len() != k {
+            let public = key.public.as_ref().expect("RSA key has a public part");
+            let k = rsa::traits::PublicKeyParts::size(public);
+            // RSADP is defined for 0 <= c < n only. Checked here (public values) because
+            // SoftHSM2 answers an out-of-range c with CKR_GENERAL_ERROR, which must not be
+            // mistaken for a token outage.
+            if ciphertext.len() != k
+                || rsa::BigUint::from_bytes_be(ciphertext)
+                    >= *rsa::traits::PublicKeyParts::n(public)
+            {
                 return Err(HsmError::DecryptFailed);
             }
             match mode {

@@ -116,10 +116,13 @@ fn oaep_roundtrip(mode: &'static str) {
         ("oversized", oversized.as_slice()),
         ("corrupted", corrupted.as_slice()),
         ("other key", foreign.as_slice()),
+        ("above the modulus", vec![0xffu8; ct.len()].leak()),
     ] {
         let e = token.rsa_decrypt(&key.label, bad).unwrap_err();
         assert!(matches!(e, HsmError::DecryptFailed), "{mode} {what}: {e}");
     }
+    // and none of that took the token down
+    assert_eq!(token.rsa_decrypt(&key.label, &ct).unwrap().as_slice(), &aes_key);
 }
 
 #[test]

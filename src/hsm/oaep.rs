@@ -8,7 +8,7 @@
 //! caller learns nothing but "invalid".
 
 use sha2::{Digest, Sha256};
-use subtle::{ConditionallySelectable, ConstantTimeEq, ConstantTimeLess};
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 use zeroize::Zeroizing;
 
 const H_LEN: usize = 32;
@@ -59,8 +59,9 @@ pub fn decode(em: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
         good &= !(looking & !is_zero & !is_one);
         looking &= !is_one;
     }
+    // found at all; the scan started after lHash, so the index is past it (an empty PS,
+    // the longest message, puts the separator right after lHash)
     good &= !looking;
-    good &= (H_LEN as u32).ct_lt(&index);
 
     if bool::from(good) {
         Some(Zeroizing::new(db[index as usize + 1..].to_vec()))
