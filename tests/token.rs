@@ -122,7 +122,10 @@ fn oaep_roundtrip(mode: &'static str) {
         assert!(matches!(e, HsmError::DecryptFailed), "{mode} {what}: {e}");
     }
     // and none of that took the token down
-    assert_eq!(token.rsa_decrypt(&key.label, &ct).unwrap().as_slice(), &aes_key);
+    assert_eq!(
+        token.rsa_decrypt(&key.label, &ct).unwrap().as_slice(),
+        &aes_key
+    );
 }
 
 #[test]
