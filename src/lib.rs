@@ -18,6 +18,7 @@ pub mod hsm;
 pub mod http;
 pub mod metrics;
 pub mod pki;
+pub mod policy;
 pub mod rewrap;
 pub mod server;
 pub mod signer;

@@ -1,0 +1,569 @@
+//! The policy engine: what each client may sign for each wallet.
+//!
+//! Owns: the rules (`rules`), their evaluation against one parsed request (`evm`,
+//! `typed_data`, `solana`), rolling spend caps as pure arithmetic over totals the caller
+//! supplies (`windows`) and token-bucket arithmetic (`rate`). Input: client identity,
+//! wallet, parsed payload, window totals, and a clock value (milliseconds) where time
+//! matters. Output: a [`Decision`] — allowed or the refusing rule with a human reason, the
+//! rules that matched, and the spend to record.
+//!
+//! Must never: do I/O, read the clock, keep state between calls, or put a secret in a
+//! reason. Evaluation is deny-on-doubt: anything a rule cannot price (an ERC-20 call that
+//! does not decode, a Solana transfer whose mint is not in the bytes) is refused.
+//!
+//! Semantics: a rule *covers* a request when its clients and wallets match and it has a
+//! section for the request's kind (`evm`, `typed_data`, `message`, `hash`, `solana`).
+//! Every covering rule must allow the request. When none covers it, `default` decides
+//! (`deny` once a `[policy]` is written; `allow` without one, so grants alone decide).
+//! EIP-712 primary types that grant spending are refused unless a covering rule lists
+//! them in `allow_primary_types` — also when no rule covers the request.
+
+mod evm;
+pub mod rate;
+pub mod rules;
+mod solana;
+mod typed_data;
+pub mod windows;
+
+use std::collections::BTreeMap;
+
+use alloy_primitives::U256;
+use serde::{Deserialize, Serialize};
+
+use crate::chains::evm::{TypedDataInfo, UnsignedTx};
+use crate::chains::solana::{ParsedTransaction, Pubkey};
+pub use rate::{Bucket, RateLimit};
+pub use rules::{DefaultAction, PolicyError, PolicySection, Rule};
+
+/// What is asked to be signed, parsed.
+#[derive(Debug, Clone)]
+pub enum Subject {
+    /// EIP-191 message of `len` bytes.
+    EvmMessage {
+        /// Bytes.
+        len: usize,
+    },
+    /// EIP-712 typed data.
+    EvmTypedData(Box<TypedDataInfo>),
+    /// An EVM transaction.
+    EvmTransaction(Box<UnsignedTx>),
+    /// A raw digest.
+    EvmHash,
+    /// A Solana off-chain message of `len` bytes.
+    SolanaMessage {
+        /// Bytes.
+        len: usize,
+    },
+    /// A Solana transaction the wallet signs.
+    SolanaTransaction {
+        /// The transaction.
+        tx: Box<ParsedTransaction>,
+        /// The wallet's public key.
+        wallet: Pubkey,
+    },
+}
+
+impl Subject {
+    /// The operation name (as in grants).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Subject::EvmMessage { .. } => "evm.message",
+            Subject::EvmTypedData(_) => "evm.typed_data",
+            Subject::EvmTransaction(_) => "evm.transaction",
+            Subject::EvmHash => "evm.hash",
+            Subject::SolanaMessage { .. } => "solana.message",
+            Subject::SolanaTransaction { .. } => "solana.transaction",
+        }
+    }
+}
+
+/// The wallet as selectors see it.
+#[derive(Debug, Clone, Copy)]
+pub struct WalletRef<'a> {
+    /// Wallet id.
+    pub id: &'a str,
+    /// `evm` or `solana`.
+    pub chain: &'a str,
+    /// Operator label.
+    pub label: Option<&'a str>,
+}
+
+/// One request to decide.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// Client identity.
+    pub client: &'a str,
+    /// Wallet.
+    pub wallet: WalletRef<'a>,
+    /// Payload.
+    pub subject: &'a Subject,
+}
+
+/// What a spend counter counts: one asset of one wallet on one chain.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SpendKey {
+    /// Wallet id.
+    pub wallet: String,
+    /// `eip155:<chainId>` or `solana`.
+    pub chain: String,
+    /// `native`, `erc20:<contract>`, `lamports`, `spl:<mint>`.
+    pub asset: String,
+}
+
+/// A rolling cap a request must fit under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cap {
+    /// The rule that set it.
+    pub rule: String,
+    /// Counter.
+    pub key: SpendKey,
+    /// Window length, ms.
+    pub window_ms: u64,
+    /// Largest sum in the window.
+    pub limit: U256,
+    /// What this request adds.
+    pub amount: U256,
+}
+
+/// Sums per (counter, window length), over the window ending now.
+pub type Totals = BTreeMap<(SpendKey, u64), U256>;
+
+/// Why a request is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Denial {
+    /// Rule id (`default` and `builtin.*` for the implicit ones).
+    pub rule: String,
+    /// Human explanation.
+    pub reason: String,
+}
+
+/// The outcome of evaluating a request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// Set when refused.
+    pub denial: Option<Denial>,
+    /// Ids of the rules that covered the request.
+    pub matched: Vec<String>,
+    /// Amounts to add to spend counters if the request is signed.
+    pub spend: Vec<(SpendKey, U256)>,
+    /// Rolling caps still to check against totals.
+    pub caps: Vec<Cap>,
+}
+
+impl Decision {
+    /// True when not refused.
+    pub fn allowed(&self) -> bool {
+        self.denial.is_none()
+    }
+
+    /// The (counter, window) totals [`Decision::check_caps`] needs.
+    pub fn queries(&self) -> Vec<(SpendKey, u64)> {
+        windows::queries(&self.caps)
+    }
+
+    /// Refuses the request if a cap would be exceeded given `totals`.
+    pub fn check_caps(&mut self, totals: &Totals) {
+        if self.denial.is_none() {
+            if let Err(d) = windows::check(&self.caps, totals) {
+                self.denial = Some(d);
+            }
+        }
+    }
+
+    fn deny(&mut self, rule: &str, reason: impl Into<String>) {
+        if self.denial.is_none() {
+            self.denial = Some(Denial {
+                rule: rule.into(),
+                reason: reason.into(),
+            });
+        }
+    }
+}
+
+/// Whose bucket a rate limit fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// One bucket per client identity.
+    Client,
+    /// One bucket per wallet.
+    Wallet,
+}
+
+/// A compiled policy.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    pub(crate) default: DefaultAction,
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) rate_limits: Vec<RateLimit>,
+}
+
+/// Primary types that let the signature holder move the signer's assets.
+pub const SPENDING_PRIMARY_TYPES: &[&str] = &[
+    "Permit",
+    "PermitSingle",
+    "PermitBatch",
+    "PermitTransferFrom",
+    "PermitBatchTransferFrom",
+    "PermitWitnessTransferFrom",
+    "PermitBatchWitnessTransferFrom",
+    "OrderComponents",
+];
+
+fn client_matches(list: &[String], client: &str) -> bool {
+    list.iter().any(|c| c == "*" || c == client)
+}
+
+/// Whether a wallet selector (`*`, `label:NAME`, `chain:…`, id) matches; whole strings only.
+pub fn wallet_matches(list: &[String], w: &WalletRef<'_>) -> bool {
+    list.iter().any(|s| {
+        if s == "*" {
+            true
+        } else if let Some(l) = s.strip_prefix("label:") {
+            w.label == Some(l)
+        } else if let Some(c) = s.strip_prefix("chain:") {
+            w.chain == c
+        } else {
+            s == w.id
+        }
+    })
+}
+
+impl Rule {
+    fn covers(&self, req: &Request<'_>) -> bool {
+        let section = match req.subject {
+            Subject::EvmMessage { .. } | Subject::SolanaMessage { .. } => self.message.is_some(),
+            Subject::EvmTypedData(_) => self.typed_data.is_some(),
+            Subject::EvmTransaction(_) => self.evm.is_some(),
+            Subject::EvmHash => self.hash.is_some(),
+            Subject::SolanaTransaction { .. } => self.solana.is_some(),
+        };
+        section
+            && client_matches(&self.clients, req.client)
+            && wallet_matches(&self.wallets, &req.wallet)
+    }
+
+    fn check(
+        &self,
+        req: &Request<'_>,
+        spend: &[(SpendKey, U256)],
+        caps: &mut Vec<Cap>,
+    ) -> Result<(), String> {
+        match req.subject {
+            Subject::EvmMessage { len } | Subject::SolanaMessage { len } => {
+                let m = self.message.as_ref().ok_or("no message section")?;
+                if !m.allow {
+                    return Err("messages may not be signed".into());
+                }
+                match m.max_len {
+                    Some(max) if *len > max => {
+                        Err(format!("message is {len} bytes; message.max_len is {max}"))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Subject::EvmHash => match self.hash {
+                Some(true) => Ok(()),
+                _ => Err("raw digests are refused (hash.allow is false)".into()),
+            },
+            Subject::EvmTypedData(info) => typed_data::check(
+                self.typed_data.as_ref().ok_or("no typed_data section")?,
+                info,
+            ),
+            Subject::EvmTransaction(tx) => evm::check(
+                self.evm.as_ref().ok_or("no evm section")?,
+                &self.id,
+                req.wallet.id,
+                tx,
+                spend,
+                caps,
+            ),
+            Subject::SolanaTransaction { tx, wallet } => solana::check(
+                self.solana.as_ref().ok_or("no solana section")?,
+                &self.id,
+                req.wallet.id,
+                tx,
+                wallet,
+                spend,
+                caps,
+            ),
+        }
+    }
+
+    fn has_windows(&self) -> bool {
+        self.evm
+            .as_ref()
+            .is_some_and(|e| !e.spend.is_empty() || e.tokens.iter().any(|t| t.window.is_some()))
+            || self
+                .solana
+                .as_ref()
+                .is_some_and(|s| !s.spend.is_empty() || s.tokens.iter().any(|t| t.window.is_some()))
+    }
+}
+
+impl Policy {
+    /// A policy with no rules and `default = allow` (what a config without `[policy]` has).
+    pub fn permissive() -> Policy {
+        Policy::default()
+    }
+
+    /// Number of rules.
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Rule ids, in file order.
+    pub fn rule_ids(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|r| r.id.as_str())
+    }
+
+    /// The rate limits.
+    pub fn rate_limits(&self) -> &[RateLimit] {
+        &self.rate_limits
+    }
+
+    /// What happens to uncovered requests.
+    pub fn default_action(&self) -> DefaultAction {
+        self.default
+    }
+
+    /// True when some rule has a rolling window, so signed spends must be recorded.
+    pub fn records_spend(&self) -> bool {
+        self.rules.iter().any(Rule::has_windows)
+    }
+
+    /// Evaluates everything except rolling caps, which are left in [`Decision::caps`] for
+    /// [`Decision::check_caps`] with totals the caller reads.
+    pub fn decide(&self, req: &Request<'_>) -> Decision {
+        let mut d = Decision {
+            spend: spend_of(req),
+            ..Decision::default()
+        };
+        let covering: Vec<&Rule> = self.rules.iter().filter(|r| r.covers(req)).collect();
+        if let Subject::EvmTypedData(info) = req.subject {
+            let spending = SPENDING_PRIMARY_TYPES.contains(&info.primary_type.as_str());
+            let allowed = covering.iter().any(|r| {
+                r.typed_data
+                    .as_ref()
+                    .is_some_and(|t| t.allow_primary_types.contains(&info.primary_type))
+            });
+            if spending && !allowed {
+                d.deny(
+                    "builtin.spending_typed_data",
+                    format!(
+                        "EIP-712 primary type {:?} grants spending; it is refused unless a rule lists it in typed_data.allow_primary_types",
+                        info.primary_type
+                    ),
+                );
+                return d;
+            }
+        }
+        if covering.is_empty() {
+            if self.default == DefaultAction::Deny {
+                d.deny(
+                    "default",
+                    format!(
+                        "no policy rule covers {} for client {} on wallet {}",
+                        req.subject.kind(),
+                        req.client,
+                        req.wallet.id
+                    ),
+                );
+            }
+            return d;
+        }
+        for r in covering {
+            d.matched.push(r.id.clone());
+            let mut caps = Vec::new();
+            if let Err(reason) = r.check(req, &d.spend, &mut caps) {
+                d.deny(&r.id, reason);
+                return d;
+            }
+            // a request that adds nothing to a counter fits under its cap, even one that a
+            // lowered limit has already overrun
+            d.caps
+                .extend(caps.into_iter().filter(|c| !c.amount.is_zero()));
+        }
+        d
+    }
+
+    /// [`Policy::decide`] then [`Decision::check_caps`]: the whole decision, given totals.
+    pub fn decide_with(&self, req: &Request<'_>, totals: &Totals) -> Decision {
+        let mut d = self.decide(req);
+        d.check_caps(totals);
+        d
+    }
+
+    /// The rate limits that apply to `client` on `wallet`, with their bucket keys.
+    pub fn rate_limits_for(
+        &self,
+        client: &str,
+        wallet: &WalletRef<'_>,
+    ) -> Vec<(&RateLimit, String)> {
+        self.rate_limits
+            .iter()
+            .filter(|l| client_matches(&l.clients, client) && wallet_matches(&l.wallets, wallet))
+            .map(|l| {
+                let who = match l.scope {
+                    Scope::Client => format!("client:{client}"),
+                    Scope::Wallet => format!("wallet:{}", wallet.id),
+                };
+                (l, format!("{}\u{0}{who}", l.id))
+            })
+            .collect()
+    }
+}
+
+/// Every amount the request moves out of the wallet, per counter.
+fn spend_of(req: &Request<'_>) -> Vec<(SpendKey, U256)> {
+    let raw = match req.subject {
+        Subject::EvmTransaction(tx) => evm::spend(tx),
+        Subject::SolanaTransaction { tx, wallet } => solana::spend(tx, wallet),
+        _ => Vec::new(),
+    };
+    let mut merged: BTreeMap<SpendKey, U256> = BTreeMap::new();
+    for (chain, asset, amount) in raw {
+        let key = SpendKey {
+            wallet: req.wallet.id.to_owned(),
+            chain,
+            asset,
+        };
+        let e = merged.entry(key).or_default();
+        *e = e.saturating_add(amount);
+    }
+    merged.into_iter().filter(|(_, a)| !a.is_zero()).collect()
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+
+    pub fn policy(text: &str) -> Policy {
+        PolicySection::parse_file(text)
+            .expect("parses")
+            .compile()
+            .expect("compiles")
+    }
+
+    pub fn wallet(chain: &'static str) -> WalletRef<'static> {
+        WalletRef {
+            id: "w1",
+            chain,
+            label: Some("hot"),
+        }
+    }
+
+    pub fn decide(
+        p: &Policy,
+        client: &str,
+        chain: &'static str,
+        s: &Subject,
+        totals: &Totals,
+    ) -> Decision {
+        p.decide_with(
+            &Request {
+                client,
+                wallet: wallet(chain),
+                subject: s,
+            },
+            totals,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::*;
+    use super::*;
+
+    #[test]
+    fn no_policy_allows_what_grants_allow() {
+        let p = Policy::permissive();
+        let d = decide(&p, "svc", "evm", &Subject::EvmHash, &Totals::new());
+        assert!(d.allowed());
+        assert!(d.matched.is_empty());
+    }
+
+    #[test]
+    fn written_policy_denies_uncovered_requests() {
+        let p = policy("[[rule]]\nid = \"msgs\"\nclients = [\"svc\"]\nmessage = {}\n");
+        let d = decide(
+            &p,
+            "svc",
+            "evm",
+            &Subject::EvmMessage { len: 5 },
+            &Totals::new(),
+        );
+        assert!(d.allowed());
+        assert_eq!(d.matched, vec!["msgs"]);
+        let d = decide(
+            &p,
+            "other",
+            "evm",
+            &Subject::EvmMessage { len: 5 },
+            &Totals::new(),
+        );
+        assert_eq!(d.denial.unwrap().rule, "default");
+        let d = decide(&p, "svc", "evm", &Subject::EvmHash, &Totals::new());
+        assert_eq!(d.denial.unwrap().rule, "default");
+    }
+
+    #[test]
+    fn message_length_boundary_and_deny() {
+        let p = policy("[[rule]]\nid = \"m\"\nmessage = { max_len = 10 }\n[[rule]]\nid = \"no-sol-msg\"\nwallets = [\"chain:solana\"]\nmessage = { allow = false }\n");
+        assert!(decide(
+            &p,
+            "c",
+            "evm",
+            &Subject::EvmMessage { len: 10 },
+            &Totals::new()
+        )
+        .allowed());
+        let d = decide(
+            &p,
+            "c",
+            "evm",
+            &Subject::EvmMessage { len: 11 },
+            &Totals::new(),
+        );
+        assert_eq!(d.denial.unwrap().rule, "m");
+        let d = decide(
+            &p,
+            "c",
+            "solana",
+            &Subject::SolanaMessage { len: 3 },
+            &Totals::new(),
+        );
+        let den = d.denial.unwrap();
+        assert_eq!(den.rule, "no-sol-msg");
+        assert_eq!(d.matched, vec!["m", "no-sol-msg"]);
+    }
+
+    #[test]
+    fn raw_digests_need_explicit_allow() {
+        let p = policy("[[rule]]\nid = \"h\"\nhash = {}\n");
+        assert_eq!(
+            decide(&p, "c", "evm", &Subject::EvmHash, &Totals::new())
+                .denial
+                .unwrap()
+                .rule,
+            "h"
+        );
+        let p = policy("[[rule]]\nid = \"h\"\nhash = { allow = true }\n");
+        assert!(decide(&p, "c", "evm", &Subject::EvmHash, &Totals::new()).allowed());
+    }
+
+    #[test]
+    fn wallet_selectors_match_whole_values() {
+        let w = WalletRef {
+            id: "w1",
+            chain: "evm",
+            label: Some("hot"),
+        };
+        assert!(wallet_matches(&["label:hot".into()], &w));
+        assert!(!wallet_matches(&["label:ho".into()], &w));
+        assert!(wallet_matches(&["chain:evm".into()], &w));
+        assert!(!wallet_matches(&["w".into()], &w));
+        assert!(wallet_matches(&["w1".into()], &w));
+    }
+}

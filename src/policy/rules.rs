@@ -1,0 +1,856 @@
+//! The policy as the operator writes it (TOML) and its compilation into checked values.
+//!
+//! Owns: the file shape (`default`, `[[rule]]`, `[[rate_limit]]`), amount and duration
+//! syntax, and every validation message (naming the rule id and the key). Must never:
+//! read files or the clock; the caller hands in text and gets a [`Policy`] or an error.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use alloy_primitives::{Address, U256};
+use serde::{Deserialize, Serialize};
+
+use super::rate::RateLimit;
+use super::{Policy, Scope};
+use crate::chains::solana::{self, Pubkey};
+
+/// What happens to a request that no rule covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultAction {
+    /// Allowed (what a config without `[policy]` does: grants alone decide).
+    #[default]
+    Allow,
+    /// Refused with rule id `default`.
+    Deny,
+}
+
+fn deny() -> DefaultAction {
+    DefaultAction::Deny
+}
+
+fn star() -> Vec<String> {
+    vec!["*".into()]
+}
+
+/// `[policy]` in keyward.toml, or the whole of a separate policy file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    /// A separate policy file (keyward.toml only); its rules replace inline ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<std::path::PathBuf>,
+    /// Requests no rule covers: `deny` (the default once a policy is written) or `allow`.
+    #[serde(default = "deny")]
+    pub default: DefaultAction,
+    /// Rules; every rule that covers a request must allow it.
+    #[serde(default)]
+    pub rule: Vec<RuleConfig>,
+    /// Token-bucket rate limits.
+    #[serde(default)]
+    pub rate_limit: Vec<RateLimitConfig>,
+}
+
+/// One `[[rule]]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Stable id, reported in refusals and the audit record.
+    pub id: String,
+    /// Client identities (`*` = any).
+    #[serde(default = "star")]
+    pub clients: Vec<String>,
+    /// Wallet selectors: wallet id, `label:NAME`, `chain:evm|solana`, `*`.
+    #[serde(default = "star")]
+    pub wallets: Vec<String>,
+    /// EVM transactions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evm: Option<EvmRuleConfig>,
+    /// EIP-712 typed data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typed_data: Option<TypedDataRuleConfig>,
+    /// EIP-191 and Solana off-chain messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<MessageRuleConfig>,
+    /// Raw 32-byte digests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<HashRuleConfig>,
+    /// Solana transactions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solana: Option<SolanaRuleConfig>,
+}
+
+/// `[rule.evm]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvmRuleConfig {
+    /// Allowed chain ids (empty = any).
+    #[serde(default)]
+    pub chain_ids: Vec<u64>,
+    /// Allowed recipients (empty = any).
+    #[serde(default)]
+    pub to_allow: Vec<String>,
+    /// Refused recipients.
+    #[serde(default)]
+    pub to_deny: Vec<String>,
+    /// Allowed 4-byte selectors per `to` (`"*"` = any contract); empty = no restriction.
+    #[serde(default)]
+    pub selectors: BTreeMap<String, Vec<String>>,
+    /// Allow contract creation (`to` absent).
+    #[serde(default)]
+    pub contract_creation: bool,
+    /// Per-transaction `value` cap per chain id (`"*"` = every chain).
+    #[serde(default)]
+    pub max_value: BTreeMap<String, String>,
+    /// Largest `gas` accepted.
+    #[serde(default)]
+    pub max_gas_limit: Option<u64>,
+    /// Largest `maxFeePerGas` / `gasPrice`.
+    #[serde(default)]
+    pub max_fee_per_gas: Option<String>,
+    /// Rolling caps on the sum of `value`.
+    #[serde(default)]
+    pub spend: Vec<EvmSpendConfig>,
+    /// ERC-20 caps per token contract.
+    #[serde(default)]
+    pub token: Vec<TokenConfig>,
+}
+
+/// `[[rule.evm.spend]]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvmSpendConfig {
+    /// Chain id the cap counts.
+    pub chain_id: u64,
+    /// Rolling window (`1h`, `24h`, `7days`).
+    pub window: String,
+    /// Largest sum of `value` in the window.
+    pub max: String,
+}
+
+/// `[[rule.evm.token]]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Token contract address.
+    pub contract: String,
+    /// Chain id (absent = any).
+    #[serde(default)]
+    pub chain_id: Option<u64>,
+    /// Largest `transfer`/`transferFrom`/`approve` amount, base units.
+    #[serde(default)]
+    pub max_per_tx: Option<String>,
+    /// Rolling window for `max_per_window`.
+    #[serde(default)]
+    pub window: Option<String>,
+    /// Largest sum transferred in `window`, base units.
+    #[serde(default)]
+    pub max_per_window: Option<String>,
+    /// Allow `approve` of an unlimited amount (≥ 2^255).
+    #[serde(default)]
+    pub unlimited_approval: bool,
+}
+
+/// `[rule.typed_data]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypedDataRuleConfig {
+    /// Allowed domains (empty = any); each listed field must match.
+    #[serde(default)]
+    pub domains: Vec<DomainConfig>,
+    /// Primary types allowed although they grant spending (`Permit`, …).
+    #[serde(default)]
+    pub allow_primary_types: Vec<String>,
+    /// Primary types refused.
+    #[serde(default)]
+    pub deny_primary_types: Vec<String>,
+}
+
+/// One allowed EIP-712 domain.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainConfig {
+    /// `name`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `version`.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// `chainId`.
+    #[serde(default)]
+    pub chain_id: Option<u64>,
+    /// `verifyingContract`.
+    #[serde(default)]
+    pub verifying_contract: Option<String>,
+}
+
+/// `[rule.message]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageRuleConfig {
+    /// Whether messages may be signed at all.
+    #[serde(default = "yes")]
+    pub allow: bool,
+    /// Longest message, bytes.
+    #[serde(default)]
+    pub max_len: Option<usize>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[rule.hash]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashRuleConfig {
+    /// Raw digests are refused unless this is true.
+    #[serde(default)]
+    pub allow: bool,
+}
+
+/// `[rule.solana]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SolanaRuleConfig {
+    /// Programs every top-level instruction must call (base58 or an alias:
+    /// `system`, `token`, `token-2022`, `associated-token`, `compute-budget`, `memo`).
+    pub programs: Vec<String>,
+    /// Largest lamports moved by System transfers from the wallet in one transaction.
+    #[serde(default)]
+    pub max_lamports_per_tx: Option<String>,
+    /// Rolling caps on lamports.
+    #[serde(default)]
+    pub spend: Vec<SolanaSpendConfig>,
+    /// SPL token caps per mint.
+    #[serde(default)]
+    pub token: Vec<SplTokenConfig>,
+    /// The wallet must be the fee payer.
+    #[serde(default)]
+    pub require_fee_payer: bool,
+}
+
+/// `[[rule.solana.spend]]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SolanaSpendConfig {
+    /// Rolling window.
+    pub window: String,
+    /// Largest lamports in the window (`"2 sol"` or a lamport count).
+    pub max: String,
+}
+
+/// `[[rule.solana.token]]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplTokenConfig {
+    /// Mint address (base58).
+    pub mint: String,
+    /// Largest amount per transaction, base units.
+    #[serde(default)]
+    pub max_per_tx: Option<String>,
+    /// Rolling window for `max_per_window`.
+    #[serde(default)]
+    pub window: Option<String>,
+    /// Largest sum in `window`, base units.
+    #[serde(default)]
+    pub max_per_window: Option<String>,
+}
+
+/// `[[rate_limit]]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Stable id.
+    pub id: String,
+    /// `client` (one bucket per client) or `wallet` (one bucket per wallet).
+    pub scope: Scope,
+    /// Clients it applies to.
+    #[serde(default = "star")]
+    pub clients: Vec<String>,
+    /// Wallets it applies to.
+    #[serde(default = "star")]
+    pub wallets: Vec<String>,
+    /// Sustained requests per `per`.
+    pub requests: u32,
+    /// The period of `requests` (`1s`, `1m`, `1h`).
+    pub per: String,
+    /// Bucket size (default: `requests`).
+    #[serde(default)]
+    pub burst: Option<u32>,
+}
+
+/// A policy that does not compile: where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key `{key}`: {message}")]
+pub struct PolicyError {
+    /// Dotted key path, with the rule id (`rule[1](hot-evm).evm.max_value.1`).
+    pub key: String,
+    /// What was expected.
+    pub message: String,
+}
+
+fn err(key: impl Into<String>, message: impl Into<String>) -> PolicyError {
+    PolicyError {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+impl PolicySection {
+    /// Parses a separate policy file's text.
+    pub fn parse_file(text: &str) -> Result<PolicySection, PolicyError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| err("(syntax)", e.to_string()))?;
+        let section: PolicySection = serde_path_to_error::deserialize(de)
+            .map_err(|e| err(e.path().to_string(), e.into_inner().message().to_string()))?;
+        if section.file.is_some() {
+            return Err(err("file", "a policy file cannot point to another file"));
+        }
+        Ok(section)
+    }
+
+    /// Checks every value and builds the policy.
+    pub fn compile(&self) -> Result<Policy, PolicyError> {
+        let mut ids = BTreeSet::new();
+        let mut rules = Vec::with_capacity(self.rule.len());
+        for (i, r) in self.rule.iter().enumerate() {
+            let at = format!("rule[{i}]({})", r.id);
+            if r.id.is_empty()
+                || !r
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            {
+                return Err(err(
+                    format!("rule[{i}].id"),
+                    "expected a non-empty id of letters, digits, - _ .",
+                ));
+            }
+            if !ids.insert(r.id.clone()) {
+                return Err(err(
+                    format!("{at}.id"),
+                    format!("rule id {:?} appears twice", r.id),
+                ));
+            }
+            rules.push(compile_rule(r, &at)?);
+        }
+        let mut limits = Vec::new();
+        for (i, l) in self.rate_limit.iter().enumerate() {
+            let at = format!("rate_limit[{i}]({})", l.id);
+            if l.id.is_empty() || !ids.insert(format!("rate:{}", l.id)) {
+                return Err(err(format!("{at}.id"), "expected a unique non-empty id"));
+            }
+            check_selectors(&l.clients, &l.wallets, &at)?;
+            let per = duration(&l.per, &format!("{at}.per"))?;
+            if l.requests == 0 {
+                return Err(err(format!("{at}.requests"), "expected at least 1"));
+            }
+            let burst = l.burst.unwrap_or(l.requests);
+            if burst == 0 {
+                return Err(err(format!("{at}.burst"), "expected at least 1"));
+            }
+            limits.push(RateLimit {
+                id: l.id.clone(),
+                scope: l.scope,
+                clients: l.clients.clone(),
+                wallets: l.wallets.clone(),
+                per_ms: per,
+                requests: l.requests,
+                burst,
+            });
+        }
+        Ok(Policy {
+            default: self.default,
+            rules,
+            rate_limits: limits,
+        })
+    }
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone, Default)]
+pub struct Rule {
+    pub(crate) id: String,
+    pub(crate) clients: Vec<String>,
+    pub(crate) wallets: Vec<String>,
+    pub(crate) evm: Option<EvmRule>,
+    pub(crate) typed_data: Option<TypedDataRule>,
+    pub(crate) message: Option<MessageRule>,
+    pub(crate) hash: Option<bool>,
+    pub(crate) solana: Option<SolanaRule>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EvmRule {
+    pub(crate) chain_ids: Vec<u64>,
+    pub(crate) to_allow: Vec<Address>,
+    pub(crate) to_deny: Vec<Address>,
+    /// `None` key = `"*"`.
+    pub(crate) selectors: Vec<(Option<Address>, Vec<[u8; 4]>)>,
+    pub(crate) contract_creation: bool,
+    /// `None` chain = `"*"`.
+    pub(crate) max_value: Vec<(Option<u64>, U256)>,
+    pub(crate) max_gas_limit: Option<u64>,
+    pub(crate) max_fee_per_gas: Option<U256>,
+    pub(crate) spend: Vec<(u64, u64, U256)>,
+    pub(crate) tokens: Vec<Token>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Token {
+    pub(crate) contract: Address,
+    pub(crate) chain_id: Option<u64>,
+    pub(crate) max_per_tx: Option<U256>,
+    pub(crate) window: Option<(u64, U256)>,
+    pub(crate) unlimited_approval: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TypedDataRule {
+    pub(crate) domains: Vec<Domain>,
+    pub(crate) allow_primary_types: Vec<String>,
+    pub(crate) deny_primary_types: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Domain {
+    pub(crate) name: Option<String>,
+    pub(crate) version: Option<String>,
+    pub(crate) chain_id: Option<u64>,
+    pub(crate) verifying_contract: Option<Address>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct MessageRule {
+    pub(crate) allow: bool,
+    pub(crate) max_len: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SolanaRule {
+    pub(crate) programs: Vec<Pubkey>,
+    pub(crate) max_lamports_per_tx: Option<U256>,
+    pub(crate) spend: Vec<(u64, U256)>,
+    pub(crate) tokens: Vec<SplToken>,
+    pub(crate) require_fee_payer: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SplToken {
+    pub(crate) mint: Pubkey,
+    pub(crate) max_per_tx: Option<U256>,
+    pub(crate) window: Option<(u64, U256)>,
+}
+
+/// Longest rolling window: the spend table keeps rows this long.
+pub const MAX_WINDOW_MS: u64 = 31 * 24 * 3600 * 1000;
+
+fn check_selectors(clients: &[String], wallets: &[String], at: &str) -> Result<(), PolicyError> {
+    if clients.is_empty() || clients.iter().any(|c| c.trim().is_empty()) {
+        return Err(err(format!("{at}.clients"), "expected identities or \"*\""));
+    }
+    if wallets.is_empty() {
+        return Err(err(
+            format!("{at}.wallets"),
+            "expected wallet selectors or \"*\"",
+        ));
+    }
+    for w in wallets {
+        let ok = match (w.strip_prefix("chain:"), w.strip_prefix("label:")) {
+            (Some(c), _) => c == "evm" || c == "solana",
+            (_, Some(l)) => !l.is_empty(),
+            _ => !w.is_empty() && !w.contains(char::is_whitespace),
+        };
+        if !ok {
+            return Err(err(
+                format!("{at}.wallets"),
+                format!("{w:?} is not a wallet id, label:NAME, chain:evm|solana or *"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn address(s: &str, key: &str) -> Result<Address, PolicyError> {
+    s.parse::<Address>()
+        .map_err(|_| err(key, format!("{s:?} is not a 0x-prefixed 20-byte address")))
+}
+
+fn pubkey(s: &str, key: &str) -> Result<Pubkey, PolicyError> {
+    let alias = match s {
+        "system" => Some(solana::SYSTEM_PROGRAM_ID),
+        "token" => Some(solana::SPL_TOKEN_PROGRAM_ID),
+        "token-2022" => Some(solana::SPL_TOKEN_2022_PROGRAM_ID),
+        _ => None,
+    };
+    if let Some(p) = alias {
+        return Ok(p);
+    }
+    let s = match s {
+        "associated-token" => "ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL",
+        "compute-budget" => "ComputeBudget111111111111111111111111111111",
+        "memo" => "MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr",
+        other => other,
+    };
+    solana::parse_pubkey(s).map_err(|_| {
+        err(
+            key,
+            format!("{s:?} is not a base58 address or a known program alias"),
+        )
+    })
+}
+
+/// A window or period in milliseconds (1 s to 31 days).
+pub(crate) fn duration(s: &str, key: &str) -> Result<u64, PolicyError> {
+    let d = humantime::parse_duration(s).map_err(|e| {
+        err(
+            key,
+            format!("{s:?} is not a duration like \"1h\" or \"24h\": {e}"),
+        )
+    })?;
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    if !(1000..=MAX_WINDOW_MS).contains(&ms) {
+        return Err(err(key, "expected a duration from 1s to 31days"));
+    }
+    Ok(ms)
+}
+
+/// An amount: a base-unit integer, or a decimal with a unit (`ether`/`eth`, `gwei`, `wei`,
+/// `sol`, `lamports`).
+pub(crate) fn amount(s: &str, key: &str) -> Result<U256, PolicyError> {
+    let bad = || {
+        err(
+            key,
+            format!("{s:?} is not an amount: a base-unit integer or a number with a unit (ether, gwei, wei, sol, lamports)"),
+        )
+    };
+    let s = s.trim().replace('_', "");
+    let (num, exp) = match s.split_once(' ') {
+        None => (s.as_str(), 0u32),
+        Some((n, unit)) => (
+            n,
+            match unit.trim() {
+                "ether" | "eth" => 18,
+                "gwei" => 9,
+                "sol" => 9,
+                "wei" | "lamports" => 0,
+                _ => return Err(bad()),
+            },
+        ),
+    };
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > exp as usize
+    {
+        return Err(bad());
+    }
+    let digits = format!("{int}{frac}{}", "0".repeat(exp as usize - frac.len()));
+    let digits = digits.trim_start_matches('0');
+    if digits.is_empty() {
+        return Ok(U256::ZERO);
+    }
+    U256::from_str_radix(digits, 10).map_err(|_| bad())
+}
+
+fn selector(s: &str, key: &str) -> Result<[u8; 4], PolicyError> {
+    let h = s.strip_prefix("0x").unwrap_or(s);
+    let bytes = hex::decode(h).map_err(|_| err(key, format!("{s:?} is not 4 bytes of hex")))?;
+    bytes.try_into().map_err(|_| {
+        err(
+            key,
+            format!("{s:?} is not 4 bytes of hex (like 0xa9059cbb)"),
+        )
+    })
+}
+
+fn window_cap(
+    window: &Option<String>,
+    max: &Option<String>,
+    at: &str,
+) -> Result<Option<(u64, U256)>, PolicyError> {
+    match (window, max) {
+        (None, None) => Ok(None),
+        (Some(w), Some(m)) => Ok(Some((
+            duration(w, &format!("{at}.window"))?,
+            amount(m, &format!("{at}.max_per_window"))?,
+        ))),
+        _ => Err(err(at, "`window` and `max_per_window` go together")),
+    }
+}
+
+fn compile_rule(r: &RuleConfig, at: &str) -> Result<Rule, PolicyError> {
+    check_selectors(&r.clients, &r.wallets, at)?;
+    if r.evm.is_none()
+        && r.typed_data.is_none()
+        && r.message.is_none()
+        && r.hash.is_none()
+        && r.solana.is_none()
+    {
+        return Err(err(
+            at,
+            "a rule needs at least one of evm, typed_data, message, hash, solana (it covers only those)",
+        ));
+    }
+    let evm = r
+        .evm
+        .as_ref()
+        .map(|e| compile_evm(e, &format!("{at}.evm")))
+        .transpose()?;
+    let typed_data = r
+        .typed_data
+        .as_ref()
+        .map(|t| -> Result<TypedDataRule, PolicyError> {
+            let k = format!("{at}.typed_data");
+            let domains = t
+                .domains
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    Ok(Domain {
+                        name: d.name.clone(),
+                        version: d.version.clone(),
+                        chain_id: d.chain_id,
+                        verifying_contract: d
+                            .verifying_contract
+                            .as_deref()
+                            .map(|a| address(a, &format!("{k}.domains[{i}].verifying_contract")))
+                            .transpose()?,
+                    })
+                })
+                .collect::<Result<_, PolicyError>>()?;
+            if let Some(both) = t
+                .allow_primary_types
+                .iter()
+                .find(|p| t.deny_primary_types.contains(p))
+            {
+                return Err(err(k, format!("{both:?} is both allowed and denied")));
+            }
+            Ok(TypedDataRule {
+                domains,
+                allow_primary_types: t.allow_primary_types.clone(),
+                deny_primary_types: t.deny_primary_types.clone(),
+            })
+        })
+        .transpose()?;
+    let message = r.message.as_ref().map(|m| MessageRule {
+        allow: m.allow,
+        max_len: m.max_len,
+    });
+    let solana = r
+        .solana
+        .as_ref()
+        .map(|s| compile_solana(s, &format!("{at}.solana")))
+        .transpose()?;
+    Ok(Rule {
+        id: r.id.clone(),
+        clients: r.clients.clone(),
+        wallets: r.wallets.clone(),
+        evm,
+        typed_data,
+        message,
+        hash: r.hash.as_ref().map(|h| h.allow),
+        solana,
+    })
+}
+
+fn compile_evm(e: &EvmRuleConfig, at: &str) -> Result<EvmRule, PolicyError> {
+    let addrs = |list: &[String], k: &str| -> Result<Vec<Address>, PolicyError> {
+        list.iter()
+            .map(|a| address(a, &format!("{at}.{k}")))
+            .collect()
+    };
+    let mut selectors = Vec::new();
+    for (to, sels) in &e.selectors {
+        let k = format!("{at}.selectors.{to}");
+        let to = if to == "*" {
+            None
+        } else {
+            Some(address(to, &k)?)
+        };
+        let sels = sels
+            .iter()
+            .map(|s| selector(s, &k))
+            .collect::<Result<_, _>>()?;
+        selectors.push((to, sels));
+    }
+    let mut max_value = Vec::new();
+    for (chain, v) in &e.max_value {
+        let k = format!("{at}.max_value.{chain}");
+        let chain = if chain == "*" {
+            None
+        } else {
+            Some(
+                chain
+                    .parse::<u64>()
+                    .map_err(|_| err(&k, "expected a chain id or \"*\" as the key"))?,
+            )
+        };
+        max_value.push((chain, amount(v, &k)?));
+    }
+    let spend = e
+        .spend
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let k = format!("{at}.spend[{i}]");
+            Ok((
+                s.chain_id,
+                duration(&s.window, &format!("{k}.window"))?,
+                amount(&s.max, &format!("{k}.max"))?,
+            ))
+        })
+        .collect::<Result<_, PolicyError>>()?;
+    let tokens = e
+        .token
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let k = format!("{at}.token[{i}]");
+            Ok(Token {
+                contract: address(&t.contract, &format!("{k}.contract"))?,
+                chain_id: t.chain_id,
+                max_per_tx: t
+                    .max_per_tx
+                    .as_deref()
+                    .map(|m| amount(m, &format!("{k}.max_per_tx")))
+                    .transpose()?,
+                window: window_cap(&t.window, &t.max_per_window, &k)?,
+                unlimited_approval: t.unlimited_approval,
+            })
+        })
+        .collect::<Result<_, PolicyError>>()?;
+    Ok(EvmRule {
+        chain_ids: e.chain_ids.clone(),
+        to_allow: addrs(&e.to_allow, "to_allow")?,
+        to_deny: addrs(&e.to_deny, "to_deny")?,
+        selectors,
+        contract_creation: e.contract_creation,
+        max_value,
+        max_gas_limit: e.max_gas_limit,
+        max_fee_per_gas: e
+            .max_fee_per_gas
+            .as_deref()
+            .map(|m| amount(m, &format!("{at}.max_fee_per_gas")))
+            .transpose()?,
+        spend,
+        tokens,
+    })
+}
+
+fn compile_solana(s: &SolanaRuleConfig, at: &str) -> Result<SolanaRule, PolicyError> {
+    if s.programs.is_empty() {
+        return Err(err(
+            format!("{at}.programs"),
+            "expected the programs transactions may call (e.g. [\"system\", \"compute-budget\"])",
+        ));
+    }
+    Ok(SolanaRule {
+        programs: s
+            .programs
+            .iter()
+            .map(|p| pubkey(p, &format!("{at}.programs")))
+            .collect::<Result<_, _>>()?,
+        max_lamports_per_tx: s
+            .max_lamports_per_tx
+            .as_deref()
+            .map(|m| amount(m, &format!("{at}.max_lamports_per_tx")))
+            .transpose()?,
+        spend: s
+            .spend
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let k = format!("{at}.spend[{i}]");
+                Ok((
+                    duration(&c.window, &format!("{k}.window"))?,
+                    amount(&c.max, &format!("{k}.max"))?,
+                ))
+            })
+            .collect::<Result<_, PolicyError>>()?,
+        tokens: s
+            .token
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let k = format!("{at}.token[{i}]");
+                Ok(SplToken {
+                    mint: pubkey(&t.mint, &format!("{k}.mint"))?,
+                    max_per_tx: t
+                        .max_per_tx
+                        .as_deref()
+                        .map(|m| amount(m, &format!("{k}.max_per_tx")))
+                        .transpose()?,
+                    window: window_cap(&t.window, &t.max_per_window, &k)?,
+                })
+            })
+            .collect::<Result<_, PolicyError>>()?,
+        require_fee_payer: s.require_fee_payer,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_with_units() {
+        assert_eq!(amount("1", "k").unwrap(), U256::from(1));
+        assert_eq!(
+            amount("1.5 ether", "k").unwrap(),
+            U256::from(1_500_000_000_000_000_000u128)
+        );
+        assert_eq!(
+            amount("30 gwei", "k").unwrap(),
+            U256::from(30_000_000_000u64)
+        );
+        assert_eq!(amount("2 sol", "k").unwrap(), U256::from(2_000_000_000u64));
+        assert_eq!(amount("1_000", "k").unwrap(), U256::from(1000));
+        for bad in ["", "x", "1.5", "1e18", "1 btc", "0.0000000001 sol", "-1"] {
+            assert!(amount(bad, "k").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn errors_name_rule_and_key() {
+        let text = r#"
+[[rule]]
+id = "hot"
+[rule.evm]
+max_value = { "1" = "lots" }
+"#;
+        let e = PolicySection::parse_file(text)
+            .unwrap()
+            .compile()
+            .unwrap_err();
+        assert_eq!(e.key, "rule[0](hot).evm.max_value.1");
+        let e = PolicySection::parse_file("[[rule]]\nid = \"a\"\n[rule.evm]\nmax_valu = 1\n")
+            .unwrap_err();
+        assert!(e.key.contains("rule[0]"), "{e}");
+        assert!(e.message.contains("max_valu"), "{e}");
+        let e = PolicySection::parse_file("[[rule]]\nid = \"a\"\n")
+            .unwrap()
+            .compile()
+            .unwrap_err();
+        assert!(e.message.contains("at least one"), "{e}");
+        let e = PolicySection::parse_file(
+            "[[rule]]\nid = \"a\"\nhash = {allow = true}\n[[rule]]\nid = \"a\"\nhash = {}\n",
+        )
+        .unwrap()
+        .compile()
+        .unwrap_err();
+        assert!(e.message.contains("twice"), "{e}");
+        let e = PolicySection::parse_file("[[rule]]\nid = \"a\"\n[rule.evm]\n[[rule.evm.spend]]\nchain_id = 1\nwindow = \"forever\"\nmax = \"1\"\n")
+            .unwrap()
+            .compile()
+            .unwrap_err();
+        assert_eq!(e.key, "rule[0](a).evm.spend[0].window");
+    }
+
+    #[test]
+    fn program_aliases() {
+        assert_eq!(pubkey("system", "k").unwrap(), [0; 32]);
+        assert!(pubkey("compute-budget", "k").is_ok());
+        assert!(pubkey("nope!", "k").is_err());
+    }
+}
