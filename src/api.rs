@@ -77,6 +77,18 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), crate::tls::TlsError> {
+    let service = Api::new(app.clone());
+    serve_with(app, service, listener, shutdown).await
+}
+
+/// Like [`serve`], with a prepared service (tests inject engines through
+/// [`Api::with_signer`]).
+pub async fn serve_with(
+    app: Arc<Appliance>,
+    service: Api,
+    listener: tokio::net::TcpListener,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), crate::tls::TlsError> {
     let config = app.config();
     let api = &config.api;
     let cert = api
@@ -88,7 +100,7 @@ pub async fn serve(
         .as_deref()
         .ok_or(crate::tls::TlsError::Missing("api.key is required"))?;
     let tls = crate::tls::api_server(cert, key, &api.client_ca, &api.crls, api.tls12)?;
-    let service = Arc::new(Api::new(app.clone()));
+    let service = Arc::new(service);
     let handler = Arc::new(move |req: Request<Incoming>, conn: Arc<Conn>| {
         let service = service.clone();
         async move { service.handle(req, conn).await }
@@ -115,7 +127,12 @@ struct Draft {
 impl Api {
     /// The service over `app`.
     pub fn new(app: Arc<Appliance>) -> Api {
-        let signer = Signer::new(app.token.clone());
+        let signer = Signer::with_engines(app.token.clone(), &app.config().engines);
+        Api { app, signer }
+    }
+
+    /// The service over `app`, signing with `signer`.
+    pub fn with_signer(app: Arc<Appliance>, signer: Signer) -> Api {
         Api { app, signer }
     }
 
@@ -385,15 +402,26 @@ impl Api {
         match chain {
             Chain::Evm => {
                 let address = signer::evm_address(&wallet).map_err(|e| errors::sign(&e))?;
+                // a co-signing engine shows the vendor the message itself, not its digest
+                let message = (op == Operation::EvmMessage)
+                    .then(|| body.get("message").and_then(Value::as_str))
+                    .flatten()
+                    .and_then(|m| crate::chains::evm::parse_message(m).ok());
                 let p = evm::prepare(op, body, address)?;
                 draft.digest = Some(p.digest.clone());
                 draft.detail = Some(p.detail.clone());
                 if draft.dry_run {
                     return Ok(dry_answer(&p.digest));
                 }
+                let tx = match &p.finish {
+                    evm::Finish::Tx(tx) => Some(&**tx),
+                    evm::Finish::Rsv => None,
+                };
+                let request = signer::EvmRequest::new(op, p.payload, message, tx);
                 let sig = self
                     .signer
-                    .sign_evm_digest(&wallet, &p.payload)
+                    .sign_evm(&wallet, &request)
+                    .await
                     .map_err(|e| errors::sign(&e))?;
                 evm::answer(&p.payload, p.finish, &sig, address)
             }
@@ -405,9 +433,14 @@ impl Api {
                 if draft.dry_run {
                     return Ok(dry_answer(&p.digest));
                 }
+                let kind = match op {
+                    Operation::SolanaTransaction => signer::SolanaKind::Transaction,
+                    _ => signer::SolanaKind::Message,
+                };
                 let sig = self
                     .signer
-                    .sign_solana(&wallet, &p.payload)
+                    .sign_solana_bytes(&wallet, kind, &p.payload)
+                    .await
                     .map_err(|e| errors::sign(&e))?;
                 solana::answer(&p.payload, p.finish, &sig, &pubkey)
             }

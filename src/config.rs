@@ -77,6 +77,9 @@ pub struct Config {
     /// Signing API clients and their grants.
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
+    /// Optional signing engines.
+    #[serde(default)]
+    pub engines: EnginesConfig,
     /// Where this file was loaded from (not a key).
     #[serde(skip)]
     pub source: PathBuf,
@@ -317,6 +320,52 @@ fn default_rsa_bits() -> u32 {
 fn default_label_prefix() -> String {
     "keyward".into()
 }
+/// `[engines]`: optional signing engines. Part of the schema whether or not they are built
+/// in, so a config validates the same way in every build.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnginesConfig {
+    /// `[engines.dynamic]`: the vendor's MPC co-signing round for `mpc` wallets (cargo
+    /// feature `dynamic-mpc`). Absent: `mpc` wallets answer `engine_unavailable`.
+    #[serde(default)]
+    pub dynamic: Option<DynamicEngineConfig>,
+}
+
+/// The vendor's production API (the SDK's default).
+pub const DYNAMIC_DEFAULT_API_BASE_URL: &str = "https://app.dynamicauth.com";
+
+/// `[engines.dynamic]`. Holds no secret: the share and the per-wallet API key come from the
+/// token, per request.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynamicEngineConfig {
+    /// The vendor environment id (UUID) the delegated wallets belong to.
+    pub environment_id: String,
+    /// The vendor API base URL.
+    #[serde(default = "default_dynamic_api_base_url")]
+    pub api_base_url: String,
+    /// The vendor MPC relay base URL; absent: the SDK's default for the API URL's
+    /// environment (production: `relay.dynamicauth.com`).
+    #[serde(default)]
+    pub relay_base_url: Option<String>,
+    /// Bound on reaching the vendor API host (TCP connect) before a round starts.
+    #[serde(default = "default_dynamic_connect_timeout", with = "duration")]
+    pub connect_timeout: Duration,
+    /// Bound on one whole signing round (API request, event stream, relay ceremony).
+    #[serde(default = "default_dynamic_request_timeout", with = "duration")]
+    pub request_timeout: Duration,
+}
+
+fn default_dynamic_api_base_url() -> String {
+    DYNAMIC_DEFAULT_API_BASE_URL.into()
+}
+fn default_dynamic_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_dynamic_request_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
 fn default_read_connections() -> usize {
     4
 }
@@ -512,7 +561,52 @@ impl Config {
                 "expected a loopback address (set admin.allow_non_loopback = true to override)",
             ));
         }
+        self.validate_engines()?;
         self.validate_clients()
+    }
+
+    fn validate_engines(&self) -> Result<(), ConfigError> {
+        let Some(d) = &self.engines.dynamic else {
+            return Ok(());
+        };
+        let env = d.environment_id.trim();
+        if env.is_empty()
+            || env.len() > 128
+            || !env.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(self.invalid(
+                "engines.dynamic.environment_id",
+                "expected the vendor environment id (a UUID)",
+            ));
+        }
+        let url_ok = |u: &str| {
+            u.parse::<hyper::Uri>().ok().is_some_and(|u| {
+                u.host().is_some() && matches!(u.scheme_str(), Some("https" | "http"))
+            })
+        };
+        if !url_ok(&d.api_base_url) {
+            return Err(self.invalid(
+                "engines.dynamic.api_base_url",
+                "expected an http(s) URL such as https://app.dynamicauth.com",
+            ));
+        }
+        if let Some(r) = &d.relay_base_url {
+            if r.trim().is_empty() || r.contains(char::is_whitespace) {
+                return Err(self.invalid(
+                    "engines.dynamic.relay_base_url",
+                    "expected a relay host or URL such as relay.dynamicauth.com",
+                ));
+            }
+        }
+        for (key, t) in [
+            ("engines.dynamic.connect_timeout", d.connect_timeout),
+            ("engines.dynamic.request_timeout", d.request_timeout),
+        ] {
+            if t < Duration::from_millis(50) || t > Duration::from_secs(600) {
+                return Err(self.invalid(key, "expected a duration from 50ms to 10m"));
+            }
+        }
+        Ok(())
     }
 
     fn validate_clients(&self) -> Result<(), ConfigError> {

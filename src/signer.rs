@@ -7,16 +7,26 @@
 //! another row or a corrupted engine answer fails closed as `custody_mismatch`.
 //!
 //! Engines: [`local`] (a complete key, unwrapped in the token for one call and dropped)
-//! and, behind the cargo feature `dynamic-mpc` (not built here), the vendor's co-signing
-//! round for `mpc` shares. Must never: return a signature that was not verified, keep an
-//! unwrapped secret beyond the call, or put secret bytes in an error or a log line.
+//! and, behind the cargo feature `dynamic-mpc`, `dynamic` — the vendor's co-signing round
+//! for `mpc` shares, enabled by `[engines.dynamic]`. A co-signer's answer that does not
+//! verify is `cosigner_bad_signature` (502), never returned. Must never: return a
+//! signature that was not verified, keep an unwrapped secret beyond the call, or put
+//! secret bytes in an error or a log line.
 
+#[cfg(feature = "dynamic-mpc")]
+pub mod dynamic;
 pub mod local;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use alloy_consensus::SignableTransaction;
 use alloy_primitives::{Address, B256};
 
-use crate::chains::evm::{self, RecoverableSig};
+use crate::chains::evm::{self, EvmTx, RecoverableSig, UnsignedTx};
 use crate::chains::solana;
+use crate::config::{EnginesConfig, Operation};
 use crate::custody::CustodyError;
 use crate::hsm::{HsmError, Token};
 use crate::store::wallets::{Chain, Engine as EngineKind, Status, Wallet};
@@ -52,6 +62,20 @@ pub enum SignError {
     /// The token failed.
     #[error("token: {0}")]
     Hsm(HsmError),
+    /// The vendor's co-signer could not be reached or did not finish in time.
+    #[error("vendor co-signer unavailable: {0}")]
+    CosignerUnavailable(String),
+    /// The vendor's co-signer refused the request (its message, no secrets).
+    #[error("vendor co-signer refused: {0}")]
+    CosignerRejected(String),
+    /// The co-signed signature does not verify under the wallet's address/public key.
+    #[error("vendor co-signer returned a signature for wallet {wallet} that does not verify: {reason}; nothing was returned")]
+    CosignerBadSignature {
+        /// Wallet id.
+        wallet: String,
+        /// What did not match (no secret bytes).
+        reason: String,
+    },
 }
 
 impl SignError {
@@ -64,6 +88,9 @@ impl SignError {
             SignError::CustodyMismatch { .. } => "custody_mismatch",
             SignError::Hsm(e) if e.is_unavailable() => "hsm_unavailable",
             SignError::Hsm(_) => "hsm_error",
+            SignError::CosignerUnavailable(_) => "cosigner_unavailable",
+            SignError::CosignerRejected(_) => "cosigner_rejected",
+            SignError::CosignerBadSignature { .. } => "cosigner_bad_signature",
         }
     }
 
@@ -71,6 +98,17 @@ impl SignError {
         SignError::CustodyMismatch {
             wallet: wallet.id.clone(),
             reason: reason.into(),
+        }
+    }
+
+    /// A result that failed verification: a co-signer's (`mpc` wallet) or our own.
+    fn unverified(wallet: &Wallet, reason: String) -> SignError {
+        match wallet.engine {
+            EngineKind::Mpc => SignError::CosignerBadSignature {
+                wallet: wallet.id.clone(),
+                reason,
+            },
+            EngineKind::Local => SignError::mismatch(wallet, reason),
         }
     }
 
@@ -83,38 +121,166 @@ impl SignError {
     }
 }
 
+/// What an EVM signature is for. Every kind carries the 32-byte digest that is signed;
+/// a co-signing engine also needs what the vendor's API is shown for each operation.
+#[derive(Debug, Clone)]
+pub enum EvmKind {
+    /// EIP-191 `personal_sign` of these message bytes (before the prefix).
+    Message(Vec<u8>),
+    /// An EIP-712 typed-data digest.
+    TypedData,
+    /// A transaction; its unsigned signing encoding (what `signature_hash` hashes).
+    Transaction(Vec<u8>),
+    /// A raw 32-byte digest.
+    Digest,
+}
+
+/// One EVM signing request.
+#[derive(Debug, Clone)]
+pub struct EvmRequest {
+    /// The digest that the signature must recover under.
+    pub digest: B256,
+    /// What it is.
+    pub kind: EvmKind,
+}
+
+impl EvmRequest {
+    /// The request for API operation `op` over `digest`: `message` is the parsed
+    /// `evm.message` bytes, `tx` the parsed `evm.transaction`.
+    pub fn new(
+        op: Operation,
+        digest: B256,
+        message: Option<Vec<u8>>,
+        tx: Option<&UnsignedTx>,
+    ) -> EvmRequest {
+        let kind = match (op, message, tx) {
+            (_, _, Some(tx)) => EvmKind::Transaction(signing_encoding(tx)),
+            (Operation::EvmMessage, Some(m), None) => EvmKind::Message(m),
+            (Operation::EvmTypedData, _, None) => EvmKind::TypedData,
+            _ => EvmKind::Digest,
+        };
+        EvmRequest { digest, kind }
+    }
+
+    /// A raw-digest request.
+    pub fn digest(digest: B256) -> EvmRequest {
+        EvmRequest {
+            digest,
+            kind: EvmKind::Digest,
+        }
+    }
+}
+
+/// The bytes whose keccak256 is a transaction's `signature_hash`.
+pub fn signing_encoding(tx: &UnsignedTx) -> Vec<u8> {
+    let mut out = Vec::new();
+    match tx.inner() {
+        EvmTx::Legacy(t) => t.encode_for_signing(&mut out),
+        EvmTx::Eip2930(t) => t.encode_for_signing(&mut out),
+        EvmTx::Eip1559(t) => t.encode_for_signing(&mut out),
+    }
+    out
+}
+
+/// What Solana bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SolanaKind {
+    /// An off-chain message (raw bytes or the off-chain envelope).
+    Message,
+    /// The serialized message of a transaction.
+    Transaction,
+}
+
+/// The future an engine answers with.
+pub type EngineFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, SignError>> + Send + 'a>>;
+
 /// A signing engine. Engines sign; [`Signer`] verifies what they return.
 pub trait Engine: Send + Sync {
-    /// Engine name (`local`, `mpc`), for logs and metrics.
+    /// Engine name (`local`, `dynamic`), for logs and metrics.
     fn name(&self) -> &'static str;
 
-    /// A secp256k1 signature of a 32-byte digest by an EVM wallet.
-    fn sign_evm_digest(&self, wallet: &Wallet, digest: &B256) -> Result<RecoverableSig, SignError>;
+    /// A secp256k1 signature of `request.digest` by an EVM wallet.
+    fn sign_evm<'a>(
+        &'a self,
+        wallet: &'a Wallet,
+        request: &'a EvmRequest,
+    ) -> EngineFuture<'a, RecoverableSig>;
 
     /// An Ed25519 signature of `message` by a Solana wallet.
-    fn sign_solana(&self, wallet: &Wallet, message: &[u8]) -> Result<[u8; 64], SignError>;
+    fn sign_solana<'a>(
+        &'a self,
+        wallet: &'a Wallet,
+        kind: SolanaKind,
+        message: &'a [u8],
+    ) -> EngineFuture<'a, [u8; 64]>;
 }
 
 /// Picks the engine for a wallet and verifies every result against the wallet.
 pub struct Signer {
     local: local::LocalEngine,
+    mpc: Option<Arc<dyn Engine>>,
 }
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer").finish_non_exhaustive()
+        f.debug_struct("Signer")
+            .field("mpc", &self.mpc.as_ref().map(|e| e.name()))
+            .finish_non_exhaustive()
     }
 }
 
 /// Message for wallets holding a vendor MPC share.
 pub const MPC_UNAVAILABLE: &str = "this wallet holds a vendor MPC key share, which signs only together with the vendor's co-signing round; that engine (cargo feature `dynamic-mpc`) is not built into this keyward";
 
+/// Message for wallets holding a vendor MPC share when the engine is built but not
+/// configured.
+pub const MPC_NOT_CONFIGURED: &str = "this wallet holds a vendor MPC key share, which signs only together with the vendor's co-signing round; that engine is built in but not configured (`[engines.dynamic]`)";
+
 impl Signer {
-    /// A signer using `token` to unwrap.
+    /// A signer using `token` to unwrap, with the local engine only.
     pub fn new(token: Token) -> Signer {
         Signer {
             local: local::LocalEngine::new(token),
+            mpc: None,
         }
+    }
+
+    /// A signer with the engines `engines` configures (and this build has).
+    pub fn with_engines(token: Token, engines: &EnginesConfig) -> Signer {
+        let mpc: Option<Arc<dyn Engine>> = match &engines.dynamic {
+            None => None,
+            #[cfg(feature = "dynamic-mpc")]
+            Some(config) => {
+                tracing::info!(
+                    api = %config.api_base_url,
+                    relay = config.relay_base_url.as_deref().unwrap_or("(SDK default)"),
+                    "vendor MPC co-signing engine enabled for mpc wallets"
+                );
+                Some(Arc::new(dynamic::DynamicEngine::new(
+                    token.clone(),
+                    config.clone(),
+                )))
+            }
+            #[cfg(not(feature = "dynamic-mpc"))]
+            Some(_) => {
+                tracing::warn!(
+                    "[engines.dynamic] is configured, but this keyward was built without the cargo feature `dynamic-mpc`; mpc wallets answer engine_unavailable"
+                );
+                None
+            }
+        };
+        Signer {
+            local: local::LocalEngine::new(token),
+            mpc,
+        }
+    }
+
+    /// Serves `mpc` wallets with `engine` (the co-signing engine, or a test double of its
+    /// network round). The verification below applies to it unchanged.
+    #[doc(hidden)]
+    pub fn with_mpc_engine(mut self, engine: Arc<dyn Engine>) -> Signer {
+        self.mpc = Some(engine);
+        self
     }
 
     /// The engine for `wallet`, after the checks every engine needs (active, chain).
@@ -131,56 +297,108 @@ impl Signer {
         }
         match wallet.engine {
             EngineKind::Local => Ok(&self.local),
-            EngineKind::Mpc => Err(SignError::EngineUnavailable(MPC_UNAVAILABLE.into())),
+            EngineKind::Mpc => match &self.mpc {
+                Some(e) => Ok(e.as_ref()),
+                None if cfg!(feature = "dynamic-mpc") => {
+                    Err(SignError::EngineUnavailable(MPC_NOT_CONFIGURED.into()))
+                }
+                None => Err(SignError::EngineUnavailable(MPC_UNAVAILABLE.into())),
+            },
         }
     }
 
-    /// Signs an EVM digest and proves the signature recovers to the wallet's address.
+    /// Signs an EVM digest with the local engine (complete keys only) and proves the
+    /// signature recovers to the wallet's address.
     pub fn sign_evm_digest(
         &self,
         wallet: &Wallet,
         digest: &B256,
     ) -> Result<RecoverableSig, SignError> {
-        let engine = self.engine_for(wallet, Chain::Evm)?;
+        self.engine_for(wallet, Chain::Evm)?;
         let expected = evm_address(wallet)?;
-        let sig = engine.sign_evm_digest(wallet, digest)?;
-        let recovered = evm::recover_address(digest, &sig).map_err(|e| {
-            SignError::mismatch(wallet, format!("{} signature: {e}", engine.name()))
-        })?;
-        if recovered != expected {
-            return Err(SignError::mismatch(
-                wallet,
-                format!(
-                    "{} signature recovers to {recovered:#x}, not the wallet address",
-                    engine.name()
-                ),
-            ));
-        }
+        let sig = self.local.sign_evm_digest(wallet, digest)?;
+        verify_evm(wallet, "local", digest, &sig, expected)?;
         Ok(sig)
     }
 
-    /// Signs Solana bytes and proves the signature verifies under the wallet's key.
+    /// Signs Solana bytes with the local engine (complete keys only) and proves the
+    /// signature verifies under the wallet's key.
     pub fn sign_solana(&self, wallet: &Wallet, message: &[u8]) -> Result<[u8; 64], SignError> {
-        let engine = self.engine_for(wallet, Chain::Solana)?;
+        self.engine_for(wallet, Chain::Solana)?;
         let pubkey = solana_pubkey(wallet)?;
-        let sig = engine.sign_solana(wallet, message)?;
-        let ok = ed25519_dalek::VerifyingKey::from_bytes(&pubkey)
-            .map(|k| {
-                k.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&sig))
-                    .is_ok()
-            })
-            .unwrap_or(false);
-        if !ok {
-            return Err(SignError::mismatch(
-                wallet,
-                format!(
-                    "{} signature does not verify under the wallet key",
-                    engine.name()
-                ),
-            ));
-        }
+        let sig = self.local.sign_solana(wallet, message)?;
+        verify_solana(wallet, "local", message, &sig, &pubkey)?;
         Ok(sig)
     }
+
+    /// Signs an EVM request with the wallet's engine and proves the signature recovers to
+    /// the wallet's address.
+    pub async fn sign_evm(
+        &self,
+        wallet: &Wallet,
+        request: &EvmRequest,
+    ) -> Result<RecoverableSig, SignError> {
+        let engine = self.engine_for(wallet, Chain::Evm)?;
+        let expected = evm_address(wallet)?;
+        let sig = engine.sign_evm(wallet, request).await?;
+        verify_evm(wallet, engine.name(), &request.digest, &sig, expected)?;
+        Ok(sig)
+    }
+
+    /// Signs Solana bytes with the wallet's engine and proves the signature verifies
+    /// under the wallet's key.
+    pub async fn sign_solana_bytes(
+        &self,
+        wallet: &Wallet,
+        kind: SolanaKind,
+        message: &[u8],
+    ) -> Result<[u8; 64], SignError> {
+        let engine = self.engine_for(wallet, Chain::Solana)?;
+        let pubkey = solana_pubkey(wallet)?;
+        let sig = engine.sign_solana(wallet, kind, message).await?;
+        verify_solana(wallet, engine.name(), message, &sig, &pubkey)?;
+        Ok(sig)
+    }
+}
+
+fn verify_evm(
+    wallet: &Wallet,
+    engine: &str,
+    digest: &B256,
+    sig: &RecoverableSig,
+    expected: Address,
+) -> Result<(), SignError> {
+    let recovered = evm::recover_address(digest, sig)
+        .map_err(|e| SignError::unverified(wallet, format!("{engine} signature: {e}")))?;
+    if recovered != expected {
+        return Err(SignError::unverified(
+            wallet,
+            format!("{engine} signature recovers to {recovered:#x}, not the wallet address"),
+        ));
+    }
+    Ok(())
+}
+
+fn verify_solana(
+    wallet: &Wallet,
+    engine: &str,
+    message: &[u8],
+    sig: &[u8; 64],
+    pubkey: &solana::Pubkey,
+) -> Result<(), SignError> {
+    let ok = ed25519_dalek::VerifyingKey::from_bytes(pubkey)
+        .map(|k| {
+            k.verify_strict(message, &ed25519_dalek::Signature::from_bytes(sig))
+                .is_ok()
+        })
+        .unwrap_or(false);
+    if !ok {
+        return Err(SignError::unverified(
+            wallet,
+            format!("{engine} signature does not verify under the wallet key"),
+        ));
+    }
+    Ok(())
 }
 
 /// The wallet's stored EVM address.

@@ -38,7 +38,7 @@ pub const CODES: &[(u16, &str, &str)] = &[
     (404, "wallet_not_found", "no wallet with this id"),
     (404, "route_not_found", "no such route"),
     (405, "method_not_allowed", "the route exists with another method (see `Allow`)"),
-    (409, "engine_unavailable", "the wallet holds a vendor MPC share; its co-signing engine (feature `dynamic-mpc`) is not built in"),
+    (409, "engine_unavailable", "the wallet holds a vendor MPC share and its co-signing engine is not built in (feature `dynamic-mpc`) or not configured (`[engines.dynamic]`), or that engine does not sign this operation (raw digests)"),
     (409, "wrong_chain", "the wallet belongs to the other chain"),
     (410, "wallet_revoked", "the wallet's delegation was revoked; its key material is deleted"),
     (413, "body_too_large", "the request body exceeds the limit"),
@@ -48,6 +48,9 @@ pub const CODES: &[(u16, &str, &str)] = &[
     (500, "custody_mismatch", "the wallet's key material does not derive or verify under its address; nothing was returned"),
     (500, "hsm_error", "the token failed the operation"),
     (500, "internal_error", "an unexpected internal failure"),
+    (502, "cosigner_unavailable", "the vendor's MPC co-signer (API or relay) could not be reached or did not finish within the configured timeout; nothing was signed"),
+    (502, "cosigner_rejected", "the vendor's MPC co-signer refused the request (its message is included, without secrets); nothing was signed"),
+    (502, "cosigner_bad_signature", "the vendor's co-signed signature does not verify under the wallet's address/public key; it was audited and not returned"),
     (503, "hsm_unavailable", "the token is unavailable; retry later"),
     (503, "store_unavailable", "the database is unavailable or the audit record could not be made durable; nothing was returned"),
 ];

@@ -68,6 +68,9 @@ const SIGN_COMMON: &[&str] = &[
     "custody_mismatch",
     "hsm_error",
     "internal_error",
+    "cosigner_unavailable",
+    "cosigner_rejected",
+    "cosigner_bad_signature",
     "hsm_unavailable",
 ];
 

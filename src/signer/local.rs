@@ -14,7 +14,7 @@ use alloy_primitives::B256;
 use ed25519_dalek::Signer as _;
 use subtle::ConstantTimeEq;
 
-use super::{evm_address, solana_pubkey, Engine, SignError};
+use super::{evm_address, solana_pubkey, Engine, EngineFuture, EvmRequest, SignError, SolanaKind};
 use crate::chains::evm::{self, RecoverableSig};
 use crate::chains::solana;
 use crate::custody::{self, Binding, Purpose, SecretBytes};
@@ -52,14 +52,13 @@ impl LocalEngine {
             .observe(started.elapsed().as_secs_f64());
         secret
     }
-}
 
-impl Engine for LocalEngine {
-    fn name(&self) -> &'static str {
-        "local"
-    }
-
-    fn sign_evm_digest(&self, wallet: &Wallet, digest: &B256) -> Result<RecoverableSig, SignError> {
+    /// A secp256k1 signature of a 32-byte digest by an EVM wallet.
+    pub fn sign_evm_digest(
+        &self,
+        wallet: &Wallet,
+        digest: &B256,
+    ) -> Result<RecoverableSig, SignError> {
         let expected = evm_address(wallet)?;
         let secret = self.unwrap_secret(wallet)?;
         let key = wallet_key::evm_key(&secret)
@@ -75,7 +74,8 @@ impl Engine for LocalEngine {
         // `key` (k256 SigningKey) zeroizes its scalar on drop
     }
 
-    fn sign_solana(&self, wallet: &Wallet, message: &[u8]) -> Result<[u8; 64], SignError> {
+    /// An Ed25519 signature of `message` by a Solana wallet.
+    pub fn sign_solana(&self, wallet: &Wallet, message: &[u8]) -> Result<[u8; 64], SignError> {
         let expected = solana_pubkey(wallet)?;
         let secret = self.unwrap_secret(wallet)?;
         let key = wallet_key::solana_key(&secret).map_err(|_| {
@@ -91,5 +91,33 @@ impl Engine for LocalEngine {
         }
         Ok(key.sign(message).to_bytes())
         // `key` (ed25519-dalek SigningKey, feature `zeroize`) wipes itself on drop
+    }
+}
+
+/// Signing with a complete key takes microseconds: it runs on the calling task.
+impl Engine for LocalEngine {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn sign_evm<'a>(
+        &'a self,
+        wallet: &'a Wallet,
+        request: &'a EvmRequest,
+    ) -> EngineFuture<'a, RecoverableSig> {
+        Box::pin(std::future::ready(
+            self.sign_evm_digest(wallet, &request.digest),
+        ))
+    }
+
+    fn sign_solana<'a>(
+        &'a self,
+        wallet: &'a Wallet,
+        _kind: SolanaKind,
+        message: &'a [u8],
+    ) -> EngineFuture<'a, [u8; 64]> {
+        Box::pin(std::future::ready(LocalEngine::sign_solana(
+            self, wallet, message,
+        )))
     }
 }
