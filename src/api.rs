@@ -14,6 +14,7 @@ pub mod errors;
 pub mod evm;
 pub mod grants;
 pub mod openapi;
+pub mod policy_gate;
 pub mod routes;
 pub mod solana;
 
@@ -31,7 +32,7 @@ use crate::appliance::Appliance;
 use crate::config::Operation;
 use crate::http::{self, Body, Conn, Refusal};
 use crate::signer::{self, Signer};
-use crate::store::audit::{self, AuditEvent};
+use crate::store::audit::AuditEvent;
 use crate::store::wallets::{self as rows, Chain, Wallet};
 use errors::refuse;
 use grants::Grants;
@@ -52,6 +53,8 @@ pub struct Prepared<P, F> {
     pub payload: P,
     /// How to build the answer.
     pub finish: F,
+    /// What the policy judges.
+    pub subject: crate::policy::Subject,
 }
 
 /// Deserializes a request object strictly (unknown fields refused).
@@ -63,6 +66,7 @@ pub(crate) fn parse_body<T: DeserializeOwned>(body: Value) -> Result<T, Refusal>
 pub struct Api {
     app: Arc<Appliance>,
     signer: Signer,
+    limiter: policy_gate::RateLimiter,
 }
 
 impl std::fmt::Debug for Api {
@@ -122,18 +126,26 @@ struct Draft {
     digest: Option<String>,
     detail: Option<Value>,
     dry_run: bool,
+    policy: Option<policy_gate::Outcome>,
+    rule: Option<String>,
+    matched: Option<Vec<String>>,
+    retry_after: Option<u64>,
 }
 
 impl Api {
     /// The service over `app`.
     pub fn new(app: Arc<Appliance>) -> Api {
         let signer = Signer::with_engines(app.token.clone(), &app.config().engines);
-        Api { app, signer }
+        Api::with_signer(app, signer)
     }
 
     /// The service over `app`, signing with `signer`.
     pub fn with_signer(app: Arc<Appliance>, signer: Signer) -> Api {
-        Api { app, signer }
+        Api {
+            app,
+            signer,
+            limiter: policy_gate::RateLimiter::default(),
+        }
     }
 
     /// Answers one request.
@@ -277,6 +289,10 @@ impl Api {
             digest: None,
             detail: None,
             dry_run: false,
+            policy: None,
+            rule: None,
+            matched: None,
+            retry_after: None,
         };
         let outcome = self
             .decide_and_sign(identity, &mut draft, parts, body)
@@ -293,7 +309,11 @@ impl Api {
             }
         }
         let mut detail = draft.detail.take().unwrap_or_else(|| json!({}));
+        let policy = draft.policy.take();
         if let Value::Object(m) = &mut detail {
+            if let Some(p) = &policy {
+                m.insert("policy".into(), p.summary());
+            }
             if draft.dry_run {
                 m.insert("dryRun".into(), Value::Bool(true));
             }
@@ -314,14 +334,17 @@ impl Api {
             result: result.into(),
             detail: Some(detail),
         };
-        // the answer (and any signature in it) waits for the durable commit
-        let audit_id = match self
+        // the answer (and any signature in it) waits for the durable commit; rolling caps
+        // are re-checked inside it (see `policy_gate::commit`)
+        let counted = policy.filter(|p| !p.spend.is_empty() || !p.caps.is_empty());
+        let matched = counted.as_ref().map(|p| p.matched.clone());
+        let (audit_id, late) = match self
             .app
             .store
-            .write(move |ctx| audit::append(ctx, event))
+            .write(move |ctx| policy_gate::commit(ctx, event, counted))
             .await
         {
-            Ok(id) => id,
+            Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, wallet = %draft.wallet_id, "audit record not durable; answer withheld");
                 return refuse(
@@ -330,6 +353,16 @@ impl Api {
                 )
                 .into_response(None);
             }
+        };
+        let mut rule = draft.rule.take();
+        let outcome = match late {
+            // signed, but a concurrent request used up the cap first: the signature is dropped
+            Some(d) => {
+                rule = Some(d.rule.clone());
+                draft.matched = matched;
+                Err(policy_gate::denied(&d))
+            }
+            None => outcome,
         };
         match outcome {
             Ok(Value::Object(mut m)) => {
@@ -340,10 +373,53 @@ impl Api {
                 StatusCode::OK,
                 &json!({ "result": other, "auditId": audit_id }),
             ),
-            Err(r) => http::json(
-                r.status,
-                &json!({ "error": { "code": r.code, "message": r.message }, "auditId": audit_id }),
-            ),
+            Err(r) => {
+                let mut error = json!({ "code": r.code, "message": r.message });
+                if let Some(rule) = rule {
+                    error["rule"] = Value::String(rule);
+                }
+                let mut body = json!({ "error": error, "auditId": audit_id });
+                if let Some(m) = draft.matched.take() {
+                    body["matchedRules"] = json!(m);
+                }
+                if draft.dry_run {
+                    body["dryRun"] = Value::Bool(true);
+                }
+                let mut resp = http::json(r.status, &body);
+                if let Some(secs) = draft.retry_after {
+                    if let Ok(v) = secs.to_string().parse() {
+                        resp.headers_mut().insert(hyper::header::RETRY_AFTER, v);
+                    }
+                }
+                resp
+            }
+        }
+    }
+
+    /// Runs the policy; a refusal carries its rule, and the matched rules go to the audit
+    /// record either way.
+    fn judge(
+        &self,
+        identity: &str,
+        policy: &crate::policy::Policy,
+        wallet: &crate::policy::WalletRef<'_>,
+        subject: &crate::policy::Subject,
+        draft: &mut Draft,
+    ) -> Result<(), Refusal> {
+        let req = crate::policy::Request {
+            client: identity,
+            wallet: *wallet,
+            subject,
+        };
+        let (outcome, denial) = policy_gate::evaluate(&self.app.store, policy, &req)?;
+        draft.matched = Some(outcome.matched.clone());
+        draft.policy = Some(outcome);
+        match denial {
+            Some(d) => {
+                draft.rule = Some(d.rule.clone());
+                Err(policy_gate::denied(&d))
+            }
+            None => Ok(()),
         }
     }
 
@@ -395,6 +471,23 @@ impl Api {
                 ),
             ));
         }
+        let policy = config.compiled_policy.clone();
+        let wref = crate::policy::WalletRef {
+            id: &wallet.id,
+            chain: wallet.chain.as_str(),
+            label: wallet.label.as_deref(),
+        };
+        if let Err((limit, secs)) =
+            self.limiter
+                .check(&policy, identity, &wref, crate::store::spend::now_ms())
+        {
+            draft.rule = Some(limit.clone());
+            draft.retry_after = Some(secs);
+            return Err(refuse(
+                "rate_limited",
+                format!("rate limit `{limit}` reached for client {identity} on wallet {}; retry after {secs} s", wallet.id),
+            ));
+        }
         let chain = chain_of(op);
         self.signer
             .engine_for(&wallet, chain)
@@ -410,8 +503,9 @@ impl Api {
                 let p = evm::prepare(op, body, address)?;
                 draft.digest = Some(p.digest.clone());
                 draft.detail = Some(p.detail.clone());
+                self.judge(identity, &policy, &wref, &p.subject, draft)?;
                 if draft.dry_run {
-                    return Ok(dry_answer(&p.digest));
+                    return Ok(dry_answer(&p.digest, draft));
                 }
                 let tx = match &p.finish {
                     evm::Finish::Tx(tx) => Some(&**tx),
@@ -430,8 +524,9 @@ impl Api {
                 let p = solana::prepare(op, body, &pubkey)?;
                 draft.digest = Some(p.digest.clone());
                 draft.detail = Some(p.detail.clone());
+                self.judge(identity, &policy, &wref, &p.subject, draft)?;
                 if draft.dry_run {
-                    return Ok(dry_answer(&p.digest));
+                    return Ok(dry_answer(&p.digest, draft));
                 }
                 let kind = match op {
                     Operation::SolanaTransaction => signer::SolanaKind::Transaction,
@@ -448,8 +543,13 @@ impl Api {
     }
 }
 
-fn dry_answer(digest: &str) -> Value {
-    json!({ "dryRun": true, "decision": "allowed", "digest": digest })
+fn dry_answer(digest: &str, draft: &Draft) -> Value {
+    let matched = draft
+        .policy
+        .as_ref()
+        .map(|p| p.matched.clone())
+        .unwrap_or_default();
+    json!({ "dryRun": true, "decision": "allowed", "digest": digest, "matchedRules": matched })
 }
 
 fn no_grant(identity: &str) -> Refusal {

@@ -80,6 +80,12 @@ pub struct Config {
     /// Optional signing engines.
     #[serde(default)]
     pub engines: EnginesConfig,
+    /// What each client may sign for each wallet (`[policy]`, inline or `file = …`).
+    #[serde(default)]
+    pub policy: crate::policy::PolicySection,
+    /// The policy compiled at load (not a key).
+    #[serde(skip)]
+    pub compiled_policy: std::sync::Arc<crate::policy::Policy>,
     /// Where this file was loaded from (not a key).
     #[serde(skip)]
     pub source: PathBuf,
@@ -468,8 +474,52 @@ impl Config {
         config.source = path.to_path_buf();
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve_paths(base);
+        config.load_policy_file()?;
         config.validate()?;
+        let compiled = config
+            .policy
+            .compile()
+            .map_err(|e| config.policy_error(e))?;
+        config.compiled_policy = std::sync::Arc::new(compiled);
         Ok(config)
+    }
+
+    /// Reads and compiles a separate policy file (`keyward policy check`).
+    pub fn load_policy(path: &Path) -> Result<crate::policy::Policy, ConfigError> {
+        let section = read_policy_file(path)?;
+        section.compile().map_err(|e| ConfigError::Invalid {
+            file: path.to_path_buf(),
+            key: e.key,
+            message: e.message,
+        })
+    }
+
+    /// Replaces inline rules with those of `policy.file`, if set.
+    fn load_policy_file(&mut self) -> Result<(), ConfigError> {
+        let Some(file) = self.policy.file.clone() else {
+            return Ok(());
+        };
+        if !self.policy.rule.is_empty() || !self.policy.rate_limit.is_empty() {
+            return Err(self.invalid(
+                "policy.file",
+                "rules are either inline ([[policy.rule]]) or in policy.file, not both",
+            ));
+        }
+        let mut section = read_policy_file(&file)?;
+        section.file = Some(file);
+        self.policy = section;
+        Ok(())
+    }
+
+    fn policy_error(&self, e: crate::policy::PolicyError) -> ConfigError {
+        match &self.policy.file {
+            Some(f) => ConfigError::Invalid {
+                file: f.clone(),
+                key: e.key,
+                message: e.message,
+            },
+            None => self.invalid(&format!("policy.{}", e.key), e.message),
+        }
     }
 
     /// Parses TOML text; `path` is only used in error messages.
@@ -494,6 +544,9 @@ impl Config {
             }
         };
         fix(&mut self.store.path);
+        if let Some(p) = &mut self.policy.file {
+            fix(p);
+        }
         fix(&mut self.pkcs11.module);
         self.pkcs11.pin.resolve(base);
         for p in [
@@ -562,6 +615,7 @@ impl Config {
             ));
         }
         self.validate_engines()?;
+        self.policy.compile().map_err(|e| self.policy_error(e))?;
         self.validate_clients()
     }
 
@@ -638,6 +692,18 @@ impl Config {
     pub fn redacted_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
+}
+
+fn read_policy_file(path: &Path) -> Result<crate::policy::PolicySection, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    crate::policy::PolicySection::parse_file(&text).map_err(|e| ConfigError::Shape {
+        file: path.to_path_buf(),
+        key: e.key,
+        message: e.message,
+    })
 }
 
 fn valid_selector(s: &str) -> bool {

@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod events;
 mod schema;
+pub mod spend;
 pub mod state;
 pub mod wallets;
 mod writer;

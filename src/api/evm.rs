@@ -10,6 +10,7 @@ use super::{parse_body, Prepared};
 use crate::chains::evm::{self, RecoverableSig, UnsignedTx};
 use crate::config::Operation;
 use crate::http::Refusal;
+use crate::policy::Subject;
 
 /// Largest `data`/`input` of a transaction, in bytes (the body limit bounds it too).
 pub const MAX_TX_DATA: usize = 128 * 1024;
@@ -58,12 +59,17 @@ pub fn prepare(
     wallet: Address,
 ) -> Result<Prepared<B256, Finish>, Refusal> {
     let e = |err: evm::EvmError| errors::evm(&err);
-    let (digest, detail, finish): (B256, Value, Finish) = match op {
+    let (digest, detail, finish, subject): (B256, Value, Finish, Subject) = match op {
         Operation::EvmMessage => {
             let req: MessageReq = parse_body(body)?;
             let bytes = evm::parse_message(&req.message).map_err(e)?;
             let digest = evm::personal_message_digest(&bytes);
-            (digest, json!({ "messageLen": bytes.len() }), Finish::Rsv)
+            (
+                digest,
+                json!({ "messageLen": bytes.len() }),
+                Finish::Rsv,
+                Subject::EvmMessage { len: bytes.len() },
+            )
         }
         Operation::EvmTypedData => {
             let req: TypedDataReq = parse_body(body)?;
@@ -74,7 +80,12 @@ pub fn prepare(
                 "domainChainId": info.domain_chain_id,
                 "verifyingContract": info.domain_verifying_contract.map(|a| format!("{a:#x}")),
             });
-            (info.digest, detail, Finish::Rsv)
+            (
+                info.digest,
+                detail,
+                Finish::Rsv,
+                Subject::EvmTypedData(Box::new(info)),
+            )
         }
         Operation::EvmTransaction => {
             let req: TransactionReq = parse_body(body)?;
@@ -95,12 +106,18 @@ pub fn prepare(
                 "value": tx.value().to_string(),
                 "dataLen": tx.data().len(),
             });
-            (tx.signature_hash(), detail, Finish::Tx(Box::new(tx)))
+            let subject = Subject::EvmTransaction(Box::new(tx.clone()));
+            (
+                tx.signature_hash(),
+                detail,
+                Finish::Tx(Box::new(tx)),
+                subject,
+            )
         }
         Operation::EvmHash => {
             let req: HashReq = parse_body(body)?;
             let digest = evm::parse_digest(&req.digest).map_err(e)?;
-            (digest, json!({}), Finish::Rsv)
+            (digest, json!({}), Finish::Rsv, Subject::EvmHash)
         }
         other => {
             return Err(refuse(
@@ -114,6 +131,7 @@ pub fn prepare(
         detail,
         payload: digest,
         finish,
+        subject,
     })
 }
 

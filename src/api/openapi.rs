@@ -65,6 +65,8 @@ const SIGN_COMMON: &[&str] = &[
     "body_too_large",
     "unsupported_media_type",
     "appliance_locked",
+    "policy_denied",
+    "rate_limited",
     "custody_mismatch",
     "hsm_error",
     "internal_error",
@@ -195,7 +197,7 @@ fn components() -> Value {
         "parameters": {
             "walletId": { "name": "walletId", "in": "path", "required": true, "schema": { "type": "string", "maxLength": 128 } },
             "dryRun": { "name": "dryRun", "in": "query", "required": false, "schema": { "type": "boolean" },
-                        "description": "true: run authorization and parsing, audit the decision, sign nothing" }
+                        "description": "true: run authorization, parsing and the policy, audit the decision, sign nothing and count no spend" }
         },
         "schemas": {
             "ErrorResponse": {
@@ -207,9 +209,11 @@ fn components() -> Value {
                         "required": ["code", "message"],
                         "properties": {
                             "code": { "type": "string", "enum": CODES.iter().map(|(_, c, _)| *c).collect::<Vec<_>>() },
-                            "message": { "type": "string" }
+                            "message": { "type": "string" },
+                            "rule": { "type": "string", "description": "policy_denied / rate_limited: the policy rule or rate limit id that refused" }
                         }
                     },
+                    "matchedRules": { "type": "array", "items": { "type": "string" }, "description": "policy_denied: the rules that covered the request" },
                     "auditId": { "type": "string", "description": "present on every answer to a sign request" }
                 }
             },
@@ -315,6 +319,7 @@ fn components() -> Value {
                     "dryRun": { "const": true },
                     "decision": { "const": "allowed" },
                     "digest": { "type": "string", "description": "EVM: 0x digest that would be signed; Solana: hex SHA-256 of the bytes that would be signed" },
+                    "matchedRules": { "type": "array", "items": { "type": "string" }, "description": "ids of the policy rules that covered the request" },
                     "auditId": { "type": "string" }
                 }
             }

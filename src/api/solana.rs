@@ -104,6 +104,7 @@ pub fn prepare(
             Ok(Prepared {
                 digest: sha256_hex(&signed),
                 detail: json!({ "format": format, "messageLen": signed.len() }),
+                subject: crate::policy::Subject::SolanaMessage { len: signed.len() },
                 payload: signed,
                 finish: Finish::Message,
             })
@@ -129,6 +130,10 @@ pub fn prepare(
                     "programs": programs,
                 }),
                 payload: message,
+                subject: crate::policy::Subject::SolanaTransaction {
+                    tx: Box::new(parsed.clone()),
+                    wallet: *wallet,
+                },
                 finish: Finish::Tx {
                     parsed: Box::new(parsed),
                     index,

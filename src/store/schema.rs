@@ -66,6 +66,21 @@ CREATE TABLE appliance_state (
     value TEXT NOT NULL
 );
 "#,
+    // 2: policy spend counters, one row per signed spend. Amounts are decimal TEXT (they
+    // are 256-bit) and summed by the reader; the index makes "this counter since T" a
+    // range scan and pruning of rows older than the longest window one as well.
+    r#"
+CREATE TABLE spend (
+    seq       INTEGER PRIMARY KEY,
+    wallet_id TEXT NOT NULL,
+    chain     TEXT NOT NULL,
+    asset     TEXT NOT NULL,
+    at_ms     INTEGER NOT NULL,
+    amount    TEXT NOT NULL CHECK (amount GLOB '[0-9]*'),
+    audit_id  TEXT NOT NULL
+);
+CREATE INDEX spend_window ON spend(wallet_id, chain, asset, at_ms);
+"#,
 ];
 
 /// The schema version this binary writes.
