@@ -234,7 +234,7 @@ pub const MPC_UNAVAILABLE: &str = "this wallet holds a vendor MPC key share, whi
 
 /// Message for wallets holding a vendor MPC share when the engine is built but not
 /// configured.
-pub const MPC_NOT_CONFIGURED: &str = "this wallet holds a vendor MPC key share, which signs only together with the vendor's co-signing round; that engine is built in but not configured (`[engines.dynamic]`)";
+pub const MPC_NOT_CONFIGURED: &str = "this wallet holds a vendor MPC key share, which signs only together with the vendor's co-signing round; that engine (cargo feature `dynamic-mpc`) is built in but not configured (`[engines.dynamic]`)";
 
 impl Signer {
     /// A signer using `token` to unwrap, with the local engine only.
