@@ -20,7 +20,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::{Env, EnvOptions};
@@ -636,6 +636,7 @@ async fn refusals_before_signing_never_reach_the_engine() {
 #[cfg(feature = "dynamic-mpc")]
 mod vendor {
     use super::*;
+    use std::time::Instant;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     const ENV_ID: &str = "3f1c2a9e-0d4b-4c55-9a57-2f1e8b6c7d90";
