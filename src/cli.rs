@@ -6,6 +6,7 @@ mod config_cmd;
 mod dev;
 mod keys;
 mod lock;
+mod policy;
 mod simulate;
 mod wallets;
 
@@ -69,6 +70,8 @@ enum Command {
     /// Send a delivery the way the vendor does (delegation, revoke, ping).
     #[command(subcommand)]
     Simulate(simulate::SimulateCmd),
+    #[command(subcommand, about = "Policy files: validate one (`policy check FILE`)")]
+    Policy(policy::PolicyCmd),
     /// Development helpers.
     #[command(subcommand)]
     Dev(dev::DevCmd),
@@ -137,6 +140,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Wallets(w) => wallets::run(w),
         Command::Simulate(s) => simulate::run(s),
         Command::Dev(d) => dev::run(d),
+        Command::Policy(p) => policy::run(p),
     }
 }
 
