@@ -1,0 +1,513 @@
+//! The policy engine end to end: real mTLS on loopback, a real SoftHSM2 token and SQLite
+//! file, the policy loaded from a separate file (`policy.file`) the way `serve` loads it.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use common::{Env, EnvOptions};
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use keyward::appliance::Appliance;
+use keyward::chains::solana;
+use keyward::config::Config;
+use keyward::pki::{Issued, Validity};
+use keyward::store::audit;
+use keyward::store::wallets::{Chain, Wallet};
+use serde_json::{json, Value};
+
+const CLIENTS: &str = r#"
+[policy]
+file = "policy.toml"
+
+[[clients]]
+identity = "test-client"
+wallets = ["*"]
+operations = ["evm.message", "evm.typed_data", "evm.transaction", "solana.message", "solana.transaction"]
+
+[[clients]]
+identity = "permit-client"
+wallets = ["*"]
+operations = ["evm.typed_data"]
+
+[[clients]]
+identity = "slow-client"
+wallets = ["*"]
+operations = ["evm.message"]
+"#;
+
+const POLICY: &str = r#"
+default = "deny"
+
+[[rule]]
+id = "evm-capped"
+clients = ["test-client"]
+wallets = ["label:capped"]
+[rule.evm]
+chain_ids = [1]
+[[rule.evm.spend]]
+chain_id = 1
+window = "1h"
+max = "10"
+
+[[rule]]
+id = "evm-dry"
+clients = ["test-client"]
+wallets = ["label:dry"]
+[rule.evm]
+[[rule.evm.spend]]
+chain_id = 1
+window = "24h"
+max = "10"
+
+[[rule]]
+id = "typed"
+clients = ["test-client"]
+typed_data = {}
+
+[[rule]]
+id = "permits"
+clients = ["permit-client"]
+[rule.typed_data]
+allow_primary_types = ["Permit"]
+
+[[rule]]
+id = "sol"
+clients = ["test-client"]
+wallets = ["chain:solana"]
+solana = { programs = ["system", "compute-budget"], require_fee_payer = true }
+
+[[rule]]
+id = "messages"
+message = { max_len = 64 }
+
+[[rate_limit]]
+id = "slow-client"
+scope = "client"
+clients = ["slow-client"]
+requests = 2
+per = "1h"
+"#;
+
+struct Server {
+    env: Env,
+    app: Arc<Appliance>,
+    addr: SocketAddr,
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
+async fn start() -> Server {
+    let env = Env::with(EnvOptions {
+        extra: CLIENTS.into(),
+        ..Default::default()
+    });
+    std::fs::write(env.path("policy.toml"), POLICY).unwrap();
+    let app = Arc::new(env.appliance());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let serving = app.clone();
+    tokio::spawn(async move {
+        keyward::api::serve(serving, listener, rx)
+            .await
+            .expect("api serves");
+    });
+    Server {
+        env,
+        app,
+        addr,
+        _stop: stop,
+    }
+}
+
+fn tls_client(ca_pem: &str, cert: &Issued) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let certs = rustls_pemfile::certs(&mut cert.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls_pemfile::private_key(&mut cert.key_pem.as_bytes())
+        .unwrap()
+        .unwrap();
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .unwrap(),
+    )
+}
+
+#[derive(Clone)]
+struct Client {
+    tls: Arc<rustls::ClientConfig>,
+    addr: SocketAddr,
+}
+
+struct Answer {
+    status: StatusCode,
+    body: Value,
+    retry_after: Option<String>,
+}
+
+impl Client {
+    async fn post(&self, path: &str, body: Value) -> Answer {
+        let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
+            .connect("localhost".try_into().unwrap(), tcp)
+            .await
+            .unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let req = Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(serde_json::to_vec(&body).unwrap())))
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        Answer {
+            status,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            retry_after,
+        }
+    }
+}
+
+impl Server {
+    fn client(&self) -> Client {
+        Client {
+            tls: tls_client(&self.env.pki.ca.cert_pem, &self.env.pki.client),
+            addr: self.addr,
+        }
+    }
+
+    fn client_as(&self, cn: &str, serial: u64) -> Client {
+        let cert = self
+            .env
+            .pki
+            .ca
+            .client(cn, None, Validity::Current, serial)
+            .unwrap();
+        Client {
+            tls: tls_client(&self.env.pki.ca.cert_pem, &cert),
+            addr: self.addr,
+        }
+    }
+
+    fn record(&self, id: &str) -> audit::AuditRecord {
+        let id = id.to_owned();
+        self.app
+            .store
+            .read(move |c| audit::get(c, &id))
+            .unwrap()
+            .expect("audit record exists")
+    }
+
+    fn spend_rows(&self, wallet: &str) -> i64 {
+        let w = wallet.to_owned();
+        self.app
+            .store
+            .read(move |c| {
+                Ok(c.query_row(
+                    "SELECT COUNT(*) FROM spend WHERE wallet_id = ?1",
+                    [w],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap()
+    }
+}
+
+fn path(w: &Wallet, route: &str) -> String {
+    format!("/v1/wallets/{}/{route}", w.id)
+}
+
+fn transfer(nonce: u64, value: u64) -> Value {
+    json!({ "transaction": {
+        "type": "0x2", "chainId": "0x1", "nonce": format!("{nonce:#x}"),
+        "to": "0x00000000000000000000000000000000000000b0", "value": format!("{value:#x}"),
+        "gas": "0x5208", "maxFeePerGas": "0x3b9aca00", "maxPriorityFeePerGas": "0x1"
+    }})
+}
+
+fn permit() -> Value {
+    let usdc = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48";
+    json!({ "typedData": {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}
+            ],
+            "Permit": [
+                {"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
+                {"name": "value", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
+                {"name": "deadline", "type": "uint256"}
+            ]
+        },
+        "primaryType": "Permit",
+        "domain": {"name": "USD Coin", "version": "2", "chainId": 1, "verifyingContract": usdc},
+        "message": {"owner": usdc, "spender": usdc, "value": "1000000", "nonce": 0, "deadline": 1}
+    }})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_transfers_never_exceed_a_rolling_cap() {
+    let s = start().await;
+    let w = keyward::wallets::create(&s.app, Chain::Evm, Some("capped")).unwrap();
+    let c = s.client();
+    let mut tasks = Vec::new();
+    for i in 0..50u64 {
+        let c = c.clone();
+        let p = path(&w, "evm/transaction");
+        tasks.push(tokio::spawn(
+            async move { c.post(&p, transfer(i, 1)).await },
+        ));
+    }
+    let mut signed = 0;
+    let mut denied = 0;
+    for t in tasks {
+        let a = t.await.unwrap();
+        match a.status {
+            StatusCode::OK => {
+                assert!(a.body["rawTransaction"].is_string());
+                signed += 1;
+            }
+            StatusCode::FORBIDDEN => {
+                assert_eq!(a.body["error"]["code"], "policy_denied", "{}", a.body);
+                assert_eq!(a.body["error"]["rule"], "evm-capped");
+                assert!(a.body["error"].get("message").is_some());
+                assert!(a.body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("exceeds 10"));
+                assert!(a.body.get("rawTransaction").is_none());
+                let rec = s.record(a.body["auditId"].as_str().unwrap());
+                assert_eq!(
+                    (rec.decision.as_str(), rec.result.as_str()),
+                    ("denied", "policy_denied")
+                );
+                denied += 1;
+            }
+            other => panic!("unexpected {other}: {}", a.body),
+        }
+    }
+    assert_eq!((signed, denied), (10, 40));
+    assert_eq!(s.spend_rows(&w.id), 10);
+    // another chain is not covered by the rule: the default refuses it
+    let mut tx = transfer(99, 1);
+    tx["transaction"]["chainId"] = json!("0x2105");
+    let a = c.post(&path(&w, "evm/transaction"), tx).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!(a.body["error"]["rule"], "evm-capped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_runs_report_matched_rules_and_count_no_spend() {
+    let s = start().await;
+    let w = keyward::wallets::create(&s.app, Chain::Evm, Some("dry")).unwrap();
+    let c = s.client();
+    let dry = format!("{}?dryRun=true", path(&w, "evm/transaction"));
+    for i in 0..3 {
+        let a = c.post(&dry, transfer(i, 6)).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        assert_eq!(a.body["dryRun"], true);
+        assert_eq!(a.body["decision"], "allowed");
+        assert_eq!(a.body["matchedRules"], json!(["evm-dry"]));
+        assert!(a.body.get("rawTransaction").is_none());
+        let rec = s.record(a.body["auditId"].as_str().unwrap());
+        assert_eq!(rec.result, "dry_run");
+    }
+    assert_eq!(s.spend_rows(&w.id), 0);
+    let a = c.post(&path(&w, "evm/transaction"), transfer(0, 6)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    // a dry run of what no longer fits says so, with the rule
+    let a = c.post(&dry, transfer(1, 5)).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!(a.body["error"]["rule"], "evm-dry");
+    assert_eq!(a.body["dryRun"], true);
+    assert_eq!(a.body["matchedRules"], json!(["evm-dry"]));
+    let a = c.post(&path(&w, "evm/transaction"), transfer(1, 4)).await;
+    assert_eq!(a.status, StatusCode::OK, "cap reached exactly: {}", a.body);
+    assert_eq!(s.spend_rows(&w.id), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permit_refused_by_default_and_allowed_by_an_explicit_rule() {
+    let s = start().await;
+    let w = keyward::wallets::create(&s.app, Chain::Evm, None).unwrap();
+    let a = s.client().post(&path(&w, "evm/typed-data"), permit()).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+    assert_eq!(a.body["error"]["code"], "policy_denied");
+    assert_eq!(a.body["error"]["rule"], "builtin.spending_typed_data");
+    assert!(a.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Permit"));
+    let rec = s.record(a.body["auditId"].as_str().unwrap());
+    assert_eq!(rec.result, "policy_denied");
+    let detail: Value = serde_json::from_str(rec.detail.as_deref().unwrap()).unwrap();
+    assert_eq!(detail["policy"]["rule"], "builtin.spending_typed_data");
+
+    let a = s
+        .client_as("permit-client", 71)
+        .post(&path(&w, "evm/typed-data"), permit())
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert!(a.body["signature"].is_string());
+}
+
+/// A legacy transaction paid by `payer` with a System transfer and, optionally, an
+/// instruction for `extra_program`.
+fn solana_tx(payer: &[u8; 32], extra_program: Option<[u8; 32]>) -> String {
+    let to = [7u8; 32];
+    let mut keys = vec![*payer, to, solana::SYSTEM_PROGRAM_ID];
+    if let Some(p) = extra_program {
+        keys.push(p);
+    }
+    let mut msg = vec![1u8, 0, (keys.len() - 2) as u8, keys.len() as u8];
+    for k in &keys {
+        msg.extend_from_slice(k);
+    }
+    msg.extend_from_slice(&[9u8; 32]);
+    msg.push(if extra_program.is_some() { 2 } else { 1 });
+    msg.extend([2, 2, 0, 1]); // system program, accounts payer, to
+    let mut data = 2u32.to_le_bytes().to_vec();
+    data.extend(5_000u64.to_le_bytes());
+    msg.push(data.len() as u8);
+    msg.extend(data);
+    if extra_program.is_some() {
+        msg.extend([3, 0, 1, 0x42]);
+    }
+    let mut tx = vec![1u8];
+    tx.extend([0u8; 64]);
+    tx.extend(msg);
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(tx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn solana_transaction_with_an_unknown_program_is_refused() {
+    let s = start().await;
+    let w = keyward::wallets::create(&s.app, Chain::Solana, None).unwrap();
+    let pk = solana::parse_pubkey(w.address.as_deref().unwrap()).unwrap();
+    let c = s.client();
+    let a = c
+        .post(
+            &path(&w, "solana/transaction"),
+            json!({ "transaction": solana_tx(&pk, None) }),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let unknown = [0x5au8; 32];
+    let a = c
+        .post(
+            &path(&w, "solana/transaction"),
+            json!({ "transaction": solana_tx(&pk, Some(unknown)) }),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+    assert_eq!(a.body["error"]["rule"], "sol");
+    assert!(a.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains(&solana::to_base58(&unknown)));
+    assert!(a.body.get("signature").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_answers_429_with_retry_after() {
+    let s = start().await;
+    let w = keyward::wallets::create(&s.app, Chain::Evm, None).unwrap();
+    let c = s.client_as("slow-client", 72);
+    for _ in 0..2 {
+        let a = c
+            .post(&path(&w, "evm/message"), json!({ "message": "hi" }))
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    }
+    let a = c
+        .post(&path(&w, "evm/message"), json!({ "message": "hi" }))
+        .await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.body);
+    assert_eq!(a.body["error"]["code"], "rate_limited");
+    assert_eq!(a.body["error"]["rule"], "slow-client");
+    let secs: u64 = a.retry_after.expect("Retry-After").parse().unwrap();
+    // one token per 30 minutes
+    assert!((1..=1800).contains(&secs), "{secs}");
+    let rec = s.record(a.body["auditId"].as_str().unwrap());
+    assert_eq!(
+        (rec.decision.as_str(), rec.result.as_str()),
+        ("denied", "rate_limited")
+    );
+    // other clients have their own buckets
+    let a = s
+        .client()
+        .post(&path(&w, "evm/message"), json!({ "message": "hi" }))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_with_a_broken_policy_keeps_the_old_one() {
+    let s = start().await;
+    let w = keyward::wallets::create(&s.app, Chain::Evm, None).unwrap();
+    let c = s.client();
+    let long = json!({ "message": "x".repeat(65) });
+    let a = c.post(&path(&w, "evm/message"), long.clone()).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!(a.body["error"]["rule"], "messages");
+
+    // what SIGHUP does (server::run): Config::load, and replace_config only on success
+    std::fs::write(
+        s.env.path("policy.toml"),
+        POLICY.replace("max_len = 64", "max_len = \"lots\""),
+    )
+    .unwrap();
+    let e = Config::load(&s.env.config_path).unwrap_err().to_string();
+    assert!(e.contains("policy.toml"), "{e}");
+    assert!(e.contains("rule[5]"), "{e}");
+    let a = c.post(&path(&w, "evm/message"), long.clone()).await;
+    assert_eq!(
+        a.status,
+        StatusCode::FORBIDDEN,
+        "the old policy stays in force"
+    );
+
+    std::fs::write(
+        s.env.path("policy.toml"),
+        POLICY.replace("max_len = 64", "max_len = 128"),
+    )
+    .unwrap();
+    s.app
+        .replace_config(Config::load(&s.env.config_path).unwrap());
+    let a = c.post(&path(&w, "evm/message"), long).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+}
+
+#[test]
+fn example_and_dev_configs_validate() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    for name in ["keyward.example.toml", "keyward.dev.toml"] {
+        let text = std::fs::read_to_string(root.join(name)).unwrap();
+        let c = Config::parse(&text, &root.join(name)).unwrap();
+        c.policy.compile().unwrap();
+    }
+}
