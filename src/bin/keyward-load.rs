@@ -1,0 +1,870 @@
+//! `keyward-load`: the in-repo load generator behind `scripts/bench`.
+//!
+//! Subcommands:
+//! - `setup`: creates wallets straight through the library (wrapped in the token, stored
+//!   with their audit records in batched transactions) and writes `wallets.tsv` and the
+//!   webhook RSA public key (`rsa-public.pem`, `rsa-kid`) into a state directory.
+//! - `ports`: prints free loopback ports for a config.
+//! - `ready`: waits for the admin `/readyz` and prints how long it took.
+//! - `run`: drives the signing API and the webhook face over TLS on loopback (keep-alive,
+//!   N connections, bounded duration) and prints, per scenario, a table row and one JSON
+//!   line with throughput, latency percentiles, errors, server CPU per request (from
+//!   `/proc/<pid>/stat`) and server RSS (from `/proc/<pid>/status`).
+//!
+//! It refuses any target that is not a loopback address.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Request, StatusCode};
+use keyward::appliance::Appliance;
+use keyward::config::Config;
+use keyward::custody::{self, Binding, Purpose};
+use keyward::simulator::{Delivery, Simulator};
+use keyward::store::audit::{self, AuditEvent};
+use keyward::store::wallets::{self as rows, Chain, Engine, Source, Status, Wallet};
+use rsa::pkcs8::{DecodePublicKey, EncodePublicKey};
+use secrecy::SecretString;
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+type Res<T> = Result<T, Error>;
+
+#[derive(Parser)]
+#[command(
+    name = "keyward-load",
+    about = "keyward load generator (loopback only)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create wallets through the library and write the state directory.
+    Setup {
+        /// keyward config.
+        #[arg(long)]
+        config: PathBuf,
+        /// Wallets to create (alternating EVM and Solana).
+        #[arg(long, default_value_t = 1000)]
+        wallets: usize,
+        /// Where wallets.tsv and the RSA public key go.
+        #[arg(long)]
+        state: PathBuf,
+    },
+    /// Print COUNT free loopback TCP ports, one per line.
+    Ports {
+        /// How many.
+        #[arg(long, default_value_t = 3)]
+        count: usize,
+    },
+    /// Wait until GET http://ADMIN/readyz answers 200; print the milliseconds waited.
+    Ready {
+        /// Admin address (loopback).
+        #[arg(long)]
+        admin: SocketAddr,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Run scenarios against a serving keyward.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args, Clone)]
+struct RunArgs {
+    /// keyward config (addresses, webhook path and secret).
+    #[arg(long)]
+    config: PathBuf,
+    /// Directory with client.pem, client.key and ca.pem.
+    #[arg(long)]
+    pki: PathBuf,
+    /// State directory written by `setup`.
+    #[arg(long)]
+    state: PathBuf,
+    /// The server's pid (for CPU and RSS).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Seconds per scenario.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// A scenario name, or `all`.
+    #[arg(long, default_value = "all")]
+    scenario: String,
+}
+
+const SCENARIOS: &[&str] = &[
+    "noop",
+    "evm-message",
+    "evm-typed-data",
+    "evm-tx-1559",
+    "solana-tx",
+    "webhook-created",
+    "webhook-replay",
+    "handshake",
+];
+
+fn main() {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let r = match cli.cmd {
+        Cmd::Setup {
+            config,
+            wallets,
+            state,
+        } => setup(&config, wallets, &state),
+        Cmd::Ports { count } => ports(count),
+        Cmd::Ready { admin, timeout } => rt.block_on(ready(admin, timeout)),
+        Cmd::Run(args) => rt.block_on(run(args)),
+    };
+    if let Err(e) = r {
+        eprintln!("keyward-load: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn require_loopback(what: &str, addr: &SocketAddr) -> Res<()> {
+    if addr.ip().is_loopback() {
+        Ok(())
+    } else {
+        Err(
+            format!("{what} {addr} is not a loopback address; keyward-load only targets loopback")
+                .into(),
+        )
+    }
+}
+
+/// The address to connect to for a listen address (unspecified → 127.0.0.1).
+fn target(listen: SocketAddr) -> SocketAddr {
+    if listen.ip().is_unspecified() {
+        SocketAddr::new(IpAddr::from([127, 0, 0, 1]), listen.port())
+    } else {
+        listen
+    }
+}
+
+// ---------------------------------------------------------------- setup
+
+fn setup(config: &Path, n: usize, state: &Path) -> Res<()> {
+    let config = Config::load(config)?;
+    let app = Appliance::open(config)?;
+    std::fs::create_dir_all(state)?;
+    let rsa = app.token.rsa_keys()?;
+    let newest = rsa
+        .last()
+        .ok_or("no RSA key in the token (run keyward init)")?;
+    let public = newest
+        .public
+        .as_ref()
+        .ok_or("RSA key without public part")?;
+    std::fs::write(
+        state.join("rsa-public.pem"),
+        public.to_public_key_pem(rsa::pkcs8::LineEnding::LF)?,
+    )?;
+    std::fs::write(
+        state.join("rsa-kid"),
+        newest.fingerprint().unwrap_or_default(),
+    )?;
+    let version = app.token.current_wrap_version()?;
+    let started = Instant::now();
+    let mut lines = String::new();
+    const BATCH: usize = 500;
+    let mut done = 0;
+    while done < n {
+        let count = BATCH.min(n - done);
+        // wrap on two threads (the token pool serves both), store in one transaction
+        let half = count / 2;
+        let make = |range: std::ops::Range<usize>| -> Res<Vec<Wallet>> {
+            range
+                .map(|i| {
+                    let chain = if i % 2 == 0 {
+                        Chain::Evm
+                    } else {
+                        Chain::Solana
+                    };
+                    let (secret, address) = keyward::wallet_key::generate(chain);
+                    let id = uuid::Uuid::new_v4().to_string();
+                    let wrapped = custody::wrap(
+                        &app.token,
+                        &Binding {
+                            wallet_id: &id,
+                            chain: chain.as_str(),
+                            purpose: Purpose::Share,
+                        },
+                        version,
+                        secret.expose(),
+                    )?;
+                    let now = keyward::store::now_rfc3339();
+                    Ok(Wallet {
+                        id,
+                        chain,
+                        address: Some(address),
+                        label: Some(format!("bench-{i}")),
+                        source: Source::Generated,
+                        engine: Engine::Local,
+                        status: Status::Active,
+                        key_version: Some(version),
+                        wrapped_share: Some(wrapped),
+                        wrapped_api_key: None,
+                        environment_id: None,
+                        user_id: None,
+                        delegated_at_ms: None,
+                        revoked_at_ms: None,
+                        created_at: now.clone(),
+                        updated_at: now,
+                    })
+                })
+                .collect()
+        };
+        let (a, b) = std::thread::scope(|s| {
+            let h = s.spawn(|| make(done..done + half));
+            let b = make(done + half..done + count);
+            (h.join().expect("setup thread"), b)
+        });
+        let mut batch = a?;
+        batch.extend(b?);
+        for w in &batch {
+            lines.push_str(&format!(
+                "{}\t{}\t{}\n",
+                w.chain.as_str(),
+                w.id,
+                w.address.as_deref().unwrap_or_default()
+            ));
+        }
+        app.store.write_blocking(move |ctx| {
+            for w in &batch {
+                rows::upsert(ctx.conn, w)?;
+                audit::append(
+                    ctx,
+                    AuditEvent {
+                        actor: "operator".into(),
+                        action: "wallet.create".into(),
+                        wallet_id: Some(w.id.clone()),
+                        chain: Some(w.chain.as_str().into()),
+                        decision: "allowed".into(),
+                        result: "ok".into(),
+                        detail: Some(serde_json::json!({
+                            "address": w.address, "label": w.label,
+                            "source": "generated", "engine": "local",
+                        })),
+                        ..Default::default()
+                    },
+                )?;
+            }
+            Ok(())
+        })?;
+        done += count;
+    }
+    std::fs::write(state.join("wallets.tsv"), lines)?;
+    eprintln!(
+        "created {n} wallets in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn ports(count: usize) -> Res<()> {
+    let listeners = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    for l in &listeners {
+        println!("{}", l.local_addr()?.port());
+    }
+    Ok(())
+}
+
+async fn ready(admin: SocketAddr, timeout: u64) -> Res<()> {
+    require_loopback("admin", &admin)?;
+    let started = Instant::now();
+    loop {
+        if let Ok(tcp) = tokio::net::TcpStream::connect(admin).await {
+            let io = hyper_util::rt::TokioIo::new(tcp);
+            if let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(io).await {
+                tokio::spawn(conn);
+                let req = Request::get("/readyz")
+                    .header("host", admin.to_string())
+                    .body(Full::new(Bytes::new()))?;
+                if let Ok(r) = sender.send_request(req).await {
+                    if r.status() == StatusCode::OK {
+                        println!("{}", started.elapsed().as_millis());
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        if started.elapsed() > Duration::from_secs(timeout) {
+            return Err(format!("{admin} not ready after {timeout} s").into());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+// ---------------------------------------------------------------- clients
+
+fn read_pem_certs(path: &Path) -> Res<Vec<rustls::pki_types::CertificateDer<'static>>> {
+    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(rustls_pemfile::certs(&mut &pem[..]).collect::<Result<Vec<_>, _>>()?)
+}
+
+fn tls_client(
+    pki: &Path,
+    with_client_cert: bool,
+    resumption: bool,
+) -> Res<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in read_pem_certs(&pki.join("ca.pem"))? {
+        roots.add(c)?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots);
+    let mut cfg = if with_client_cert {
+        let certs = read_pem_certs(&pki.join("client.pem"))?;
+        let key_pem = std::fs::read(pki.join("client.key"))?;
+        let key = rustls_pemfile::private_key(&mut &key_pem[..])?.ok_or("client.key: no key")?;
+        builder.with_client_auth_cert(certs, key)?
+    } else {
+        builder.with_no_client_auth()
+    };
+    if !resumption {
+        cfg.resumption = rustls::client::Resumption::disabled();
+    }
+    Ok(Arc::new(cfg))
+}
+
+#[derive(Clone)]
+struct Endpoint {
+    addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+type Sender = SendRequest<Full<Bytes>>;
+
+impl Endpoint {
+    async fn connect(&self) -> Res<Sender> {
+        let tcp = tokio::net::TcpStream::connect(self.addr).await?;
+        tcp.set_nodelay(true)?;
+        let name = rustls::pki_types::ServerName::IpAddress(self.addr.ip().into());
+        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
+            .connect(name, tcp)
+            .await?;
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+}
+
+async fn send(sender: &mut Sender, req: Request<Full<Bytes>>) -> Res<StatusCode> {
+    sender.ready().await?;
+    let resp = sender.send_request(req).await?;
+    let status = resp.status();
+    resp.into_body().collect().await?;
+    Ok(status)
+}
+
+// ---------------------------------------------------------------- scenarios
+
+struct WalletRef {
+    id: String,
+    address: String,
+}
+
+struct Shared {
+    evm: Vec<WalletRef>,
+    solana: Vec<WalletRef>,
+    /// Solana transaction bodies, one per Solana wallet (built once; parsing is the server's job).
+    solana_bodies: Vec<Bytes>,
+    next: AtomicUsize,
+    typed_data: String,
+    webhook_path: String,
+    deliveries: Mutex<Vec<Delivery>>,
+    replay: Mutex<Option<(Bytes, String)>>,
+    sim: Simulator,
+}
+
+fn mail_typed_data() -> serde_json::Value {
+    serde_json::json!({
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"}
+            ],
+            "Person": [{"name": "name", "type": "string"}, {"name": "wallet", "type": "address"}],
+            "Mail": [
+                {"name": "from", "type": "Person"},
+                {"name": "to", "type": "Person"},
+                {"name": "contents", "type": "string"}
+            ]
+        },
+        "primaryType": "Mail",
+        "domain": {
+            "name": "Ether Mail",
+            "version": "1",
+            "chainId": 1,
+            "verifyingContract": "0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC"
+        },
+        "message": {
+            "from": {"name": "Cow", "wallet": "0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826"},
+            "to": {"name": "Bob", "wallet": "0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB"},
+            "contents": "Hello, Bob!"
+        }
+    })
+}
+
+/// A legacy System Program transfer of 1,000,000 lamports signed by `from` alone.
+fn solana_transfer(from: &[u8; 32]) -> Vec<u8> {
+    let system = [0u8; 32];
+    let to = [7u8; 32];
+    let keys = [*from, to, system];
+    let mut msg = vec![1u8, 0, 1, keys.len() as u8];
+    for k in &keys {
+        msg.extend_from_slice(k);
+    }
+    msg.extend_from_slice(&[9u8; 32]); // recent blockhash
+    msg.push(1); // one instruction
+    msg.push(2); // program: system
+    msg.extend([2, 0, 1]); // accounts: from, to
+    let mut data = 2u32.to_le_bytes().to_vec(); // Transfer
+    data.extend(1_000_000u64.to_le_bytes());
+    msg.push(data.len() as u8);
+    msg.extend(data);
+    let mut tx = vec![1u8];
+    tx.extend([0u8; 64]);
+    tx.extend(msg);
+    tx
+}
+
+fn json_req(path: &str, body: Bytes) -> Res<Request<Full<Bytes>>> {
+    Ok(Request::post(path)
+        .header("host", "127.0.0.1")
+        .header("content-type", "application/json")
+        .body(Full::new(body))?)
+}
+
+fn pick<'a>(list: &'a [WalletRef], n: usize, what: &str) -> Res<&'a WalletRef> {
+    if list.is_empty() {
+        return Err(format!("no {what} wallets in wallets.tsv").into());
+    }
+    Ok(&list[n % list.len()])
+}
+
+impl Shared {
+    /// The next request of `scenario`.
+    fn request(&self, scenario: &str) -> Res<Request<Full<Bytes>>> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        match scenario {
+            "noop" | "handshake" => Ok(Request::get("/v1/whoami")
+                .header("host", "127.0.0.1")
+                .body(Full::new(Bytes::new()))?),
+            "evm-message" => {
+                let w = pick(&self.evm, n, "EVM")?;
+                json_req(
+                    &format!("/v1/wallets/{}/evm/message", w.id),
+                    Bytes::from(format!(r#"{{"message":"keyward bench message {n}"}}"#)),
+                )
+            }
+            "evm-typed-data" => {
+                let w = pick(&self.evm, n, "EVM")?;
+                json_req(
+                    &format!("/v1/wallets/{}/evm/typed-data", w.id),
+                    Bytes::from(format!(r#"{{"typedData":{}}}"#, self.typed_data)),
+                )
+            }
+            "evm-tx-1559" => {
+                let w = pick(&self.evm, n, "EVM")?;
+                let body = serde_json::json!({ "transaction": {
+                    "type": "0x2", "chainId": "0x1", "nonce": format!("{n:#x}"),
+                    "maxFeePerGas": "0x4a817c800", "maxPriorityFeePerGas": "0x3b9aca00",
+                    "gas": "0x5208", "to": "0x3535353535353535353535353535353535353535",
+                    "value": "0x1", "data": "0x", "from": w.address,
+                }});
+                json_req(
+                    &format!("/v1/wallets/{}/evm/transaction", w.id),
+                    Bytes::from(serde_json::to_vec(&body)?),
+                )
+            }
+            "solana-tx" => {
+                let w = pick(&self.solana, n, "Solana")?;
+                json_req(
+                    &format!("/v1/wallets/{}/solana/transaction", w.id),
+                    self.solana_bodies[n % self.solana.len()].clone(),
+                )
+            }
+            "webhook-created" => {
+                let d = self.deliveries.lock().expect("deliveries").pop();
+                let d = match d {
+                    Some(d) => d,
+                    None => self.delivery(n)?,
+                };
+                Ok(Request::post(self.webhook_path.as_str())
+                    .header("host", "127.0.0.1")
+                    .header("content-type", "application/json")
+                    .header(
+                        keyward::webhook::verify::SIGNATURE_HEADER,
+                        d.signature.as_str(),
+                    )
+                    .body(Full::new(Bytes::from(d.body)))?)
+            }
+            "webhook-replay" => {
+                let mut g = self.replay.lock().expect("replay");
+                if g.is_none() {
+                    let d = self.delivery(n)?;
+                    *g = Some((Bytes::from(d.body), d.signature));
+                }
+                let (body, sig) = g.as_ref().expect("set above");
+                Ok(Request::post(self.webhook_path.as_str())
+                    .header("host", "127.0.0.1")
+                    .header("content-type", "application/json")
+                    .header(keyward::webhook::verify::SIGNATURE_HEADER, sig.as_str())
+                    .body(Full::new(body.clone()))?)
+            }
+            other => Err(format!("unknown scenario {other}").into()),
+        }
+    }
+
+    fn delivery(&self, n: usize) -> Res<Delivery> {
+        let chain = if n % 2 == 0 {
+            Chain::Evm
+        } else {
+            Chain::Solana
+        };
+        Ok(self
+            .sim
+            .delegation(chain, &uuid::Uuid::new_v4().to_string())?)
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    /// Latencies in microseconds.
+    lat: Vec<u32>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+impl Tally {
+    fn error(&mut self, e: String) {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(e);
+        }
+    }
+}
+
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // fields after the parenthesised command name; utime and stime are fields 14 and 15
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Linux reports utime/stime in USER_HZ, which is 100 on every architecture keyward runs on.
+const USER_HZ: f64 = 100.0;
+
+struct Outcome {
+    scenario: String,
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    errors: u64,
+    cpu_us_per_req: Option<f64>,
+    rss_mib: Option<f64>,
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i] as f64 / 1000.0
+}
+
+async fn run_scenario(
+    name: &str,
+    args: &RunArgs,
+    shared: &Arc<Shared>,
+    api: &Endpoint,
+    api_fresh: &Endpoint,
+    hook: &Endpoint,
+) -> Res<Outcome> {
+    let endpoint = match name {
+        "handshake" => api_fresh.clone(),
+        n if n.starts_with("webhook") => hook.clone(),
+        _ => api.clone(),
+    };
+    if name == "webhook-created" {
+        // deliveries are built before the clock starts (two RSA-OAEP encryptions each)
+        let want = (args.duration as usize * 400).min(20_000);
+        let s = shared.clone();
+        let made = tokio::task::spawn_blocking(move || -> Res<Vec<Delivery>> {
+            (0..want).map(|i| s.delivery(i)).collect()
+        })
+        .await??;
+        *shared.deliveries.lock().expect("deliveries") = made;
+    }
+    let per_request_connection = name == "handshake";
+    // connect everything before the clock starts
+    let mut senders = Vec::new();
+    if !per_request_connection {
+        for _ in 0..args.connections {
+            senders.push(endpoint.connect().await?);
+        }
+    }
+    let cpu0 = args.server_pid.and_then(cpu_ticks);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.duration);
+    let mut tasks = Vec::new();
+    for i in 0..args.connections {
+        let mut sender = senders.pop();
+        let endpoint = endpoint.clone();
+        let shared = shared.clone();
+        let name = name.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut t = Tally {
+                lat: Vec::with_capacity(1 << 16),
+                ..Default::default()
+            };
+            let _ = i;
+            while Instant::now() < deadline {
+                let req = match shared.request(&name) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        t.error(e.to_string());
+                        break;
+                    }
+                };
+                let began = Instant::now();
+                let result = if per_request_connection {
+                    match endpoint.connect().await {
+                        Ok(mut s) => send(&mut s, req).await,
+                        Err(e) => Err(e),
+                    }
+                } else {
+                    match sender.as_mut() {
+                        Some(s) => send(s, req).await,
+                        None => match endpoint.connect().await {
+                            Ok(mut s) => {
+                                let r = send(&mut s, req).await;
+                                sender = Some(s);
+                                r
+                            }
+                            Err(e) => Err(e),
+                        },
+                    }
+                };
+                let us = began.elapsed().as_micros().min(u32::MAX as u128) as u32;
+                match result {
+                    Ok(StatusCode::OK) => t.lat.push(us),
+                    Ok(status) => t.error(format!("HTTP {status}")),
+                    Err(e) => {
+                        t.error(e.to_string());
+                        sender = None; // reconnect
+                    }
+                }
+            }
+            t
+        }));
+    }
+    let mut lat = Vec::new();
+    let mut errors = 0;
+    let mut first_error = None;
+    for t in tasks {
+        let t = t.await?;
+        lat.extend(t.lat);
+        errors += t.errors;
+        first_error = first_error.or(t.first_error);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu1 = args.server_pid.and_then(cpu_ticks);
+    if let Some(e) = first_error {
+        eprintln!("  {name}: {errors} errors, first: {e}");
+    }
+    lat.sort_unstable();
+    let total = lat.len() as u64 + errors;
+    let cpu_us_per_req = match (cpu0, cpu1) {
+        (Some(a), Some(b)) if total > 0 => Some((b - a) as f64 / USER_HZ * 1e6 / total as f64),
+        _ => None,
+    };
+    Ok(Outcome {
+        scenario: name.to_owned(),
+        rps: lat.len() as f64 / elapsed,
+        p50_ms: percentile(&lat, 0.50),
+        p99_ms: percentile(&lat, 0.99),
+        max_ms: lat.last().map_or(0.0, |&m| m as f64 / 1000.0),
+        errors,
+        cpu_us_per_req,
+        rss_mib: args.server_pid.and_then(rss_mib),
+    })
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let m = 10f64.powi(digits);
+    (x * m).round() / m
+}
+
+async fn run(args: RunArgs) -> Res<()> {
+    let config = Config::load(&args.config)?;
+    let api_addr = target(config.api.listen);
+    let hook_addr = target(config.webhook.listen);
+    require_loopback("signing API", &api_addr)?;
+    require_loopback("webhook", &hook_addr)?;
+    let scenarios: Vec<&str> = if args.scenario == "all" {
+        SCENARIOS.to_vec()
+    } else {
+        let s = SCENARIOS
+            .iter()
+            .find(|s| **s == args.scenario)
+            .ok_or_else(|| {
+                format!(
+                    "unknown scenario {}; one of {SCENARIOS:?} or all",
+                    args.scenario
+                )
+            })?;
+        vec![*s]
+    };
+    let wallets = std::fs::read_to_string(args.state.join("wallets.tsv"))?;
+    let (mut evm, mut solana) = (Vec::new(), Vec::new());
+    for line in wallets.lines() {
+        let mut f = line.split('\t');
+        let (Some(chain), Some(id), Some(address)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let w = WalletRef {
+            id: id.to_owned(),
+            address: address.to_owned(),
+        };
+        match chain {
+            "evm" => evm.push(w),
+            "solana" => solana.push(w),
+            _ => {}
+        }
+    }
+    let solana_bodies = solana
+        .iter()
+        .map(|w| -> Res<Bytes> {
+            let pk = keyward::chains::solana::parse_pubkey(&w.address)?;
+            let tx = base64::engine::general_purpose::STANDARD.encode(solana_transfer(&pk));
+            Ok(Bytes::from(format!(r#"{{"transaction":"{tx}"}}"#)))
+        })
+        .collect::<Res<Vec<_>>>()?;
+    let pem = std::fs::read_to_string(args.state.join("rsa-public.pem"))?;
+    let public = rsa::RsaPublicKey::from_public_key_pem(&pem)?;
+    let kid = std::fs::read_to_string(args.state.join("rsa-kid"))?;
+    let secret: SecretString = config
+        .webhook
+        .secrets
+        .first()
+        .ok_or("webhook.secrets is empty")?
+        .read()?;
+    let mut sim = Simulator::new(public, (!kid.is_empty()).then_some(kid), secret);
+    if let Some(env) = config.webhook.environment_ids.first() {
+        sim.environment_id = env.clone();
+    }
+    let shared = Arc::new(Shared {
+        evm,
+        solana,
+        solana_bodies,
+        next: AtomicUsize::new(0),
+        typed_data: mail_typed_data().to_string(),
+        webhook_path: config.webhook.path.clone(),
+        deliveries: Mutex::new(Vec::new()),
+        replay: Mutex::new(None),
+        sim,
+    });
+    let api = Endpoint {
+        addr: api_addr,
+        tls: tls_client(&args.pki, true, true)?,
+    };
+    let api_fresh = Endpoint {
+        addr: api_addr,
+        tls: tls_client(&args.pki, true, false)?,
+    };
+    let hook = Endpoint {
+        addr: hook_addr,
+        tls: tls_client(&args.pki, false, true)?,
+    };
+    println!(
+        "{:<16} {:>9} {:>8} {:>8} {:>8} {:>7} {:>10} {:>8} {:>8}",
+        "scenario",
+        "rps",
+        "p50_ms",
+        "p99_ms",
+        "max_ms",
+        "errors",
+        "cpu_us/req",
+        "rss_mib",
+        "vs_noop"
+    );
+    let mut noop_rps = None;
+    for name in scenarios {
+        let o = run_scenario(name, &args, &shared, &api, &api_fresh, &hook).await?;
+        if name == "noop" {
+            noop_rps = Some(o.rps);
+        }
+        let ratio = match (name, noop_rps) {
+            ("noop", _) => "1.00".to_owned(),
+            (n, Some(base)) if !n.starts_with("webhook") && base > 0.0 => {
+                format!("{:.2}", o.rps / base)
+            }
+            _ => "-".to_owned(),
+        };
+        println!(
+            "{:<16} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>10} {:>8} {:>8}",
+            o.scenario,
+            o.rps,
+            o.p50_ms,
+            o.p99_ms,
+            o.max_ms,
+            o.errors,
+            o.cpu_us_per_req.map_or("-".into(), |c| format!("{c:.0}")),
+            o.rss_mib.map_or("-".into(), |r| format!("{r:.1}")),
+            ratio
+        );
+        println!(
+            "{}",
+            serde_json::json!({
+                "scenario": o.scenario,
+                "rps": round(o.rps, 1),
+                "p50_ms": round(o.p50_ms, 3),
+                "p99_ms": round(o.p99_ms, 3),
+                "max_ms": round(o.max_ms, 3),
+                "errors": o.errors,
+                "server_cpu_us_per_req": o.cpu_us_per_req.map(|c| round(c, 1)),
+                "rss_mib": o.rss_mib.map(|r| round(r, 1)),
+            })
+        );
+    }
+    Ok(())
+}
