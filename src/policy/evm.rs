@@ -42,7 +42,7 @@ pub(super) fn spend(tx: &UnsignedTx) -> Vec<(String, String, U256)> {
     out
 }
 
-fn token_for<'r>(rule: &'r EvmRule, to: Address, chain: u64) -> Option<&'r Token> {
+fn token_for(rule: &EvmRule, to: Address, chain: u64) -> Option<&Token> {
     rule.tokens
         .iter()
         .find(|t| t.contract == to && t.chain_id.is_none_or(|c| c == chain))
