@@ -959,6 +959,33 @@ pub fn offchain_message_v0(message: &[u8]) -> Result<Vec<u8>, SolanaError> {
 // Keys
 // ---------------------------------------------------------------------------
 
+/// An unsigned legacy transaction with one System Program transfer of `lamports` from
+/// `from` (fee payer, only signer) to `to`; the signature slot is zeroed. For demos and
+/// tests: real clients build their transactions with their own SDK.
+pub fn unsigned_transfer(
+    from: &Pubkey,
+    to: &Pubkey,
+    lamports: u64,
+    blockhash: &[u8; 32],
+) -> Vec<u8> {
+    let mut tx = vec![1u8]; // one signature slot (compact-u16 of 1)
+    tx.extend_from_slice(&[0u8; SIGNATURE_LEN]);
+    // header: 1 required signature, 0 read-only signed, 1 read-only unsigned (the program)
+    tx.extend_from_slice(&[1, 0, 1]);
+    tx.push(3); // account keys
+    tx.extend_from_slice(from);
+    tx.extend_from_slice(to);
+    tx.extend_from_slice(&SYSTEM_PROGRAM_ID);
+    tx.extend_from_slice(blockhash);
+    tx.push(1); // instructions
+    tx.push(2); // program id index
+    tx.extend_from_slice(&[2, 0, 1]); // accounts: from, to
+    tx.push(12); // data: u32 discriminant 2 (Transfer) + u64 lamports
+    tx.extend_from_slice(&2u32.to_le_bytes());
+    tx.extend_from_slice(&lamports.to_le_bytes());
+    tx
+}
+
 pub fn pubkey_of(sk: &ed25519_dalek::SigningKey) -> Pubkey {
     sk.verifying_key().to_bytes()
 }
@@ -1699,5 +1726,22 @@ mod tests {
             let err = parse_pubkey(bad).unwrap_err();
             assert_eq!(err.code(), "invalid_pubkey", "{bad:?}");
         }
+    }
+
+    #[test]
+    fn unsigned_transfer_parses_and_decodes() {
+        let from = [7u8; 32];
+        let to = [9u8; 32];
+        let tx = unsigned_transfer(&from, &to, 5000, &[1u8; 32]);
+        let parsed = parse_transaction(&tx).unwrap();
+        assert_eq!(parsed.signer_index(&from), Some(0));
+        assert_eq!(
+            parsed.decode_instruction(0),
+            KnownInstruction::SystemTransfer {
+                from: Some(from),
+                to: Some(to),
+                lamports: 5000
+            }
+        );
     }
 }
