@@ -93,17 +93,8 @@ pub async fn serve_with(
     listener: tokio::net::TcpListener,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), crate::tls::TlsError> {
-    let config = app.config();
-    let api = &config.api;
-    let cert = api
-        .cert
-        .as_deref()
-        .ok_or(crate::tls::TlsError::Missing("api.cert is required"))?;
-    let key = api
-        .key
-        .as_deref()
-        .ok_or(crate::tls::TlsError::Missing("api.key is required"))?;
-    let tls = crate::tls::api_server(cert, key, &api.client_ca, &api.crls, api.tls12)?;
+    // reloadable: SIGHUP swaps certificate, client CAs and CRLs under this config
+    let tls = app.api_tls()?.server_config();
     let service = Arc::new(service);
     let handler = Arc::new(move |req: Request<Incoming>, conn: Arc<Conn>| {
         let service = service.clone();

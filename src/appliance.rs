@@ -9,6 +9,7 @@ use secrecy::SecretString;
 use crate::config::{Config, SecretRef};
 use crate::hsm::{HsmError, KeyKind, Token, TokenSettings};
 use crate::store::{state, Store, StoreError};
+use crate::tls::{ReloadableTls, TlsError};
 
 /// Opening the appliance failed.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,8 @@ pub enum OpenError {
 /// Config, token and store.
 pub struct Appliance {
     config: RwLock<Arc<Config>>,
+    tls_api: std::sync::OnceLock<Arc<ReloadableTls>>,
+    tls_webhook: std::sync::OnceLock<Arc<ReloadableTls>>,
     /// The PKCS#11 token.
     pub token: Token,
     /// The database.
@@ -81,6 +84,8 @@ impl Appliance {
         let store = Store::open(&config.store.path, config.store.read_connections)?;
         Ok(Appliance {
             config: RwLock::new(Arc::new(config)),
+            tls_api: Default::default(),
+            tls_webhook: Default::default(),
             token,
             store,
         })
@@ -97,6 +102,73 @@ impl Appliance {
     /// Installs a new config (after it was validated).
     pub fn replace_config(&self, config: Config) {
         *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
+    }
+
+    /// The signing API's TLS material (built on first use, replaced by [`Self::reload`]).
+    pub fn api_tls(&self) -> Result<Arc<ReloadableTls>, TlsError> {
+        if let Some(t) = self.tls_api.get() {
+            return Ok(t.clone());
+        }
+        let api = &self.config().api;
+        let (cert, key) = api
+            .cert
+            .as_deref()
+            .zip(api.key.as_deref())
+            .ok_or(TlsError::Missing("api.cert and api.key are required"))?;
+        let tls = Arc::new(ReloadableTls::api(
+            cert,
+            key,
+            &api.client_ca,
+            &api.crls,
+            api.tls12,
+        )?);
+        Ok(self.tls_api.get_or_init(|| tls).clone())
+    }
+
+    /// The webhook face's TLS material.
+    pub fn webhook_tls(&self) -> Result<Arc<ReloadableTls>, TlsError> {
+        if let Some(t) = self.tls_webhook.get() {
+            return Ok(t.clone());
+        }
+        let w = &self.config().webhook;
+        let (cert, key) = w
+            .cert
+            .as_deref()
+            .zip(w.key.as_deref())
+            .ok_or(TlsError::Missing(
+                "webhook.cert and webhook.key are required",
+            ))?;
+        let tls = Arc::new(ReloadableTls::webhook(cert, key)?);
+        Ok(self.tls_webhook.get_or_init(|| tls).clone())
+    }
+
+    /// SIGHUP: installs `config` (already validated) after reloading TLS certificates,
+    /// client CAs and CRLs from it. If any of them fails to load, nothing changes.
+    pub fn reload(&self, config: Config) -> Result<(), TlsError> {
+        let api = &config.api;
+        if let (Some(t), Some(cert), Some(key)) =
+            (self.tls_api.get(), api.cert.as_deref(), api.key.as_deref())
+        {
+            // check first, then swap both, so a bad webhook file cannot leave half a reload
+            ReloadableTls::api(cert, key, &api.client_ca, &api.crls, api.tls12)?;
+            if let (Some(_), Some(wc), Some(wk)) = (
+                self.tls_webhook.get(),
+                config.webhook.cert.as_deref(),
+                config.webhook.key.as_deref(),
+            ) {
+                ReloadableTls::webhook(wc, wk)?;
+            }
+            t.reload(cert, key, &api.client_ca, &api.crls)?;
+        }
+        if let (Some(t), Some(cert), Some(key)) = (
+            self.tls_webhook.get(),
+            config.webhook.cert.as_deref(),
+            config.webhook.key.as_deref(),
+        ) {
+            t.reload(cert, key, &[], &[])?;
+        }
+        self.replace_config(config);
+        Ok(())
     }
 
     /// The webhook HMAC secrets, read fresh from their files or variables.

@@ -94,21 +94,12 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     };
     let (stop, rx) = watch::channel(false);
     // build both TLS configs before serving anything, so a bad file fails start-up
-    crate::tls::api_server(
-        cfg.api
-            .cert
-            .as_deref()
-            .unwrap_or("api.cert is not set".as_ref()),
-        cfg.api
-            .key
-            .as_deref()
-            .unwrap_or("api.key is not set".as_ref()),
-        &cfg.api.client_ca,
-        &cfg.api.crls,
-        cfg.api.tls12,
-    )
-    .map_err(|source| ServeError::Tls {
+    app.api_tls().map_err(|source| ServeError::Tls {
         face: "api",
+        source,
+    })?;
+    app.webhook_tls().map_err(|source| ServeError::Tls {
+        face: "webhook",
         source,
     })?;
     let mut tasks = Vec::new();
@@ -134,6 +125,15 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     })
 }
 
+fn reload(app: &Appliance, path: &std::path::Path) -> Result<(), String> {
+    let new = Config::load(path).map_err(|e| e.to_string())?;
+    // secrets must be readable before anything is swapped
+    for s in &new.webhook.secrets {
+        s.read().map_err(|e| e.to_string())?;
+    }
+    app.reload(new).map_err(|e| e.to_string())
+}
+
 /// Serves until SIGTERM or SIGINT; SIGHUP reloads the config file. Hardens the process
 /// and checks file modes first.
 pub async fn run(config: Config) -> Result<(), ServeError> {
@@ -149,11 +149,8 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => match Config::load(&path) {
-                Ok(new) => {
-                    running.app.replace_config(new);
-                    tracing::info!(config = %path.display(), "configuration reloaded");
-                }
+            _ = hup.recv() => match reload(&running.app, &path) {
+                Ok(()) => tracing::info!(config = %path.display(), "reloaded: configuration, clients, policy, secrets, certificates, client CAs, CRLs"),
                 Err(e) => tracing::error!(error = %e, "reload refused; the previous configuration stays in force"),
             },
         }

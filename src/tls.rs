@@ -5,11 +5,16 @@
 //! requires a client certificate chaining to the configured CA, checked against CRLs.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+};
 
 /// A TLS configuration that could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -94,14 +99,7 @@ fn versions(tls12: bool) -> &'static [&'static rustls::SupportedProtocolVersion]
 
 /// Server-auth-only TLS for the webhook face (the vendor presents no client certificate).
 pub fn webhook_server(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
-    let mut cfg = ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(versions(true))
-        .map_err(|e| TlsError::Rustls(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(load_certs(cert)?, load_key(key)?)
-        .map_err(|e| TlsError::Rustls(e.to_string()))?;
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
+    Ok(ReloadableTls::webhook(cert, key)?.server_config())
 }
 
 /// Mutual TLS for the signing API: a client certificate from `client_ca` is required.
@@ -112,6 +110,21 @@ pub fn api_server(
     crls: &[PathBuf],
     tls12: bool,
 ) -> Result<Arc<ServerConfig>, TlsError> {
+    Ok(ReloadableTls::api(cert, key, client_ca, crls, tls12)?.server_config())
+}
+
+fn certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
+    let signing = provider()
+        .key_provider
+        .load_private_key(load_key(key)?)
+        .map_err(|e| file_err(key, e))?;
+    Ok(Arc::new(CertifiedKey::new(load_certs(cert)?, signing)))
+}
+
+fn client_verifier(
+    client_ca: &[PathBuf],
+    crls: &[PathBuf],
+) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
     if client_ca.is_empty() {
         return Err(TlsError::Missing(
             "api.client_ca must name at least one CA bundle",
@@ -123,18 +136,154 @@ pub fn api_server(
             roots.add(c).map_err(|e| file_err(path, e))?;
         }
     }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
         .with_crls(load_crls(crls)?)
         .build()
-        .map_err(|e| TlsError::Rustls(e.to_string()))?;
-    let mut cfg = ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(versions(tls12))
-        .map_err(|e| TlsError::Rustls(e.to_string()))?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(load_certs(cert)?, load_key(key)?)
-        .map_err(|e| TlsError::Rustls(e.to_string()))?;
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
+        .map_err(|e| TlsError::Rustls(e.to_string()))
+}
+
+/// A face's TLS material that SIGHUP can replace while the listener keeps running:
+/// new connections use the new certificate, CA bundle and CRLs; open ones are untouched.
+#[derive(Debug)]
+pub struct ReloadableTls {
+    cert: Arc<CertSlot>,
+    verifier: Option<Arc<VerifierSlot>>,
+    config: Arc<ServerConfig>,
+}
+
+#[derive(Debug)]
+struct CertSlot(RwLock<Arc<CertifiedKey>>);
+
+impl ResolvesServerCert for CertSlot {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.read().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+}
+
+#[derive(Debug)]
+struct VerifierSlot(RwLock<Arc<dyn ClientCertVerifier>>);
+
+impl VerifierSlot {
+    fn current(&self) -> Arc<dyn ClientCertVerifier> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl ClientCertVerifier for VerifierSlot {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    // The hint list cannot be borrowed through the lock; it is optional (clients with a
+    // single certificate ignore it), so none is sent.
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.current()
+            .verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.current().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.current().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.current().supported_verify_schemes()
+    }
+}
+
+impl ReloadableTls {
+    /// Server-auth TLS (webhook face).
+    pub fn webhook(cert: &Path, key: &Path) -> Result<ReloadableTls, TlsError> {
+        let slot = Arc::new(CertSlot(RwLock::new(certified_key(cert, key)?)));
+        let cfg = ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(versions(true))
+            .map_err(|e| TlsError::Rustls(e.to_string()))?
+            .with_no_client_auth()
+            .with_cert_resolver(slot.clone());
+        Ok(ReloadableTls::finish(cfg, slot, None))
+    }
+
+    /// Mutual TLS (signing API).
+    pub fn api(
+        cert: &Path,
+        key: &Path,
+        client_ca: &[PathBuf],
+        crls: &[PathBuf],
+        tls12: bool,
+    ) -> Result<ReloadableTls, TlsError> {
+        let slot = Arc::new(CertSlot(RwLock::new(certified_key(cert, key)?)));
+        let verifier = Arc::new(VerifierSlot(RwLock::new(client_verifier(client_ca, crls)?)));
+        let cfg = ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(versions(tls12))
+            .map_err(|e| TlsError::Rustls(e.to_string()))?
+            .with_client_cert_verifier(verifier.clone())
+            .with_cert_resolver(slot.clone());
+        Ok(ReloadableTls::finish(cfg, slot, Some(verifier)))
+    }
+
+    fn finish(
+        mut cfg: ServerConfig,
+        cert: Arc<CertSlot>,
+        verifier: Option<Arc<VerifierSlot>>,
+    ) -> ReloadableTls {
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        ReloadableTls {
+            cert,
+            verifier,
+            config: Arc::new(cfg),
+        }
+    }
+
+    /// The rustls config to accept with (it follows reloads).
+    pub fn server_config(&self) -> Arc<ServerConfig> {
+        self.config.clone()
+    }
+
+    /// Loads new material; on any error nothing changes.
+    pub fn reload(
+        &self,
+        cert: &Path,
+        key: &Path,
+        client_ca: &[PathBuf],
+        crls: &[PathBuf],
+    ) -> Result<(), TlsError> {
+        let new_cert = certified_key(cert, key)?;
+        let new_verifier = match &self.verifier {
+            Some(_) => Some(client_verifier(client_ca, crls)?),
+            None => None,
+        };
+        *self.cert.0.write().unwrap_or_else(|p| p.into_inner()) = new_cert;
+        if let (Some(slot), Some(v)) = (&self.verifier, new_verifier) {
+            *slot.0.write().unwrap_or_else(|p| p.into_inner()) = v;
+        }
+        Ok(())
+    }
 }
 
 /// The identity of a verified client certificate: its first URI SAN (e.g. a SPIFFE id),

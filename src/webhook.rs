@@ -34,13 +34,8 @@ pub async fn serve(
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), TlsError> {
     let cfg = app.config();
-    let cert = cfg.webhook.cert.as_deref().ok_or(TlsError::Missing(
-        "webhook.cert must name the server certificate",
-    ))?;
-    let key = cfg.webhook.key.as_deref().ok_or(TlsError::Missing(
-        "webhook.key must name the server private key",
-    ))?;
-    let acceptor = TlsAcceptor::from(crate::tls::webhook_server(cert, key)?);
+    // reloadable: SIGHUP swaps the certificate under this acceptor
+    let acceptor = TlsAcceptor::from(app.webhook_tls()?.server_config());
     let face = Arc::new(Webhook::new(app));
     let handler = Arc::new(move |req: Request<Incoming>, conn: Arc<Conn>| {
         let face = face.clone();

@@ -218,3 +218,116 @@ fn rewrap_resumes_after_kill_9() {
         String::from_utf8_lossy(&retire.stderr)
     );
 }
+
+/// A blocking mTLS GET with the test client certificate; Err when the handshake fails.
+fn mtls_get(env: &Env, addr: &str, path: &str) -> Result<u16, String> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut env.pki.ca.cert_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let certs: Vec<CertificateDer<'static>> =
+        rustls_pemfile::certs(&mut env.pki.client.cert_pem.as_bytes())
+            .map(Result::unwrap)
+            .collect();
+    let key: PrivateKeyDer<'static> =
+        rustls_pemfile::private_key(&mut env.pki.client.key_pem.as_bytes())
+            .unwrap()
+            .unwrap();
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .unwrap();
+    let mut conn = rustls::ClientConnection::new(
+        std::sync::Arc::new(cfg),
+        ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+    write!(
+        tls,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    match tls.read_to_end(&mut out) {
+        Ok(_) => {}
+        // rustls reports a peer that closed without close_notify; the response is complete
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !out.is_empty() => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let text = String::from_utf8_lossy(&out);
+    text.get(9..12)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no HTTP status in {text:?}"))
+}
+
+#[test]
+fn sighup_reloads_crls_and_refuses_a_broken_config() {
+    let env = Env::new();
+    let cfg = env.config_path.to_str().unwrap().to_owned();
+    assert!(bin()
+        .args(["init", "--config", &cfg])
+        .output()
+        .unwrap()
+        .status
+        .success());
+    std::fs::set_permissions(&env.config_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let original = std::fs::read_to_string(&env.config_path).unwrap();
+    let mut child = Reaped(
+        bin()
+            .args(["serve", "--config", &cfg])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id().to_string();
+    let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines();
+    let mut wait_for = |needle: &str| -> String {
+        loop {
+            let line = lines.next().expect("serve exited").unwrap();
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    };
+    let ready = wait_for("keyward ready");
+    let api = field(&ready, "api").unwrap().to_owned();
+    assert_eq!(mtls_get(&env, &api, "/v1/whoami"), Ok(200));
+
+    // a broken file is refused and the running config stays
+    std::fs::write(
+        &env.config_path,
+        original.replace("pool_size = 4", "pool_size = \"four\""),
+    )
+    .unwrap();
+    Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    let refused = wait_for("reload");
+    assert!(refused.contains("refused"), "{refused}");
+    assert_eq!(mtls_get(&env, &api, "/v1/whoami"), Ok(200));
+
+    // a CRL revoking the client certificate takes effect for new connections
+    keyward::pki::write_private(
+        &env.path("crl.pem"),
+        &env.pki.ca.crl(&[env.pki.client.serial]).unwrap(),
+    )
+    .unwrap();
+    let with_crl = original.replace(
+        "client_ca = [\"ca.pem\"]",
+        "client_ca = [\"ca.pem\"]\ncrls = [\"crl.pem\"]",
+    );
+    assert_ne!(with_crl, original);
+    std::fs::write(&env.config_path, with_crl).unwrap();
+    Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    let done = wait_for("reload");
+    assert!(done.contains("reloaded"), "{done}");
+    assert!(
+        mtls_get(&env, &api, "/v1/whoami").is_err(),
+        "revoked client still accepted"
+    );
+}
