@@ -168,6 +168,10 @@ impl Appliance {
             t.reload(cert, key, &[], &[])?;
         }
         self.replace_config(config);
+        // pick up keys rotated by `keyward keys rotate-*` in another process
+        if let Err(e) = self.token.refresh() {
+            tracing::warn!(error = %e, "token keys not re-read; they will be on the next reload or restart");
+        }
         Ok(())
     }
 
