@@ -331,3 +331,42 @@ fn sighup_reloads_crls_and_refuses_a_broken_config() {
         "revoked client still accepted"
     );
 }
+
+#[test]
+fn a_restored_backup_signs() {
+    let env = Env::new();
+    let cfg = env.config_path.to_str().unwrap().to_owned();
+    let wallet = {
+        let app = env.appliance();
+        keyward::wallets::create(&app, Chain::Evm, Some("hot")).unwrap()
+    };
+    let backup = env.path("backup.db");
+    let out = bin()
+        .args(["backup", "--config", &cfg, "--to", backup.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // restore: the original database is lost, the backup takes its place
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(env.path(&format!("keyward.db{suffix}")));
+    }
+    std::fs::copy(&backup, env.path("keyward.db")).unwrap();
+    let app = keyward::appliance::Appliance::open(env.config()).unwrap();
+    let restored = keyward::wallets::get(&app, &wallet.id)
+        .unwrap()
+        .expect("wallet restored");
+    let signer = keyward::signer::Signer::new(app.token.clone());
+    let digest = keyward::chains::evm::personal_message_digest(b"after restore");
+    let sig = signer.sign_evm_digest(&restored, &digest).unwrap();
+    let recovered = keyward::chains::evm::recover_address(&digest, &sig).unwrap();
+    assert_eq!(format!("{recovered:#x}"), wallet.address.unwrap());
+    assert_eq!(
+        app.store.read(keyward::store::audit::verify).unwrap(),
+        Ok(1)
+    );
+}
