@@ -13,6 +13,7 @@ use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+use tracing::Instrument;
 
 /// Every response body keyward sends.
 pub type Body = Full<Bytes>;
@@ -91,6 +92,17 @@ pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Refusal> {
     }
 }
 
+/// A process-unique request id: a random per-process prefix and a counter (cheap, and
+/// unique across restarts in practice).
+pub fn request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let prefix = PREFIX.get_or_init(|| format!("{:08x}", rand::random::<u32>()));
+    format!("{prefix}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 /// Facts about the connection a request arrived on.
 #[derive(Debug, Clone)]
 pub struct Conn {
@@ -149,9 +161,36 @@ pub async fn serve<H, F>(
                 .and_then(|c| c.first())
                 .and_then(crate::tls::client_identity);
             let conn = Arc::new(Conn { peer, identity });
-            let service = hyper::service::service_fn(move |req| {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let id = request_id();
+                // every log line of this request carries these fields (never a body)
+                let span = tracing::info_span!(
+                    "request",
+                    id = %id,
+                    peer = %conn.peer,
+                    client = conn.identity.as_deref().unwrap_or("-"),
+                    method = %req.method(),
+                    path = %req.uri().path(),
+                );
                 let fut = handler(req, conn.clone());
-                async move { Ok::<_, Infallible>(fut.await) }
+                async move {
+                    let started = std::time::Instant::now();
+                    let mut resp = fut.await;
+                    let status = resp.status().as_u16();
+                    let micros = started.elapsed().as_micros() as u64;
+                    // refusals at info, successes at debug: the audit chain is the record of
+                    // signatures, and an info line per signature would cost throughput
+                    if status >= 400 {
+                        tracing::info!(status, micros, "request refused");
+                    } else {
+                        tracing::debug!(status, micros, "request done");
+                    }
+                    if let Ok(v) = hyper::header::HeaderValue::from_str(&id) {
+                        resp.headers_mut().insert("x-request-id", v);
+                    }
+                    Ok::<_, Infallible>(resp)
+                }
+                .instrument(span)
             });
             let io = hyper_util::rt::TokioIo::new(tls);
             // hyper panics on a read timeout without a timer, so the timer comes with it

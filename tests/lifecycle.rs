@@ -219,52 +219,8 @@ fn rewrap_resumes_after_kill_9() {
     );
 }
 
-/// A blocking mTLS GET with the test client certificate; Err when the handshake fails.
 fn mtls_get(env: &Env, addr: &str, path: &str) -> Result<u16, String> {
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut env.pki.ca.cert_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let certs: Vec<CertificateDer<'static>> =
-        rustls_pemfile::certs(&mut env.pki.client.cert_pem.as_bytes())
-            .map(Result::unwrap)
-            .collect();
-    let key: PrivateKeyDer<'static> =
-        rustls_pemfile::private_key(&mut env.pki.client.key_pem.as_bytes())
-            .unwrap()
-            .unwrap();
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(certs, key)
-        .unwrap();
-    let mut conn = rustls::ClientConnection::new(
-        std::sync::Arc::new(cfg),
-        ServerName::try_from("localhost").unwrap(),
-    )
-    .unwrap();
-    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
-    write!(
-        tls,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    match tls.read_to_end(&mut out) {
-        Ok(_) => {}
-        // rustls reports a peer that closed without close_notify; the response is complete
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !out.is_empty() => {}
-        Err(e) => return Err(e.to_string()),
-    }
-    let text = String::from_utf8_lossy(&out);
-    text.get(9..12)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("no HTTP status in {text:?}"))
+    common::mtls_request(env, addr, "GET", path, None).map(|(status, _)| status)
 }
 
 #[test]

@@ -212,3 +212,61 @@ pub fn all_bytes_under(dir: &Path) -> Vec<u8> {
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// A blocking HTTPS request with the test client certificate (mTLS). `Err` when the
+/// handshake or the connection fails; otherwise the status and the whole response text.
+pub fn mtls_request(
+    env: &Env,
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<(u16, String), String> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use std::io::{Read, Write};
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut env.pki.ca.cert_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let certs: Vec<CertificateDer<'static>> =
+        rustls_pemfile::certs(&mut env.pki.client.cert_pem.as_bytes())
+            .map(Result::unwrap)
+            .collect();
+    let key: PrivateKeyDer<'static> =
+        rustls_pemfile::private_key(&mut env.pki.client.key_pem.as_bytes())
+            .unwrap()
+            .unwrap();
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), name).unwrap();
+    let mut tcp = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+    let body = body.unwrap_or("");
+    write!(
+        tls,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    match tls.read_to_end(&mut out) {
+        Ok(_) => {}
+        // a peer that closes without close_notify after a complete response
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !out.is_empty() => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no HTTP status in {text:?}"))?;
+    Ok((status, text))
+}
