@@ -132,6 +132,10 @@ pub(crate) fn classify(err: CkError) -> HsmError {
                 | RvError::SlotIdInvalid
                 | RvError::CryptokiNotInitialized
                 | RvError::UserNotLoggedIn
+                // our cached handles are gone (the session owning the key copies died,
+                // or the token was re-initialised): rebuild the connection
+                | RvError::KeyHandleInvalid
+                | RvError::ObjectHandleInvalid
                 | RvError::GeneralError => HsmError::Unavailable {
                     function,
                     rv: rv_name,
