@@ -10,6 +10,8 @@
 pub mod audit;
 pub mod events;
 mod schema;
+/// The schema version this binary writes (SQLite `user_version`).
+pub use schema::CURRENT as SCHEMA_VERSION;
 pub mod spend;
 pub mod state;
 pub mod wallets;

@@ -20,7 +20,8 @@ fn migrates_an_empty_file_with_the_safety_pragmas() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("k.db");
     let store = Store::open(&path, 2).unwrap();
-    assert_eq!(store.pragma("user_version").unwrap(), "1");
+    let current = keyward::store::SCHEMA_VERSION.to_string();
+    assert_eq!(store.pragma("user_version").unwrap(), current);
     assert_eq!(store.pragma("journal_mode").unwrap(), "wal");
     assert_eq!(store.pragma("secure_delete").unwrap(), "1");
     assert_eq!(store.pragma("foreign_keys").unwrap(), "1");
@@ -30,7 +31,7 @@ fn migrates_an_empty_file_with_the_safety_pragmas() {
     drop(store);
     // reopening an up-to-date file changes nothing
     let store = Store::open(&path, 1).unwrap();
-    assert_eq!(store.pragma("user_version").unwrap(), "1");
+    assert_eq!(store.pragma("user_version").unwrap(), current);
 }
 
 #[test]
