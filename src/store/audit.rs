@@ -153,9 +153,12 @@ pub fn append(ctx: &mut WriteCtx<'_>, event: AuditEvent) -> Result<String, Store
         hash: String::new(),
     };
     rec.hash = rec.compute_hash();
-    ctx.conn.execute(
+    // one INSERT per audited request on the single writer thread: prepared once per connection
+    ctx.conn.prepare_cached(
         "INSERT INTO audit (seq, id, at, actor, action, wallet_id, chain, operation, digest, decision, result, detail, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?
+    .execute(
         params![
             rec.seq, rec.id, rec.at, rec.actor, rec.action, rec.wallet_id, rec.chain, rec.operation,
             rec.digest, rec.decision, rec.result, rec.detail, rec.prev_hash, rec.hash

@@ -6,13 +6,9 @@ use super::StoreError;
 
 /// Reads a state value.
 pub fn get(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT value FROM appliance_state WHERE key = ?1",
-            [key],
-            |r| r.get(0),
-        )
-        .optional()?)
+    // read on every sign request (the lock failsafe): keep the statement prepared
+    let mut stmt = conn.prepare_cached("SELECT value FROM appliance_state WHERE key = ?1")?;
+    Ok(stmt.query_row([key], |r| r.get(0)).optional()?)
 }
 
 /// Sets (or, with `None`, clears) a state value.

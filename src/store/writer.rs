@@ -65,6 +65,13 @@ pub(crate) fn spawn(mut conn: Connection) -> Result<mpsc::Sender<Job>, StoreErro
     Ok(tx)
 }
 
+/// Runs a parameterless statement through the connection's statement cache: the writer
+/// issues `SAVEPOINT`/`RELEASE` for every job, and re-parsing them each time showed up in
+/// profiles of the single writer thread.
+fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute([])
+}
+
 fn run_batch(conn: &mut Connection, head: &mut ChainHead, batch: Vec<Job>) {
     let started = std::time::Instant::now();
     crate::metrics::audit_queue_depth(batch.len());
@@ -79,7 +86,7 @@ fn run_batch(conn: &mut Connection, head: &mut ChainHead, batch: Vec<Job>) {
     let mut scrub = false;
     for job in batch {
         let saved = head.clone();
-        let savepoint = conn.execute_batch("SAVEPOINT job");
+        let savepoint = exec_cached(conn, "SAVEPOINT job");
         let mut wants_scrub = false;
         let ok = savepoint.is_ok()
             && (job.run)(&mut WriteCtx {
@@ -89,7 +96,7 @@ fn run_batch(conn: &mut Connection, head: &mut ChainHead, batch: Vec<Job>) {
             });
         scrub |= ok && wants_scrub;
         if ok {
-            let _ = conn.execute_batch("RELEASE job");
+            let _ = exec_cached(conn, "RELEASE job");
         } else {
             let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
             *head = saved;
