@@ -77,9 +77,10 @@ fn store_new(
     label: Option<&str>,
     source: Source,
 ) -> Result<Wallet, WalletError> {
-    if let Some(existing) = app.store.read(rows::list)?.into_iter().find(|w| {
-        w.status == Status::Active && w.chain == chain && w.address.as_deref() == Some(&address)
-    }) {
+    let found = app
+        .store
+        .read(|c| rows::active_by_address(c, chain, &address))?;
+    if let Some(existing) = found {
         return Err(WalletError::Duplicate {
             chain: chain.as_str(),
             address,

@@ -81,6 +81,10 @@ CREATE TABLE spend (
 );
 CREATE INDEX spend_window ON spend(wallet_id, chain, asset, at_ms);
 "#,
+    // 3: find a wallet by address without scanning (duplicate-key refusal on import)
+    r#"
+CREATE INDEX wallets_address ON wallets(chain, address);
+"#,
 ];
 
 /// The schema version this binary writes.

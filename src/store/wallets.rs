@@ -162,6 +162,20 @@ pub fn get(conn: &Connection, id: &str) -> Result<Option<Wallet>, StoreError> {
     Ok(stmt.query_row([id], from_row).optional()?)
 }
 
+/// The active wallet holding `address` on `chain`, if any (indexed).
+pub fn active_by_address(
+    conn: &Connection,
+    chain: Chain,
+    address: &str,
+) -> Result<Option<Wallet>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM wallets WHERE chain = ?1 AND address = ?2 AND status = 'active' LIMIT 1"
+    ))?;
+    Ok(stmt
+        .query_row(params![chain.as_str(), address], from_row)
+        .optional()?)
+}
+
 /// All wallets, ordered by creation.
 pub fn list(conn: &Connection) -> Result<Vec<Wallet>, StoreError> {
     let mut stmt = conn.prepare(&format!(
