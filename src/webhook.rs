@@ -48,6 +48,10 @@ pub async fn serve(
     Ok(())
 }
 
+/// Largest refused body still read to its end, so the sender sees the 413 rather than a
+/// connection reset while it is writing.
+const DRAIN_LIMIT: u64 = 1024 * 1024;
+
 /// The face's state: the appliance, per-source admission, in-flight event ids.
 pub struct Webhook {
     app: Arc<Appliance>,
@@ -213,7 +217,12 @@ impl Webhook {
             .get(hyper::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > wh.body_limit as u64) {
+        if let Some(n) = declared.filter(|n| *n > wh.body_limit as u64) {
+            // Read and discard a moderately oversized body so the sender sees the 413
+            // instead of a reset while it is still writing; a huge one is cut off.
+            if n <= DRAIN_LIMIT {
+                let _ = http::read_body(req.into_body(), DRAIN_LIMIT as usize).await;
+            }
             return Err(refuse(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
