@@ -7,10 +7,10 @@
 
 use crate::appliance::Appliance;
 use crate::custody::{self, Binding, CustodyError, Purpose, SecretBytes};
-use crate::hsm::HsmError;
+use crate::hsm::{HsmError, Token};
 use crate::store::audit::{self, AuditEvent};
 use crate::store::wallets::{self as rows, Chain, Engine, Source, Status, Wallet};
-use crate::store::StoreError;
+use crate::store::{StoreError, WriteCtx};
 use crate::wallet_key::{self, KeyError};
 
 /// Why a wallet operation failed. Never carries secret bytes.
@@ -69,6 +69,78 @@ pub fn get(app: &Appliance, id: &str) -> Result<Option<Wallet>, WalletError> {
     Ok(app.store.read(move |c| rows::get(c, &id))?)
 }
 
+/// A new `local` wallet row for a complete key: the key wrapped at once under wrapping
+/// key `version`, bound to a fresh wallet id. Nothing is stored yet (see [`record_new`]).
+pub fn wrap_local(
+    token: &Token,
+    chain: Chain,
+    secret: &SecretBytes,
+    address: String,
+    label: Option<&str>,
+    source: Source,
+    version: u32,
+) -> Result<Wallet, CustodyError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let wrapped = custody::wrap(
+        token,
+        &Binding {
+            wallet_id: &id,
+            chain: chain.as_str(),
+            purpose: Purpose::Share,
+        },
+        version,
+        secret.expose(),
+    )?;
+    let now = crate::store::now_rfc3339();
+    Ok(Wallet {
+        id,
+        chain,
+        address: Some(address),
+        label: label.map(str::to_owned),
+        source,
+        engine: Engine::Local,
+        status: Status::Active,
+        key_version: Some(version),
+        wrapped_share: Some(wrapped),
+        wrapped_api_key: None,
+        environment_id: None,
+        user_id: None,
+        delegated_at_ms: None,
+        revoked_at_ms: None,
+        created_at: now.clone(),
+        updated_at: now,
+    })
+}
+
+/// Stores a row made by [`wrap_local`] with its audit record, inside the caller's write.
+pub fn record_new(ctx: &mut WriteCtx<'_>, row: &Wallet) -> Result<(), StoreError> {
+    rows::upsert(ctx.conn, row)?;
+    let action = match row.source {
+        Source::Imported => "wallet.import",
+        _ => "wallet.create",
+    };
+    audit::append(
+        ctx,
+        AuditEvent {
+            actor: "operator".into(),
+            action: action.into(),
+            wallet_id: Some(row.id.clone()),
+            chain: Some(row.chain.as_str().into()),
+            decision: "allowed".into(),
+            result: "ok".into(),
+            detail: Some(serde_json::json!({
+                "address": row.address,
+                "label": row.label,
+                "source": row.source.as_str(),
+                "engine": row.engine.as_str(),
+                "keyVersion": row.key_version,
+            })),
+            ..Default::default()
+        },
+    )?;
+    Ok(())
+}
+
 fn store_new(
     app: &Appliance,
     chain: Chain,
@@ -87,66 +159,11 @@ fn store_new(
             id: existing.id,
         });
     }
-    let id = uuid::Uuid::new_v4().to_string();
     let version = app.token.current_wrap_version()?;
-    let wrapped = custody::wrap(
-        &app.token,
-        &Binding {
-            wallet_id: &id,
-            chain: chain.as_str(),
-            purpose: Purpose::Share,
-        },
-        version,
-        secret.expose(),
-    )?;
+    let wallet = wrap_local(&app.token, chain, &secret, address, label, source, version)?;
     drop(secret);
-    let now = crate::store::now_rfc3339();
-    let wallet = Wallet {
-        id,
-        chain,
-        address: Some(address),
-        label: label.map(str::to_owned),
-        source,
-        engine: Engine::Local,
-        status: Status::Active,
-        key_version: Some(version),
-        wrapped_share: Some(wrapped),
-        wrapped_api_key: None,
-        environment_id: None,
-        user_id: None,
-        delegated_at_ms: None,
-        revoked_at_ms: None,
-        created_at: now.clone(),
-        updated_at: now,
-    };
     let row = wallet.clone();
-    let action = match source {
-        Source::Imported => "wallet.import",
-        _ => "wallet.create",
-    };
-    app.store.write_blocking(move |ctx| {
-        rows::upsert(ctx.conn, &row)?;
-        audit::append(
-            ctx,
-            AuditEvent {
-                actor: "operator".into(),
-                action: action.into(),
-                wallet_id: Some(row.id.clone()),
-                chain: Some(row.chain.as_str().into()),
-                decision: "allowed".into(),
-                result: "ok".into(),
-                detail: Some(serde_json::json!({
-                    "address": row.address,
-                    "label": row.label,
-                    "source": row.source.as_str(),
-                    "engine": row.engine.as_str(),
-                    "keyVersion": row.key_version,
-                })),
-                ..Default::default()
-            },
-        )?;
-        Ok(())
-    })?;
+    app.store.write_blocking(move |ctx| record_new(ctx, &row))?;
     tracing::info!(wallet = %wallet.id, chain = chain.as_str(), source = source.as_str(), "wallet stored");
     Ok(wallet)
 }

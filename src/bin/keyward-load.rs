@@ -27,10 +27,8 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, StatusCode};
 use keyward::appliance::Appliance;
 use keyward::config::Config;
-use keyward::custody::{self, Binding, Purpose};
 use keyward::simulator::{Delivery, Simulator};
-use keyward::store::audit::{self, AuditEvent};
-use keyward::store::wallets::{self as rows, Chain, Engine, Source, Status, Wallet};
+use keyward::store::wallets::{Chain, Source, Wallet};
 use rsa::pkcs8::{DecodePublicKey, EncodePublicKey};
 use secrecy::SecretString;
 
@@ -199,36 +197,16 @@ fn setup(config: &Path, n: usize, state: &Path) -> Res<()> {
                         Chain::Solana
                     };
                     let (secret, address) = keyward::wallet_key::generate(chain);
-                    let id = uuid::Uuid::new_v4().to_string();
-                    let wrapped = custody::wrap(
+                    let label = format!("bench-{i}");
+                    Ok(keyward::wallets::wrap_local(
                         &app.token,
-                        &Binding {
-                            wallet_id: &id,
-                            chain: chain.as_str(),
-                            purpose: Purpose::Share,
-                        },
-                        version,
-                        secret.expose(),
-                    )?;
-                    let now = keyward::store::now_rfc3339();
-                    Ok(Wallet {
-                        id,
                         chain,
-                        address: Some(address),
-                        label: Some(format!("bench-{i}")),
-                        source: Source::Generated,
-                        engine: Engine::Local,
-                        status: Status::Active,
-                        key_version: Some(version),
-                        wrapped_share: Some(wrapped),
-                        wrapped_api_key: None,
-                        environment_id: None,
-                        user_id: None,
-                        delegated_at_ms: None,
-                        revoked_at_ms: None,
-                        created_at: now.clone(),
-                        updated_at: now,
-                    })
+                        &secret,
+                        address,
+                        Some(&label),
+                        Source::Generated,
+                        version,
+                    )?)
                 })
                 .collect()
         };
@@ -249,23 +227,7 @@ fn setup(config: &Path, n: usize, state: &Path) -> Res<()> {
         }
         app.store.write_blocking(move |ctx| {
             for w in &batch {
-                rows::upsert(ctx.conn, w)?;
-                audit::append(
-                    ctx,
-                    AuditEvent {
-                        actor: "operator".into(),
-                        action: "wallet.create".into(),
-                        wallet_id: Some(w.id.clone()),
-                        chain: Some(w.chain.as_str().into()),
-                        decision: "allowed".into(),
-                        result: "ok".into(),
-                        detail: Some(serde_json::json!({
-                            "address": w.address, "label": w.label,
-                            "source": "generated", "engine": "local",
-                        })),
-                        ..Default::default()
-                    },
-                )?;
+                keyward::wallets::record_new(ctx, w)?;
             }
             Ok(())
         })?;
