@@ -123,8 +123,15 @@ pub fn run(cmd: WalletsCmd) -> Result<(), CliError> {
         }
         WalletsCmd::List(c) => {
             let app = open(&c)?;
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
             for w in wallets::list(&app).map_err(fail)? {
-                println!("{}", line(&w));
+                // `keyward wallets list | head` closes the pipe early: stop quietly
+                if std::io::Write::write_all(&mut out, format!("{}\n", line(&w)).as_bytes())
+                    .is_err()
+                {
+                    break;
+                }
             }
         }
         WalletsCmd::Show { config, id } => {
