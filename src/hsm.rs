@@ -341,15 +341,29 @@ impl Token {
     }
 
     /// The newest wrapping key version, used for every new wrap.
+    ///
+    /// Asked of the token each time, not of the keys found at start: `keyward keys
+    /// rotate-wrapping` runs as another process while the service serves, and a new wrap
+    /// under the old version would keep that version in use after the operator moved
+    /// every wallet off it. A version this process has not loaded yet is loaded here.
     pub fn current_wrap_version(&self) -> Result<u32, HsmError> {
-        self.live()?
-            .wrap
-            .last()
-            .map(|k| k.version)
-            .ok_or_else(|| HsmError::KeyMissing {
+        let prefix = self.inner.settings.label_prefix.clone();
+        let newest =
+            self.run(|session, _| keys::newest_version(session, &prefix, KeyKind::Wrap))?;
+        let Some(newest) = newest else {
+            return Err(HsmError::KeyMissing {
                 kind: "AES wrapping",
-                label: KeyKind::Wrap.label(&self.inner.settings.label_prefix, 1),
-            })
+                label: KeyKind::Wrap.label(&prefix, 1),
+            });
+        };
+        if !self.live()?.wrap_copies.contains_key(&newest) {
+            tracing::info!(
+                version = newest,
+                "a newer wrapping key is in the token; loading it"
+            );
+            self.refresh()?;
+        }
+        Ok(newest)
     }
 
     /// Fails unless at least one RSA key and one wrapping key exist.
@@ -462,6 +476,11 @@ impl Token {
             return Err(HsmError::DecryptFailed);
         }
         let (iv, ct) = sealed.split_at(GCM_IV_LEN);
+        // a wallet rewrapped by another process under a version made after this process
+        // loaded its keys: load them again, once
+        if !self.live()?.wrap_copies.contains_key(&version) {
+            self.refresh()?;
+        }
         self.run(|session, live| {
             let key = wrap_handle(live, version)?;
             let mut iv = <[u8; GCM_IV_LEN]>::try_from(iv).expect("split at IV length");

@@ -176,6 +176,24 @@ pub(crate) fn discover(
     Ok(out)
 }
 
+/// The highest version of `kind` present in the token (labels only: cheap enough to ask
+/// per wrap, unlike [`discover`], which reads and checks every attribute).
+pub(crate) fn newest_version(
+    session: &Session,
+    prefix: &str,
+    kind: KeyKind,
+) -> Result<Option<u32>, HsmError> {
+    let handles = session
+        .find_objects(&search_template(kind))
+        .map_err(classify)?;
+    let mut newest = None;
+    for handle in handles {
+        let label = read_label(session, handle)?;
+        newest = newest.max(kind.version_of(prefix, &label));
+    }
+    Ok(newest)
+}
+
 fn read_label(session: &Session, handle: ObjectHandle) -> Result<String, HsmError> {
     let attrs = session
         .get_attributes(handle, &[AttributeType::Label])
