@@ -99,6 +99,7 @@ struct Inner {
     pin: SecretString,
     live: RwLock<Option<Arc<Live>>>,
     reconnect: Mutex<Option<Instant>>,
+    syncing: Mutex<()>,
     /// Resolved OAEP mode: 0 undecided, 1 native, 2 raw.
     oaep: AtomicU8,
 }
@@ -191,6 +192,7 @@ impl Token {
                 pin,
                 live: RwLock::new(None),
                 reconnect: Mutex::new(None),
+                syncing: Mutex::new(()),
                 oaep: AtomicU8::new(0),
             }),
         };
@@ -340,30 +342,55 @@ impl Token {
         Ok(self.live()?.wrap.clone())
     }
 
-    /// The newest wrapping key version, used for every new wrap.
+    /// Loads the token's keys again when they are not the ones this process holds.
     ///
-    /// Asked of the token each time, not of the keys found at start: `keyward keys
-    /// rotate-wrapping` runs as another process while the service serves, and a new wrap
-    /// under the old version would keep that version in use after the operator moved
-    /// every wallet off it. A version this process has not loaded yet is loaded here.
-    pub fn current_wrap_version(&self) -> Result<u32, HsmError> {
+    /// `keyward keys rotate-*` and `keys retire` run as other processes while the service
+    /// serves: a wrap under a version the operator has since moved every wallet off, or a
+    /// delivery encrypted to a key registered after start, must not depend on a restart.
+    /// Comparing labels costs one `C_FindObjects` and a label read per key.
+    pub fn sync_keys(&self) -> Result<(), HsmError> {
         let prefix = self.inner.settings.label_prefix.clone();
-        let newest =
-            self.run(|session, _| keys::newest_version(session, &prefix, KeyKind::Wrap))?;
-        let Some(newest) = newest else {
-            return Err(HsmError::KeyMissing {
-                kind: "AES wrapping",
-                label: KeyKind::Wrap.label(&prefix, 1),
-            });
+        let read = |token: &Token| {
+            token.run(|session, _| {
+                let mut in_token = keys::labels(session, &prefix, KeyKind::Rsa)?;
+                in_token.extend(keys::labels(session, &prefix, KeyKind::Wrap)?);
+                Ok(in_token
+                    .into_iter()
+                    .collect::<std::collections::BTreeSet<_>>())
+            })
         };
-        if !self.live()?.wrap_copies.contains_key(&newest) {
-            tracing::info!(
-                version = newest,
-                "a newer wrapping key is in the token; loading it"
-            );
+        let loaded = |live: &Live| {
+            live.rsa
+                .iter()
+                .chain(live.wrap.iter())
+                .map(|k| k.label.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        if read(self)? == loaded(&*self.live()?) {
+            return Ok(());
+        }
+        // one refresh at a time; whoever waited re-checks before doing it again
+        let _one = self.inner.syncing.lock().unwrap_or_else(|p| p.into_inner());
+        let in_token = read(self)?;
+        if in_token != loaded(&*self.live()?) {
+            tracing::info!(keys = ?in_token, "the token's keys changed since they were loaded; loading them again");
             self.refresh()?;
         }
-        Ok(newest)
+        Ok(())
+    }
+
+    /// The newest wrapping key version, used for every new wrap (checked against the
+    /// token each time, see [`Token::sync_keys`]).
+    pub fn current_wrap_version(&self) -> Result<u32, HsmError> {
+        self.sync_keys()?;
+        self.live()?
+            .wrap
+            .last()
+            .map(|k| k.version)
+            .ok_or_else(|| HsmError::KeyMissing {
+                kind: "AES wrapping",
+                label: KeyKind::Wrap.label(&self.inner.settings.label_prefix, 1),
+            })
     }
 
     /// Fails unless at least one RSA key and one wrapping key exist.
@@ -479,7 +506,7 @@ impl Token {
         // a wallet rewrapped by another process under a version made after this process
         // loaded its keys: load them again, once
         if !self.live()?.wrap_copies.contains_key(&version) {
-            self.refresh()?;
+            self.sync_keys()?;
         }
         self.run(|session, live| {
             let key = wrap_handle(live, version)?;

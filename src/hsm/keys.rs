@@ -176,22 +176,24 @@ pub(crate) fn discover(
     Ok(out)
 }
 
-/// The highest version of `kind` present in the token (labels only: cheap enough to ask
-/// per wrap, unlike [`discover`], which reads and checks every attribute).
-pub(crate) fn newest_version(
+/// The labels of every keyward key of `kind` in the token (labels only: cheap enough to
+/// ask per webhook delivery, unlike [`discover`], which reads and checks every attribute).
+pub(crate) fn labels(
     session: &Session,
     prefix: &str,
     kind: KeyKind,
-) -> Result<Option<u32>, HsmError> {
+) -> Result<Vec<String>, HsmError> {
     let handles = session
         .find_objects(&search_template(kind))
         .map_err(classify)?;
-    let mut newest = None;
+    let mut out = Vec::new();
     for handle in handles {
         let label = read_label(session, handle)?;
-        newest = newest.max(kind.version_of(prefix, &label));
+        if kind.version_of(prefix, &label).is_some() {
+            out.push(label);
+        }
     }
-    Ok(newest)
+    Ok(out)
 }
 
 fn read_label(session: &Session, handle: ObjectHandle) -> Result<String, HsmError> {

@@ -9,6 +9,8 @@
     reason = "each test binary uses a different part of the helper"
 )]
 
+pub mod daemon;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
