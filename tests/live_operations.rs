@@ -5,6 +5,9 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use common::daemon::{keyward, keyward_ok, Daemon};
 use common::{mtls_request, Env, EnvOptions};
 use serde_json::Value;
@@ -254,4 +257,212 @@ fn readiness_reports_a_commit_that_cannot_happen() {
     );
     blocker.execute_batch("ROLLBACK").unwrap();
     assert_eq!(ready(&d), 200);
+}
+
+/// An engine that signs correctly but only when the test lets it: a request held in
+/// flight (as a slow token or a 30 s MPC round would hold it).
+struct Gate {
+    key: k256::ecdsa::SigningKey,
+    entered: std::sync::Mutex<Option<std::sync::mpsc::Sender<()>>>,
+    release: Arc<tokio::sync::Semaphore>,
+}
+
+impl keyward::signer::Engine for Gate {
+    fn name(&self) -> &'static str {
+        "gate"
+    }
+
+    fn sign_evm<'a>(
+        &'a self,
+        _wallet: &'a keyward::store::wallets::Wallet,
+        request: &'a keyward::signer::EvmRequest,
+    ) -> keyward::signer::EngineFuture<'a, keyward::chains::evm::RecoverableSig> {
+        Box::pin(async move {
+            if let Some(tx) = self.entered.lock().unwrap().as_ref() {
+                let _ = tx.send(());
+            }
+            let _permit = self.release.acquire().await.expect("gate open");
+            Ok(keyward::chains::evm::sign_digest(
+                &self.key,
+                &request.digest,
+            ))
+        })
+    }
+
+    fn sign_solana<'a>(
+        &'a self,
+        _wallet: &'a keyward::store::wallets::Wallet,
+        _kind: keyward::signer::SolanaKind,
+        _message: &'a [u8],
+    ) -> keyward::signer::EngineFuture<'a, [u8; 64]> {
+        Box::pin(async {
+            Err(keyward::signer::SignError::EngineUnavailable(
+                "evm only".into(),
+            ))
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_or_revocation_committed_while_signing_withholds_the_signature() {
+    use keyward::store::wallets::{self as rows, Chain, Engine as EngineKind};
+    let env = env();
+    std::fs::set_permissions(
+        &env.config_path,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+    )
+    .unwrap();
+    let app = Arc::new(env.appliance());
+    // an `mpc` wallet whose engine is the gate; the key is the gate's, so the signature
+    // it makes verifies and would be released
+    let key = k256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+    let address = keyward::chains::evm::address_of(key.verifying_key()).to_checksum(None);
+    let template = keyward::wallets::create(&app, Chain::Evm, None).unwrap();
+    let wallet = rows::Wallet {
+        engine: EngineKind::Mpc,
+        address: Some(address),
+        ..template
+    };
+    let row = wallet.clone();
+    app.store
+        .write_blocking(move |ctx| rows::upsert(ctx.conn, &row))
+        .unwrap();
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let gate = Arc::new(Gate {
+        key,
+        entered: std::sync::Mutex::new(Some(entered_tx)),
+        release: release.clone(),
+    });
+    let signer = keyward::signer::Signer::new(app.token.clone()).with_mpc_engine(gate);
+    let addr = common::serve_api(
+        app.clone(),
+        keyward::api::Api::with_signer(app.clone(), signer),
+    )
+    .await;
+
+    let request = |env: Arc<Env>| {
+        let path = format!("/v1/wallets/{}/evm/message", wallet.id);
+        let addr = addr.clone();
+        tokio::task::spawn_blocking(move || {
+            mtls_request(
+                &env,
+                &addr,
+                "POST",
+                &path,
+                Some(r#"{"message":"in flight"}"#),
+            )
+            .unwrap()
+        })
+    };
+    let env = Arc::new(env);
+    let audit_of = |text: &str| -> keyward::store::AuditRecord {
+        let id = json_of(text)["auditId"].as_str().unwrap().to_owned();
+        app.store
+            .read(move |c| keyward::store::audit::get(c, &id))
+            .unwrap()
+            .expect("audited")
+    };
+
+    // 1. the lock: committed by `keyward lock` (another process) while the engine holds
+    let pending = request(env.clone());
+    entered
+        .recv_timeout(Duration::from_secs(30))
+        .expect("request reached the engine");
+    keyward_ok(&env, &["lock", "--reason", "mid-flight"]);
+    release.add_permits(1);
+    let (status, text) = pending.await.unwrap();
+    assert_eq!(status, 423, "{text}");
+    assert_eq!(json_of(&text)["error"]["code"], "appliance_locked");
+    assert!(!text.contains("signature\""), "{text}");
+    let rec = audit_of(&text);
+    assert_eq!(
+        (rec.decision.as_str(), rec.result.as_str()),
+        ("denied", "appliance_locked")
+    );
+    keyward_ok(&env, &["unlock"]);
+
+    // 2. unlocked, the same request goes through (the gate is not the refusal)
+    let pending = request(env.clone());
+    entered.recv_timeout(Duration::from_secs(30)).unwrap();
+    release.add_permits(1);
+    let (status, text) = pending.await.unwrap();
+    assert_eq!(status, 200, "{text}");
+
+    // 3. the revocation: committed while the engine holds
+    let pending = request(env.clone());
+    entered.recv_timeout(Duration::from_secs(30)).unwrap();
+    let id = wallet.id.clone();
+    app.store
+        .write_blocking(move |ctx| {
+            rows::mark_revoked(ctx.conn, &id, 1, &keyward::store::now_rfc3339()).map(|_| ())
+        })
+        .unwrap();
+    release.add_permits(1);
+    let (status, text) = pending.await.unwrap();
+    assert_eq!(status, 410, "{text}");
+    assert_eq!(json_of(&text)["error"]["code"], "wallet_revoked");
+    let rec = audit_of(&text);
+    assert_eq!(
+        (rec.decision.as_str(), rec.result.as_str()),
+        ("denied", "wallet_revoked")
+    );
+    assert!(keyward_ok(&env, &["audit", "verify"]).contains("audit chain OK"));
+}
+
+#[test]
+fn rewrap_of_a_thousand_wallets_while_the_service_signs_under_load() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let env = Arc::new(env());
+    let ids: Vec<String> = {
+        let app = env.appliance();
+        (0..1000)
+            .map(|_| {
+                keyward::wallets::create(&app, keyward::store::wallets::Chain::Evm, None)
+                    .unwrap()
+                    .id
+            })
+            .collect()
+    };
+    let d = Arc::new(Daemon::start(&env));
+    keyward_ok(&env, &["keys", "rotate-wrapping"]);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let signed = Arc::new(AtomicU64::new(0));
+    let load: Vec<_> = (0..2)
+        .map(|n| {
+            let (env, d, stop, signed, ids) = (
+                env.clone(),
+                d.clone(),
+                stop.clone(),
+                signed.clone(),
+                ids.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut i = n;
+                while !stop.load(Ordering::Relaxed) {
+                    let w = &ids[(i * 37) % ids.len()];
+                    assert_eq!(sign(&env, &d, w), (200, String::new()), "wallet {w}");
+                    signed.fetch_add(1, Ordering::Relaxed);
+                    i += 2;
+                }
+            })
+        })
+        .collect();
+    let out = keyward_ok(&env, &["wallets", "rewrap"]);
+    assert!(out.contains("rewrapped 1000 wallet(s)"), "{out}");
+    stop.store(true, Ordering::Relaxed);
+    for t in load {
+        t.join()
+            .expect("every request during the rewrap was signed");
+    }
+    assert!(signed.load(Ordering::Relaxed) > 0);
+    assert!(keyward_ok(&env, &["audit", "verify"]).contains("audit chain OK"));
+    for w in &ids {
+        assert_eq!(
+            sign(&env, &d, w),
+            (200, String::new()),
+            "wallet {w} after the rewrap"
+        );
+    }
 }

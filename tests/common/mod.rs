@@ -272,3 +272,18 @@ pub fn mtls_request(
         .ok_or_else(|| format!("no HTTP status in {text:?}"))?;
     Ok((status, text))
 }
+
+/// Serves `service` (the signing API over `app`) in-process on a fresh loopback port,
+/// until the test's runtime ends; returns the address.
+pub async fn serve_api(app: std::sync::Arc<Appliance>, service: keyward::api::Api) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let _stop = stop;
+        keyward::api::serve_with(app, service, listener, rx)
+            .await
+            .expect("api serves");
+    });
+    addr
+}
