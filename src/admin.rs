@@ -124,18 +124,33 @@ pub async fn serve(
     listener: TcpListener,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    // loopback-only monitoring: a small cap keeps a stuck scraper from holding sockets
+    let admission = http::admission::Admission::new(
+        "admin",
+        http::admission::Caps {
+            total: 64,
+            per_source: 64,
+        },
+        None,
+    );
     loop {
-        let (tcp, _) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
             _ = shutdown.changed() => return,
         };
+        let Ok(slot) = admission.admit(peer.ip()) else {
+            continue;
+        };
         let app = app.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = hyper::service::service_fn(move |req| {
                 let app = app.clone();
                 async move { Ok::<_, Infallible>(handle(app, req).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(http::HEADER_TIMEOUT)
                 .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
                 .await;
         });

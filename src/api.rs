@@ -100,9 +100,19 @@ pub async fn serve_with(
         let service = service.clone();
         async move { service.handle(req, conn).await }
     });
+    let api = &app.config().api;
+    let admission = http::admission::Admission::new(
+        "api",
+        http::admission::Caps {
+            total: api.max_connections,
+            per_source: api.max_connections_per_source,
+        },
+        None,
+    );
     http::serve(
         listener,
         tokio_rustls::TlsAcceptor::from(tls),
+        admission,
         handler,
         shutdown,
     )
