@@ -21,6 +21,7 @@ pub const CODES: &[(u16, &str, &str)] = &[
     (400, "invalid_encoding", "a base64/hex/base58 field does not decode"),
     (400, "invalid_message", "the message is malformed (EVM: bad 0x hex; Solana: empty, too long or not UTF-8 for the off-chain format)"),
     (400, "invalid_typed_data", "the EIP-712 typed data is malformed or cannot be hashed"),
+    (400, "typed_data_too_complex", "the EIP-712 typed data exceeds a limit (types, fields, name length, array dimensions, nesting, message size); the message names it"),
     (400, "invalid_transaction", "a transaction field is malformed, or the Solana transaction bytes do not parse"),
     (400, "unknown_field", "the EVM transaction has a field keyward does not know"),
     (400, "missing_chain_id", "the EVM transaction has no chain id (pre-EIP-155 replayable transactions are refused)"),
@@ -116,6 +117,7 @@ mod tests {
         let evm_errors = [
             EvmError::InvalidMessage(String::new()),
             EvmError::InvalidTypedData(String::new()),
+            EvmError::TypedDataTooComplex(String::new()),
             EvmError::InvalidTransaction {
                 field: String::new(),
                 reason: String::new(),

@@ -101,7 +101,7 @@ fn sign_op(op: Operation) -> Value {
             "EIP-712 v4 (`typedData` as in eth_signTypedData_v4, object or JSON string); returns the digest too",
             "EvmTypedDataRequest",
             "EvmSignatureResponse",
-            vec!["invalid_typed_data"],
+            vec!["invalid_typed_data", "typed_data_too_complex"],
         ),
         Operation::EvmTransaction => (
             "Legacy (EIP-155), EIP-2930 or EIP-1559 transaction as in eth_signTransaction; returns rawTransaction, hash, signature",

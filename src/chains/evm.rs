@@ -21,6 +21,8 @@ use alloy_primitives::{Address, Bytes, Signature, TxKind, B256, U256};
 use alloy_sol_types::{sol, SolCall};
 use serde_json::{Map, Value};
 
+pub mod typed_data_limits;
+
 /// Errors produced while interpreting EVM requests. Messages name the
 /// offending field but never echo key material or large payloads.
 #[allow(
@@ -33,6 +35,8 @@ pub enum EvmError {
     InvalidMessage(String),
     #[error("invalid typed data: {0}")]
     InvalidTypedData(String),
+    #[error("typed data too complex: {0}")]
+    TypedDataTooComplex(String),
     #[error("invalid transaction field `{field}`: {reason}")]
     InvalidTransaction { field: String, reason: String },
     #[error("unknown transaction field `{0}`")]
@@ -72,6 +76,7 @@ impl EvmError {
         match self {
             Self::InvalidMessage(_) => "invalid_message",
             Self::InvalidTypedData(_) => "invalid_typed_data",
+            Self::TypedDataTooComplex(_) => "typed_data_too_complex",
             Self::InvalidTransaction { .. } => "invalid_transaction",
             Self::UnknownField(_) => "unknown_field",
             Self::MissingChainId => "missing_chain_id",
@@ -219,6 +224,8 @@ pub fn typed_data(json: &Value) -> Result<TypedDataInfo, EvmError> {
     if !obj.is_object() {
         return Err(td_err("expected a JSON object"));
     }
+    // before alloy: its parsing, resolution and hashing recurse as deep as the input says
+    typed_data_limits::check(obj, &typed_data_limits::Limits::DEFAULT)?;
     check_domain_declaration(obj)?;
     let td: TypedData =
         serde_json::from_value(obj.clone()).map_err(|e| td_err(format!("malformed: {e}")))?;
@@ -1169,6 +1176,101 @@ mod tests {
         assert_eq!(code(typed_data(&v)), "invalid_typed_data");
     }
 
+    /// Runs `f` on a thread with the stack of a tokio worker (2 MiB), where requests run.
+    fn on_worker_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(f)
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    /// `P` → `S1` → … → `S{k-1}`, each reference with `dims` array dimensions, the last
+    /// type holding `bool` with `last_dims`; and a message of that exact shape.
+    fn deepest(k: usize, dims: usize, last_dims: usize) -> Value {
+        let name = |i: usize| {
+            if i == 0 {
+                "P".to_string()
+            } else {
+                format!("S{i}")
+            }
+        };
+        let mut types = Map::new();
+        types.insert("EIP712Domain".into(), json!([]));
+        let mut leaf = json!(true);
+        for _ in 0..last_dims {
+            leaf = json!([leaf]);
+        }
+        let mut msg = json!({ "b": leaf });
+        for i in (0..k).rev() {
+            let field = if i + 1 == k {
+                json!([{"name": "b", "type": format!("bool{}", "[]".repeat(last_dims))}])
+            } else {
+                json!([{"name": "n", "type": format!("{}{}", name(i + 1), "[]".repeat(dims))}])
+            };
+            types.insert(name(i), field);
+            if i + 1 < k {
+                let mut v = msg;
+                for _ in 0..dims {
+                    v = json!([v]);
+                }
+                msg = json!({ "n": v });
+            }
+        }
+        json!({"types": types, "primaryType": "P", "domain": {}, "message": msg})
+    }
+
+    #[test]
+    fn eip712_at_the_limits_hashes_on_a_worker_stack() {
+        let l = typed_data_limits::Limits::DEFAULT;
+        // deepest struct chain, and deepest struct + array nesting the limits allow
+        for (k, dims, last) in [(l.max_struct_depth, 0, 8), (4, 8, 4)] {
+            let v = deepest(k, dims, last);
+            let got = on_worker_stack(move || typed_data(&v).map(|i| i.primary_type));
+            assert_eq!(got, Ok("P".to_string()), "k={k} dims={dims} last={last}");
+        }
+        // one more level is refused before alloy
+        let v = deepest(4, 8, 5);
+        assert_eq!(
+            on_worker_stack(move || typed_data(&v).map(|_| ()))
+                .unwrap_err()
+                .code(),
+            "typed_data_too_complex"
+        );
+    }
+
+    #[test]
+    fn eip712_hostile_shapes_are_refused_on_a_worker_stack() {
+        let dims = format!("uint256{}", "[]".repeat(100_000));
+        let mut chain = Map::new();
+        for i in 0..200 {
+            chain.insert(
+                format!("S{i}"),
+                json!([{"name": "n", "type": format!("S{}", i + 1)}]),
+            );
+        }
+        chain.insert("S200".into(), json!([]));
+        let many: Map<String, Value> = (0..5000).map(|i| (format!("T{i}"), json!([]))).collect();
+        let fields: Vec<Value> = (0..100_000)
+            .map(|i| json!({"name": format!("f{i}"), "type": "uint256"}))
+            .collect();
+        let cases = [
+            json!({"types": {"P": [{"name": "a", "type": dims}]}, "primaryType": "P", "message": {}}),
+            json!({"types": chain, "primaryType": "S0", "message": {}}),
+            json!({"types": many, "primaryType": "T0", "message": {}}),
+            json!({"types": {"P": fields}, "primaryType": "P", "message": {}}),
+        ];
+        for (i, v) in cases.into_iter().enumerate() {
+            let got = on_worker_stack(move || typed_data(&v).map(|_| ()));
+            assert_eq!(
+                got.unwrap_err().code(),
+                "typed_data_too_complex",
+                "case {i}"
+            );
+        }
+    }
+
     #[test]
     fn eip191_hello_world() {
         assert_eq!(
@@ -1607,6 +1709,7 @@ mod tests {
         let all = [
             EvmError::InvalidMessage(String::new()),
             EvmError::InvalidTypedData(String::new()),
+            EvmError::TypedDataTooComplex(String::new()),
             tx_err("f", "r"),
             EvmError::UnknownField(String::new()),
             EvmError::MissingChainId,
