@@ -1319,3 +1319,96 @@ async fn hostile_typed_data_is_refused_and_signing_continues() {
         addr(&cow)
     );
 }
+
+/// Issue 13: transaction shapes that used to overflow or slip through are refused with
+/// precise codes, and the appliance then signs normally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_transactions_and_messages_are_refused() {
+    let s = start().await;
+    let c = s.client();
+    let evm = keyward::wallets::create(&s.app, Chain::Evm, None).unwrap();
+    let sol = keyward::wallets::create(&s.app, Chain::Solana, None).unwrap();
+
+    // legacy: 2 * chainId + 35 + parity must fit 64 bits
+    let legacy = |chain_id: &str| {
+        json!({"transaction": {"chainId": chain_id, "nonce": 0, "gas": 21000, "gasPrice": 1,
+            "to": "0x3535353535353535353535353535353535353535"}})
+    };
+    let a = c
+        .post(
+            &path(&evm, "evm/transaction"),
+            legacy("9223372036854775790"),
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_quantity")),
+        "{}",
+        a.body
+    );
+    assert!(a.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("chainId"));
+    let a = c
+        .post(
+            &path(&evm, "evm/transaction"),
+            legacy("9223372036854775789"),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let v = u128::from_str_radix(
+        a.body["signature"]["v"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
+    assert!(v == 2 * 9223372036854775789 + 35 || v == 2 * 9223372036854775789 + 36);
+
+    // access lists are bounded
+    let entry = json!({"address": "0x0000000000000000000000000000000000000001", "storageKeys": []});
+    let a = c
+        .post(
+            &path(&evm, "evm/transaction"),
+            json!({"transaction": {"type": 1, "chainId": 1, "nonce": 0, "gas": 21000,
+                "gasPrice": 1, "accessList": vec![entry; 257]}}),
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("access_list_too_large")),
+        "{}",
+        a.body
+    );
+
+    // a Solana transaction message with bytes after it is still no "message"
+    let tx = solana_tx(&solana_key(&sol), None, false);
+    let message = &tx[65..];
+    for tail in [&b""[..], b"\n", b" - please sign"] {
+        let mut bytes = message.to_vec();
+        bytes.extend_from_slice(tail);
+        let a = c
+            .post(
+                &path(&sol, "solana/message"),
+                json!({"message": B64.encode(&bytes), "encoding": "base64"}),
+            )
+            .await;
+        assert_eq!(
+            (a.status, a.body["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("message_is_transaction")),
+            "tail {tail:?}: {}",
+            a.body
+        );
+    }
+    // still serving
+    let a = c
+        .post(&path(&sol, "solana/message"), json!({"message": "hello"}))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+}
+
+fn solana_key(w: &Wallet) -> [u8; 32] {
+    solana::parse_pubkey(w.address.as_deref().unwrap()).unwrap()
+}

@@ -55,6 +55,12 @@ pub enum EvmError {
         len: usize,
         max: usize,
     },
+    #[error("`{field}` has {len} entries, above the limit of {max}")]
+    AccessListTooLarge {
+        field: String,
+        len: usize,
+        max: usize,
+    },
     #[error("invalid quantity in `{field}`: {reason}")]
     InvalidQuantity { field: String, reason: String },
     #[error("invalid address in `{field}`: {reason}")]
@@ -83,6 +89,7 @@ impl EvmError {
             Self::FeeInconsistent(_) => "fee_inconsistent",
             Self::UnsupportedTxType(_) => "unsupported_tx_type",
             Self::DataTooLarge { .. } => "data_too_large",
+            Self::AccessListTooLarge { .. } => "access_list_too_large",
             Self::InvalidQuantity { .. } => "invalid_quantity",
             Self::InvalidAddress { .. } => "invalid_address",
             Self::InvalidDigest(_) => "invalid_digest",
@@ -321,6 +328,15 @@ const KNOWN_TX_FIELDS: &[&str] = &[
     "maxPriorityFeePerGas",
     "accessList",
 ];
+
+/// Most entries in an access list. Real ones name a handful of contracts; every entry
+/// is parsed, hashed and audited, so the count is bounded rather than left to the body.
+pub const MAX_ACCESS_LIST_ENTRIES: usize = 256;
+/// Most storage keys in one access-list entry.
+pub const MAX_STORAGE_KEYS_PER_ENTRY: usize = 256;
+/// Largest chain id of a legacy transaction: its EIP-155 `v` (`2 * chainId + 35 +
+/// parity`) must fit the 64 bits wallets and keyward's answer carry it in.
+pub const MAX_LEGACY_CHAIN_ID: u64 = (u64::MAX - 36) / 2;
 
 /// Fields that only make sense for blob (type 3) or set-code (type 4)
 /// transactions; reported as an unsupported type rather than an unknown field.
@@ -704,6 +720,12 @@ fn legacy(f: &Fields<'_>, c: Common) -> Result<TxLegacy, EvmError> {
     if f.has("accessList") {
         return Err(tx_err("accessList", "not valid on a legacy transaction"));
     }
+    if c.chain_id > MAX_LEGACY_CHAIN_ID {
+        return Err(qty_err(
+            "chainId",
+            &format!("above {MAX_LEGACY_CHAIN_ID}: the EIP-155 `v` of a legacy transaction would not fit 64 bits (use type 1 or 2)"),
+        ));
+    }
     Ok(TxLegacy {
         chain_id: Some(c.chain_id),
         nonce: c.nonce,
@@ -761,6 +783,13 @@ fn access_list(f: &Fields<'_>) -> Result<AccessList, EvmError> {
     let items = v
         .as_array()
         .ok_or_else(|| tx_err("accessList", "expected an array"))?;
+    if items.len() > MAX_ACCESS_LIST_ENTRIES {
+        return Err(EvmError::AccessListTooLarge {
+            field: "accessList".into(),
+            len: items.len(),
+            max: MAX_ACCESS_LIST_ENTRIES,
+        });
+    }
     let items = items
         .iter()
         .enumerate()
@@ -798,6 +827,13 @@ fn access_list_item(i: usize, item: &Value) -> Result<AccessListItem, EvmError> 
 }
 
 fn storage_keys(field: &str, keys: &[Value]) -> Result<Vec<B256>, EvmError> {
+    if keys.len() > MAX_STORAGE_KEYS_PER_ENTRY {
+        return Err(EvmError::AccessListTooLarge {
+            field: field.to_owned(),
+            len: keys.len(),
+            max: MAX_STORAGE_KEYS_PER_ENTRY,
+        });
+    }
     keys.iter()
         .map(|k| {
             k.as_str()
@@ -1677,6 +1713,54 @@ mod tests {
     }
 
     #[test]
+    fn legacy_chain_id_bound() {
+        let legacy = |id: u64| {
+            parse(json!({"chainId": id.to_string(), "nonce": 0, "gas": 1, "gasPrice": 1}))
+        };
+        let tx = legacy(MAX_LEGACY_CHAIN_ID).unwrap();
+        // the largest v (2 * id + 35 + parity 1) fits 64 bits at the bound, not above it
+        let v = |id: u64| u128::from(id) * 2 + 36;
+        assert!(v(tx.chain_id()) <= u128::from(u64::MAX));
+        assert!(v(MAX_LEGACY_CHAIN_ID + 1) > u128::from(u64::MAX));
+        let err = legacy(MAX_LEGACY_CHAIN_ID + 1).unwrap_err();
+        assert_eq!(err.code(), "invalid_quantity");
+        assert!(err.to_string().contains("chainId"), "{err}");
+        assert_eq!(legacy(u64::MAX).unwrap_err().code(), "invalid_quantity");
+        // typed transactions carry parity, not v: any 64-bit chain id is fine
+        let typed = parse(
+            json!({"type": 2, "chainId": u64::MAX.to_string(), "nonce": 0, "gas": 1,
+            "maxFeePerGas": 1, "maxPriorityFeePerGas": 1}),
+        );
+        assert_eq!(typed.unwrap().chain_id(), u64::MAX);
+    }
+
+    #[test]
+    fn access_list_bounds() {
+        let key = json!(format!("0x{}", "11".repeat(32)));
+        let entry = |keys: usize| {
+            json!({"address": "0x0000000000000000000000000000000000000001",
+                   "storageKeys": vec![key.clone(); keys]})
+        };
+        let tx = |list: Vec<Value>| {
+            parse(
+                json!({"type": 1, "chainId": 1, "nonce": 0, "gas": 1, "gasPrice": 1,
+                "accessList": list}),
+            )
+        };
+        let ok = tx(vec![entry(0); MAX_ACCESS_LIST_ENTRIES]).unwrap();
+        assert_eq!(ok.access_list().unwrap().0.len(), MAX_ACCESS_LIST_ENTRIES);
+        let err = tx(vec![entry(0); MAX_ACCESS_LIST_ENTRIES + 1]).unwrap_err();
+        assert_eq!(err.code(), "access_list_too_large");
+        assert!(tx(vec![entry(MAX_STORAGE_KEYS_PER_ENTRY)]).is_ok());
+        let err = tx(vec![entry(0), entry(MAX_STORAGE_KEYS_PER_ENTRY + 1)]).unwrap_err();
+        assert_eq!(err.code(), "access_list_too_large");
+        assert!(
+            err.to_string().contains("accessList[1].storageKeys"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn accepted_tx_edge_cases() {
         // Identical data/input, identical gas/gasLimit, nulls as absent.
         let tx = parse(json!({
@@ -1716,6 +1800,11 @@ mod tests {
             EvmError::FeeInconsistent(String::new()),
             EvmError::UnsupportedTxType(String::new()),
             EvmError::DataTooLarge {
+                field: String::new(),
+                len: 0,
+                max: 0,
+            },
+            EvmError::AccessListTooLarge {
                 field: String::new(),
                 len: 0,
                 max: 0,
