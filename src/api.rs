@@ -295,9 +295,10 @@ impl Api {
             matched: None,
             retry_after: None,
         };
-        let outcome = self
-            .decide_and_sign(identity, &mut draft, parts, body)
-            .await;
+        // a panic below is still audited (as internal_error) and answered 500
+        let outcome = http::catch_panic(self.decide_and_sign(identity, &mut draft, parts, body))
+            .await
+            .and_then(|r| r);
         let (decision, result) = match &outcome {
             Ok(_) if draft.dry_run => ("allowed", "dry_run"),
             Ok(_) => ("allowed", "ok"),

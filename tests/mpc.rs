@@ -977,3 +977,71 @@ mod vendor {
         assert_no_secret_logged();
     }
 }
+
+/// An engine with a bug: it panics while signing.
+struct Panicking;
+
+impl Engine for Panicking {
+    fn name(&self) -> &'static str {
+        "panicking"
+    }
+
+    fn sign_evm<'a>(
+        &'a self,
+        _wallet: &'a Wallet,
+        _request: &'a EvmRequest,
+    ) -> EngineFuture<'a, RecoverableSig> {
+        Box::pin(async move { panic!("engine bug while signing") })
+    }
+
+    fn sign_solana<'a>(
+        &'a self,
+        _wallet: &'a Wallet,
+        _kind: SolanaKind,
+        _message: &'a [u8],
+    ) -> EngineFuture<'a, [u8; 64]> {
+        panic!("engine bug before the future")
+    }
+}
+
+/// Issue 13: a panic inside a sign request is that request's 500 `internal_error`, with
+/// its audit record; the appliance keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_is_a_500_with_an_audit_record() {
+    let s = start("", |app| {
+        Some(Signer::new(app.token.clone()).with_mpc_engine(Arc::new(Panicking)))
+    })
+    .await;
+    let key = k256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+    let evm_mpc = s.mpc_wallet(Chain::Evm, evm_address_of(&key));
+    let sol_key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let sol_mpc = s.mpc_wallet(
+        Chain::Solana,
+        solana::to_base58(&solana::pubkey_of(&sol_key)),
+    );
+    for (route_, body) in [
+        (route(&evm_mpc, "evm/message"), json!({"message": "hi"})),
+        (route(&sol_mpc, "solana/message"), json!({"message": "hi"})),
+    ] {
+        let a = s.post(&route_, body).await;
+        assert_eq!(
+            (a.status, a.body["error"]["code"].as_str()),
+            (StatusCode::INTERNAL_SERVER_ERROR, Some("internal_error")),
+            "{}",
+            a.body
+        );
+        assert!(a.body.get("signature").is_none());
+        let rec = s.record(a.body["auditId"].as_str().expect("auditId"));
+        assert_eq!(
+            (rec.decision.as_str(), rec.result.as_str()),
+            ("error", "internal_error")
+        );
+    }
+    // still serving, and the audit chain is whole
+    let local = keyward::wallets::create(&s.app, Chain::Evm, None).unwrap();
+    let a = s
+        .post(&route(&local, "evm/message"), json!({"message": "hi"}))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert!(s.app.store.read(audit::verify).unwrap().is_ok());
+}

@@ -156,9 +156,10 @@ pub fn answer(
                 )
             })?;
             let parity = u64::from(sig.y_parity);
+            // in 128 bits: parsing bounds a legacy chain id, but an answer never overflows
             let v = match tx.tx_type() {
-                0 => tx.chain_id() * 2 + 35 + parity,
-                _ => parity,
+                0 => u128::from(tx.chain_id()) * 2 + 35 + u128::from(parity),
+                _ => u128::from(parity),
             };
             Ok(json!({
                 "rawTransaction": hex0x(&signed.raw),

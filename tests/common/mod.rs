@@ -287,3 +287,29 @@ pub async fn serve_api(app: std::sync::Arc<Appliance>, service: keyward::api::Ap
     });
     addr
 }
+
+/// A TLS client trusting `ca_pem`, presenting `cert` when given (mTLS).
+pub fn client_config(ca_pem: &str, cert: Option<&Issued>) -> std::sync::Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let b = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    std::sync::Arc::new(match cert {
+        Some(i) => {
+            let certs = rustls_pemfile::certs(&mut i.cert_pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = rustls_pemfile::private_key(&mut i.key_pem.as_bytes())
+                .unwrap()
+                .unwrap();
+            b.with_client_auth_cert(certs, key).unwrap()
+        }
+        None => b.with_no_client_auth(),
+    })
+}
