@@ -85,7 +85,9 @@ fn logs() -> Buf {
     LOGS.get_or_init(|| {
         let buf = Buf::default();
         let writer = buf.clone();
-        tracing::subscriber::set_global_default(
+        // `try_init` also routes the `log` crate's records (the vendor SDK's HTTP stack
+        // logs through it) into the capture
+        tracing_subscriber::util::SubscriberInitExt::try_init(
             tracing_subscriber::fmt()
                 .with_max_level(tracing::Level::TRACE)
                 .with_ansi(false)
