@@ -362,16 +362,112 @@ pub struct DynamicEngineConfig {
     /// The vendor API base URL.
     #[serde(default = "default_dynamic_api_base_url")]
     pub api_base_url: String,
-    /// The vendor MPC relay base URL; absent: the SDK's default for the API URL's
-    /// environment (production: `relay.dynamicauth.com`).
+    /// The vendor MPC relay as a bare `host[:port]` (the vendor's native MPC library
+    /// always speaks TLS to it and refuses a value with a scheme); absent: the SDK's
+    /// default for the API URL's environment (production: `relay.dynamicauth.com`).
     #[serde(default)]
     pub relay_base_url: Option<String>,
     /// Bound on reaching the vendor API host (TCP connect) before a round starts.
     #[serde(default = "default_dynamic_connect_timeout", with = "duration")]
     pub connect_timeout: Duration,
-    /// Bound on one whole signing round (API request, event stream, relay ceremony).
+    /// Bound on one whole signing request (waiting for a round slot, API request, event
+    /// stream, relay ceremony).
     #[serde(default = "default_dynamic_request_timeout", with = "duration")]
     pub request_timeout: Duration,
+    /// Most co-signing rounds running at once, counting rounds whose request already gave
+    /// up but whose vendor library call has not returned yet.
+    #[serde(default = "default_dynamic_max_concurrent_rounds")]
+    pub max_concurrent_rounds: usize,
+    /// BIP-32 path the EVM signature is derived at. The delegation webhook carries no
+    /// path; this is what the vendor's own EVM SDK uses for a wallet without a stored one.
+    #[serde(default = "default_dynamic_derivation_path")]
+    pub derivation_path: String,
+}
+
+/// What the vendor's EVM SDK signs at for a wallet without a stored derivation path.
+pub const DYNAMIC_DEFAULT_DERIVATION_PATH: &str = "m/44'/60'/0'/0/0";
+
+impl DynamicEngineConfig {
+    /// The derivation path as the indices the vendor SDK passes to its MPC library
+    /// (`m/44'/60'/0'/0/0` is `[44, 60, 0, 0, 0]`, as in the SDK's `EVM_DERIVATION_PATH`).
+    /// Validated at load, so this fails only on an unvalidated config.
+    pub fn derivation_indices(&self) -> Result<Vec<u32>, String> {
+        parse_derivation_path(&self.derivation_path)
+    }
+}
+
+/// Parses `m/44'/60'/0'/0/0` into `[44, 60, 0, 0, 0]`. The hardened marks (`'` or `h`)
+/// are notation only: the vendor SDK's paths are plain indices (its
+/// `EVM_DERIVATION_PATH` is `[44, 60, 0, 0, 0]` for `m/44'/60'/0'/0/0`) and its MPC
+/// library decides how each level is derived.
+pub fn parse_derivation_path(path: &str) -> Result<Vec<u32>, String> {
+    let rest = path
+        .strip_prefix("m/")
+        .ok_or_else(|| format!("{path:?} does not start with m/"))?;
+    let mut out = Vec::new();
+    for level in rest.split('/') {
+        let digits = level
+            .strip_suffix('\'')
+            .or_else(|| level.strip_suffix('h'))
+            .unwrap_or(level);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("level {level:?} is not a number"));
+        }
+        let index: u32 = digits
+            .parse()
+            .ok()
+            .filter(|i| *i < 0x8000_0000)
+            .ok_or_else(|| format!("level {level:?} is not below 2^31"))?;
+        out.push(index);
+    }
+    if out.len() > 10 {
+        return Err("more than 10 levels".into());
+    }
+    Ok(out)
+}
+
+/// Why `relay` is not a bare `host[:port]` (None when it is).
+fn relay_problem(relay: &str) -> Option<&'static str> {
+    const NOT_HOST_PORT: &str = "is not a host[:port]";
+    if relay.contains("://") {
+        return Some("has a scheme");
+    }
+    if relay.is_empty()
+        || relay
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b"/@?#\\".contains(&b))
+    {
+        return Some(NOT_HOST_PORT);
+    }
+    let Ok(authority) = relay.parse::<hyper::http::uri::Authority>() else {
+        return Some(NOT_HOST_PORT);
+    };
+    let has_port = match relay.strip_prefix('[') {
+        Some(rest) => rest
+            .split_once(']')
+            .is_some_and(|(_, port)| !port.is_empty()),
+        None => relay.contains(':'),
+    };
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    if host.is_empty() || (has_port && authority.port_u16().is_none_or(|p| p == 0)) {
+        return Some(NOT_HOST_PORT);
+    }
+    None
+}
+
+/// True when `url`'s host is a loopback address (`127.0.0.0/8`, `::1`, `localhost`).
+fn is_loopback_url(uri: &hyper::Uri) -> bool {
+    let Some(host) = uri.host() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn default_dynamic_api_base_url() -> String {
@@ -382,6 +478,12 @@ fn default_dynamic_connect_timeout() -> Duration {
 }
 fn default_dynamic_request_timeout() -> Duration {
     Duration::from_secs(30)
+}
+fn default_dynamic_max_concurrent_rounds() -> usize {
+    8
+}
+fn default_dynamic_derivation_path() -> String {
+    DYNAMIC_DEFAULT_DERIVATION_PATH.into()
 }
 
 fn default_read_connections() -> usize {
@@ -680,24 +782,43 @@ impl Config {
                 "expected the vendor environment id (a UUID)",
             ));
         }
-        let url_ok = |u: &str| {
-            u.parse::<hyper::Uri>().ok().is_some_and(|u| {
-                u.host().is_some() && matches!(u.scheme_str(), Some("https" | "http"))
-            })
-        };
-        if !url_ok(&d.api_base_url) {
+        // The API key travels in a header: only TLS may carry it, except to a loopback
+        // stand-in (tests).
+        let api_ok = d.api_base_url.parse::<hyper::Uri>().ok().is_some_and(|u| {
+            u.host().is_some_and(|h| !h.is_empty())
+                && match u.scheme_str() {
+                    Some("https") => true,
+                    Some("http") => is_loopback_url(&u),
+                    _ => false,
+                }
+        });
+        if !api_ok {
             return Err(self.invalid(
                 "engines.dynamic.api_base_url",
-                "expected an http(s) URL such as https://app.dynamicauth.com",
+                "expected an https URL such as https://app.dynamicauth.com (plain http only to a loopback address: 127.0.0.0/8, ::1, localhost)",
             ));
         }
         if let Some(r) = &d.relay_base_url {
-            if r.trim().is_empty() || r.contains(char::is_whitespace) {
+            if let Some(problem) = relay_problem(r) {
                 return Err(self.invalid(
                     "engines.dynamic.relay_base_url",
-                    "expected a relay host or URL such as relay.dynamicauth.com",
+                    format!(
+                        "{problem}: expected a bare relay host[:port] such as relay.dynamicauth.com, without a scheme (the vendor's MPC library always speaks TLS to the relay and refuses a URL)"
+                    ),
                 ));
             }
+        }
+        if d.max_concurrent_rounds == 0 || d.max_concurrent_rounds > 1024 {
+            return Err(self.invalid(
+                "engines.dynamic.max_concurrent_rounds",
+                "expected 1 to 1024",
+            ));
+        }
+        if let Err(e) = d.derivation_indices() {
+            return Err(self.invalid(
+                "engines.dynamic.derivation_path",
+                format!("{e}: expected a BIP-32 path such as {DYNAMIC_DEFAULT_DERIVATION_PATH}"),
+            ));
         }
         for (key, t) in [
             ("engines.dynamic.connect_timeout", d.connect_timeout),
@@ -788,6 +909,140 @@ path = "keyward.db"
         assert_eq!(c.webhook.allowed_sources.len(), 5);
         assert_eq!(c.webhook.max_event_age, Duration::from_secs(30 * 86400));
         assert_eq!(c.pkcs11.rsa_oaep, OaepMode::Auto);
+    }
+
+    fn dynamic(extra: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "{MINIMAL}\n[engines.dynamic]\nenvironment_id = \"3f1c2a9e-0d4b-4c55-9a57-2f1e8b6c7d90\"\n{extra}"
+        );
+        let c = Config::parse(&text, Path::new("k.toml"))?;
+        c.validate().map(|()| c)
+    }
+
+    #[test]
+    fn dynamic_relay_is_a_bare_host_port() {
+        for ok in [
+            "relay.dynamicauth.com",
+            "relay.dynamic-preprod.xyz:443",
+            "127.0.0.1:9443",
+            "[::1]:9443",
+            "localhost",
+        ] {
+            dynamic(&format!("relay_base_url = \"{ok}\"\n"))
+                .unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for (bad, says) in [
+            ("https://relay.dynamicauth.com", "has a scheme"),
+            ("http://127.0.0.1:9", "has a scheme"),
+            ("wss://relay.dynamicauth.com", "has a scheme"),
+            ("relay.dynamicauth.com/x", "is not a host[:port]"),
+            ("user@relay.dynamicauth.com", "is not a host[:port]"),
+            ("relay.dynamicauth.com:", "is not a host[:port]"),
+            ("relay.dynamicauth.com:https", "is not a host[:port]"),
+            ("relay.dynamicauth.com:70000", "is not a host[:port]"),
+            ("relay .com", "is not a host[:port]"),
+            ("", "is not a host[:port]"),
+        ] {
+            let e = dynamic(&format!("relay_base_url = \"{bad}\"\n"))
+                .err()
+                .unwrap_or_else(|| panic!("accepted {bad:?}"))
+                .to_string();
+            assert!(e.contains("engines.dynamic.relay_base_url"), "{e}");
+            assert!(
+                e.contains(says) && e.contains("without a scheme"),
+                "{bad:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn dynamic_api_is_https_except_loopback() {
+        for ok in [
+            "https://app.dynamicauth.com",
+            "https://10.0.0.1:8443",
+            "http://127.0.0.1:9",
+            "http://127.8.9.10",
+            "http://[::1]:80",
+            "http://localhost:8080",
+            "http://LOCALHOST",
+        ] {
+            dynamic(&format!("api_base_url = \"{ok}\"\n")).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in [
+            "http://app.dynamicauth.com",
+            "http://10.0.0.1",
+            "http://localhost.example.com",
+            "http://128.0.0.1",
+            "ftp://127.0.0.1",
+            "app.dynamicauth.com",
+            "https://",
+        ] {
+            let e = dynamic(&format!("api_base_url = \"{bad}\"\n"))
+                .err()
+                .unwrap_or_else(|| panic!("accepted {bad:?}"))
+                .to_string();
+            assert!(
+                e.contains("engines.dynamic.api_base_url") && e.contains("expected an https URL"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn dynamic_rounds_and_derivation_path() {
+        let c = dynamic("").unwrap();
+        let d = c.engines.dynamic.unwrap();
+        assert_eq!(d.max_concurrent_rounds, 8);
+        assert_eq!(d.derivation_path, "m/44'/60'/0'/0/0");
+        // the SDK's own constant for that path
+        assert_eq!(d.derivation_indices().unwrap(), vec![44, 60, 0, 0, 0]);
+        let d = dynamic("max_concurrent_rounds = 2\nderivation_path = \"m/44h/60h/1h/0/7\"\n")
+            .unwrap()
+            .engines
+            .dynamic
+            .unwrap();
+        assert_eq!(d.max_concurrent_rounds, 2);
+        assert_eq!(d.derivation_indices().unwrap(), vec![44, 60, 1, 0, 7]);
+        for (bad, key) in [
+            (
+                "max_concurrent_rounds = 0",
+                "engines.dynamic.max_concurrent_rounds",
+            ),
+            (
+                "max_concurrent_rounds = 5000",
+                "engines.dynamic.max_concurrent_rounds",
+            ),
+            (
+                "derivation_path = \"44'/60'\"",
+                "engines.dynamic.derivation_path",
+            ),
+            (
+                "derivation_path = \"m/44'/x/0\"",
+                "engines.dynamic.derivation_path",
+            ),
+            (
+                "derivation_path = \"m/44''\"",
+                "engines.dynamic.derivation_path",
+            ),
+            (
+                "derivation_path = \"m/2147483648\"",
+                "engines.dynamic.derivation_path",
+            ),
+            (
+                "derivation_path = \"m/\"",
+                "engines.dynamic.derivation_path",
+            ),
+            (
+                "derivation_path = \"m/-1\"",
+                "engines.dynamic.derivation_path",
+            ),
+        ] {
+            let e = dynamic(&format!("{bad}\n"))
+                .err()
+                .unwrap_or_else(|| panic!("accepted {bad}"))
+                .to_string();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
     }
 
     #[test]

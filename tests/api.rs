@@ -448,42 +448,6 @@ async fn evm_routes_sign_and_verify_end_to_end() {
     }
 }
 
-/// A legacy or v0 transfer from `from` (required signer 0) with `extra_signer` optional.
-fn solana_tx(from: &[u8; 32], other_signer: Option<[u8; 32]>, v0: bool) -> Vec<u8> {
-    let to = [7u8; 32];
-    let mut keys = vec![*from];
-    if let Some(o) = other_signer {
-        keys.push(o);
-    }
-    let required = keys.len() as u8;
-    keys.push(to);
-    keys.push(solana::SYSTEM_PROGRAM_ID);
-    let mut msg = Vec::new();
-    if v0 {
-        msg.push(0x80);
-    }
-    msg.extend([required, 0, 1]);
-    msg.push(keys.len() as u8);
-    for k in &keys {
-        msg.extend_from_slice(k);
-    }
-    msg.extend_from_slice(&[9u8; 32]); // recent blockhash
-    msg.push(1); // one instruction
-    msg.push((keys.len() - 1) as u8); // system program
-    msg.extend([2, 0, (keys.len() - 2) as u8]); // accounts: from, to
-    let mut data = 2u32.to_le_bytes().to_vec(); // SystemInstruction::Transfer
-    data.extend(1_000_000u64.to_le_bytes());
-    msg.push(data.len() as u8);
-    msg.extend(data);
-    if v0 {
-        msg.push(0); // no address table lookups
-    }
-    let mut tx = vec![required];
-    tx.extend(vec![0u8; 64 * required as usize]);
-    tx.extend(msg);
-    tx
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn solana_routes_sign_and_verify_end_to_end() {
     let s = start().await;
@@ -524,7 +488,7 @@ async fn solana_routes_sign_and_verify_end_to_end() {
     vk.verify_strict(&signed, &sig_of(&a)).unwrap();
 
     // a transaction (or its message) is never signed as a "message"
-    let tx = solana_tx(&pk, None, false);
+    let tx = common::solana_tx(&pk, None, false);
     for bytes in [tx.clone(), tx[65..].to_vec()] {
         let a = c
             .post(
@@ -546,9 +510,9 @@ async fn solana_routes_sign_and_verify_end_to_end() {
     for (v0, second) in [(false, false), (true, false), (false, true), (true, true)] {
         let tx = if second {
             // the wallet is signer 1; signer 0 (the fee payer) is someone else
-            solana_tx(&other, Some(pk), v0)
+            common::solana_tx(&other, Some(pk), v0)
         } else {
-            solana_tx(&pk, None, v0)
+            common::solana_tx(&pk, None, v0)
         };
         let a = c
             .post(
@@ -594,7 +558,7 @@ async fn solana_routes_sign_and_verify_end_to_end() {
     let a = c
         .post(
             &path(&w, "solana/transaction"),
-            json!({ "transaction": B64.encode(solana_tx(&other, None, false)) }),
+            json!({ "transaction": B64.encode(common::solana_tx(&other, None, false)) }),
         )
         .await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -1384,7 +1348,7 @@ async fn hostile_transactions_and_messages_are_refused() {
     );
 
     // a Solana transaction message with bytes after it is still no "message"
-    let tx = solana_tx(&solana_key(&sol), None, false);
+    let tx = common::solana_tx(&solana_key(&sol), None, false);
     let message = &tx[65..];
     for tail in [&b""[..], b"\n", b" - please sign"] {
         let mut bytes = message.to_vec();

@@ -313,3 +313,39 @@ pub fn client_config(ca_pem: &str, cert: Option<&Issued>) -> std::sync::Arc<rust
         None => b.with_no_client_auth(),
     })
 }
+
+/// A legacy or v0 transfer from `from` (required signer 0) with `extra_signer` optional.
+pub fn solana_tx(from: &[u8; 32], other_signer: Option<[u8; 32]>, v0: bool) -> Vec<u8> {
+    let to = [7u8; 32];
+    let mut keys = vec![*from];
+    if let Some(o) = other_signer {
+        keys.push(o);
+    }
+    let required = keys.len() as u8;
+    keys.push(to);
+    keys.push(keyward::chains::solana::SYSTEM_PROGRAM_ID);
+    let mut msg = Vec::new();
+    if v0 {
+        msg.push(0x80);
+    }
+    msg.extend([required, 0, 1]);
+    msg.push(keys.len() as u8);
+    for k in &keys {
+        msg.extend_from_slice(k);
+    }
+    msg.extend_from_slice(&[9u8; 32]); // recent blockhash
+    msg.push(1); // one instruction
+    msg.push((keys.len() - 1) as u8); // system program
+    msg.extend([2, 0, (keys.len() - 2) as u8]); // accounts: from, to
+    let mut data = 2u32.to_le_bytes().to_vec(); // SystemInstruction::Transfer
+    data.extend(1_000_000u64.to_le_bytes());
+    msg.push(data.len() as u8);
+    msg.extend(data);
+    if v0 {
+        msg.push(0); // no address table lookups
+    }
+    let mut tx = vec![required];
+    tx.extend(vec![0u8; 64 * required as usize]);
+    tx.extend(msg);
+    tx
+}
