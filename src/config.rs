@@ -168,6 +168,12 @@ pub struct ApiConfig {
     /// Also accept TLS 1.2 (AEAD suites only).
     #[serde(default)]
     pub tls12: bool,
+    /// Open connections in all (more are closed at accept, before TLS).
+    #[serde(default = "default_api_max_connections")]
+    pub max_connections: usize,
+    /// Open connections from one source address.
+    #[serde(default = "default_api_max_connections_per_source")]
+    pub max_connections_per_source: usize,
 }
 
 /// `[webhook]`
@@ -213,6 +219,12 @@ pub struct WebhookConfig {
     /// Sustained requests per second per source address (burst = 2x).
     #[serde(default = "default_per_source_rate")]
     pub per_source_rate: u32,
+    /// Open connections in all (more are closed at accept, before TLS).
+    #[serde(default = "default_webhook_max_connections")]
+    pub max_connections: usize,
+    /// Open connections from one source address (a trusted proxy counts as one source).
+    #[serde(default = "default_webhook_max_connections_per_source")]
+    pub max_connections_per_source: usize,
 }
 
 /// `[admin]`
@@ -405,6 +417,18 @@ fn default_per_source_concurrency() -> usize {
 fn default_per_source_rate() -> u32 {
     200
 }
+fn default_api_max_connections() -> usize {
+    4096
+}
+fn default_api_max_connections_per_source() -> usize {
+    1024
+}
+fn default_webhook_max_connections() -> usize {
+    1024
+}
+fn default_webhook_max_connections_per_source() -> usize {
+    64
+}
 fn default_admin_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9100))
 }
@@ -421,6 +445,8 @@ impl Default for ApiConfig {
             client_ca: Vec::new(),
             crls: Vec::new(),
             tls12: false,
+            max_connections: default_api_max_connections(),
+            max_connections_per_source: default_api_max_connections_per_source(),
         }
     }
 }
@@ -441,6 +467,8 @@ impl Default for WebhookConfig {
             body_limit: default_body_limit(),
             per_source_concurrency: default_per_source_concurrency(),
             per_source_rate: default_per_source_rate(),
+            max_connections: default_webhook_max_connections(),
+            max_connections_per_source: default_webhook_max_connections_per_source(),
         }
     }
 }
@@ -607,6 +635,25 @@ impl Config {
         }
         if self.webhook.per_source_concurrency == 0 || self.webhook.per_source_rate == 0 {
             return Err(self.invalid("webhook.per_source_rate", "expected limits above zero"));
+        }
+        for (key, total, per_source) in [
+            (
+                "api.max_connections_per_source",
+                self.api.max_connections,
+                self.api.max_connections_per_source,
+            ),
+            (
+                "webhook.max_connections_per_source",
+                self.webhook.max_connections,
+                self.webhook.max_connections_per_source,
+            ),
+        ] {
+            if total == 0 || per_source == 0 || per_source > total || total > 1_000_000 {
+                return Err(self.invalid(
+                    key,
+                    "expected 1 <= max_connections_per_source <= max_connections <= 1000000",
+                ));
+            }
         }
         if !self.admin.allow_non_loopback && !self.admin.listen.ip().is_loopback() {
             return Err(self.invalid(

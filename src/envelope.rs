@@ -165,6 +165,8 @@ pub fn parse(value: &serde_json::Value) -> Result<Encrypted, EnvelopeError> {
 /// else every key, newest first. A vendor-assigned `kid` (e.g. `dynamic_rsa_…`) names
 /// none of ours, hence the fallback.
 fn candidate_labels(token: &Token, kid: Option<&str>) -> Result<Vec<String>, EnvelopeError> {
+    // a key rotated in (or retired) by another process since start is seen here
+    token.sync_keys().map_err(EnvelopeError::Hsm)?;
     let keys = token.rsa_keys().map_err(EnvelopeError::Hsm)?;
     if keys.is_empty() {
         return Err(EnvelopeError::NoKey);

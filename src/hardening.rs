@@ -61,6 +61,18 @@ pub fn harden_process(mlock_all: bool) -> Result<(), HardenError> {
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .map_err(sys("prctl(PR_SET_DUMPABLE, 0)"))?;
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    // every connection is a descriptor: take the whole hard limit (`LimitNOFILE` in the
+    // unit), so the connection caps, not EMFILE at accept, decide who is refused
+    let limit = rustix::process::getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let _ = rustix::process::setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            },
+        );
+    }
     if mlock_all {
         rustix::mm::mlockall(
             rustix::mm::MlockAllFlags::CURRENT | rustix::mm::MlockAllFlags::FUTURE,

@@ -1,6 +1,8 @@
 //! What both faces share about HTTP: the JSON error shape, JSON responses, bounded body
 //! reading, and the TLS accept loop. Faces build on this; they never import each other.
 
+pub mod admission;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -134,6 +136,11 @@ pub fn request_id() -> String {
     format!("{prefix}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// A TLS handshake must complete within this, or the connection is closed.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// A request's headers must arrive within this (idle keep-alive connections included).
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Facts about the connection a request arrived on.
 #[derive(Debug, Clone)]
 pub struct Conn {
@@ -148,6 +155,7 @@ pub struct Conn {
 pub async fn serve<H, F>(
     listener: TcpListener,
     acceptor: TlsAcceptor,
+    admission: Arc<admission::Admission>,
     handler: Arc<H>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) where
@@ -167,17 +175,22 @@ pub async fn serve<H, F>(
             },
             _ = stop.changed() => break,
         };
+        // before TLS: a refused peer gets its connection closed, not a ServerHello
+        let slot = match admission.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(why) => {
+                tracing::debug!(%peer, reason = ?why, "connection closed at accept");
+                drop(tcp);
+                continue;
+            }
+        };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let handler = handler.clone();
         let mut conn_stop = shutdown.clone();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(
-                std::time::Duration::from_secs(10),
-                acceptor.accept(tcp),
-            )
-            .await
-            {
+            let _slot = slot;
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(t)) => t,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake refused");
@@ -238,7 +251,7 @@ pub async fn serve<H, F>(
             let http = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .keep_alive(true)
-                .header_read_timeout(std::time::Duration::from_secs(10))
+                .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(io, service);
             tokio::pin!(http);
             tokio::select! {

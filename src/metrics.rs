@@ -30,6 +30,10 @@ pub struct Metrics {
     pub audit_commit_seconds: HistogramVec,
     /// Wallets by chain, engine and status.
     pub wallets: IntGaugeVec,
+    /// Connections closed at accept, before TLS, by face and reason.
+    pub connections_refused: IntCounterVec,
+    /// Connections open, by face.
+    pub connections_open: IntGaugeVec,
 }
 
 fn build() -> Metrics {
@@ -80,6 +84,19 @@ fn build() -> Metrics {
             &["chain", "engine", "status"],
         )
         .expect("metric"),
+        connections_refused: IntCounterVec::new(
+            Opts::new(
+                "connections_refused_total",
+                "Connections closed at accept, before any TLS byte, by face and reason (source, total_cap, source_cap)",
+            ),
+            &["face", "reason"],
+        )
+        .expect("metric"),
+        connections_open: IntGaugeVec::new(
+            Opts::new("connections_open", "Connections open, by face"),
+            &["face"],
+        )
+        .expect("metric"),
         registry,
     };
     for c in [
@@ -91,6 +108,8 @@ fn build() -> Metrics {
         Box::new(m.audit_queue_depth.clone()),
         Box::new(m.audit_commit_seconds.clone()),
         Box::new(m.wallets.clone()),
+        Box::new(m.connections_refused.clone()),
+        Box::new(m.connections_open.clone()),
     ] {
         m.registry.register(c).expect("unique metric names");
     }

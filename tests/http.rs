@@ -36,9 +36,18 @@ async fn a_panicking_handler_answers_500_and_the_connection_survives() {
     let addr = listener.local_addr().unwrap();
     let (_stop, rx) = tokio::sync::watch::channel(false);
     let handler = Arc::new(handle);
+    let admission = http::admission::Admission::new(
+        "test",
+        http::admission::Caps {
+            total: 8,
+            per_source: 8,
+        },
+        None,
+    );
     tokio::spawn(http::serve(
         listener,
         tokio_rustls::TlsAcceptor::from(tls),
+        admission,
         handler,
         rx,
     ));

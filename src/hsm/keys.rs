@@ -176,6 +176,26 @@ pub(crate) fn discover(
     Ok(out)
 }
 
+/// The labels of every keyward key of `kind` in the token (labels only: cheap enough to
+/// ask per webhook delivery, unlike [`discover`], which reads and checks every attribute).
+pub(crate) fn labels(
+    session: &Session,
+    prefix: &str,
+    kind: KeyKind,
+) -> Result<Vec<String>, HsmError> {
+    let handles = session
+        .find_objects(&search_template(kind))
+        .map_err(classify)?;
+    let mut out = Vec::new();
+    for handle in handles {
+        let label = read_label(session, handle)?;
+        if kind.version_of(prefix, &label).is_some() {
+            out.push(label);
+        }
+    }
+    Ok(out)
+}
+
 fn read_label(session: &Session, handle: ObjectHandle) -> Result<String, HsmError> {
     let attrs = session
         .get_attributes(handle, &[AttributeType::Label])

@@ -270,6 +270,20 @@ pub fn count_by_version(conn: &Connection) -> Result<Vec<(u32, i64)>, StoreError
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// The wallet's status alone (the signing path re-reads it inside the write transaction
+/// that releases a signature, so a revocation that committed meanwhile withholds it).
+pub fn status_of(conn: &Connection, id: &str) -> Result<Option<Status>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT status FROM wallets WHERE id = ?1")?;
+    let status: Option<String> = stmt.query_row([id], |r| r.get(0)).optional()?;
+    Ok(status.map(|s| {
+        if s == "active" {
+            Status::Active
+        } else {
+            Status::Revoked
+        }
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

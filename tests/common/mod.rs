@@ -9,6 +9,8 @@
     reason = "each test binary uses a different part of the helper"
 )]
 
+pub mod daemon;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
@@ -295,4 +297,19 @@ pub fn client_config(ca_pem: &str, cert: Option<&Issued>) -> std::sync::Arc<rust
         }
         None => b.with_no_client_auth(),
     })
+}
+
+/// Serves `service` (the signing API over `app`) in-process on a fresh loopback port,
+/// until the test's runtime ends; returns the address.
+pub async fn serve_api(app: std::sync::Arc<Appliance>, service: keyward::api::Api) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let _stop = stop;
+        keyward::api::serve_with(app, service, listener, rx)
+            .await
+            .expect("api serves");
+    });
+    addr
 }
