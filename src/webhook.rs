@@ -351,14 +351,11 @@ impl Webhook {
         let known = self
             .app
             .store
-            .read(move |c| crate::store::events::outcome(c, &id))
+            .read(move |c| crate::store::events::get(c, &id))
             .map_err(|e| events::store_refusal(&e))?;
-        if let Some(outcome) = known {
-            return Ok(Processed {
-                outcome,
-                duplicate: true,
-                wallet_id: None,
-            });
+        if let Some(prev) = known {
+            // a duplicate, or the same id reused for another event (409)
+            return events::replayed(&d, prev);
         }
         let app = self.app.clone();
         match d.event_name.as_str() {

@@ -74,9 +74,14 @@ pub fn prepare(
         Operation::EvmTypedData => {
             let req: TypedDataReq = parse_body(body)?;
             let info = evm::typed_data(&req.typed_data).map_err(e)?;
+            // the domain name is the client's text: bounded before it enters the audit row
+            let domain_name = info
+                .domain_name
+                .as_ref()
+                .map(|n| n.chars().take(128).collect::<String>());
             let detail = json!({
                 "primaryType": info.primary_type,
-                "domainName": info.domain_name,
+                "domainName": domain_name,
                 "domainChainId": info.domain_chain_id,
                 "verifyingContract": info.domain_verifying_contract.map(|a| format!("{a:#x}")),
             });
