@@ -185,7 +185,13 @@ impl Store {
         let run_slot = slot.clone();
         let job = writer::Job {
             run: Box::new(move |ctx| {
-                let r = f(ctx);
+                // a panicking job must not take the single writer thread (and with it every
+                // later write) down: its savepoint is rolled back like any failed job's
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(ctx)))
+                    .unwrap_or_else(|_| {
+                        tracing::error!("a store write job panicked; its changes were rolled back");
+                        Err(StoreError::Io("a write job failed unexpectedly; nothing was written".into()))
+                    });
                 let ok = r.is_ok();
                 *run_slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
                 ok
