@@ -132,6 +132,7 @@ impl Appliance {
             &api.client_ca,
             &api.crls,
             api.tls12,
+            api.client_cert_policy(),
         )?);
         Ok(self.tls_api.get_or_init(|| tls).clone())
     }
@@ -163,7 +164,14 @@ impl Appliance {
         if let (Some(_), Some(cert), Some(key)) =
             (self.tls_api.get(), api.cert.as_deref(), api.key.as_deref())
         {
-            ReloadableTls::api(cert, key, &api.client_ca, &api.crls, api.tls12)?;
+            ReloadableTls::api(
+                cert,
+                key,
+                &api.client_ca,
+                &api.crls,
+                api.tls12,
+                api.client_cert_policy(),
+            )?;
         }
         if let (Some(_), Some(cert), Some(key)) = (
             self.tls_webhook.get(),
@@ -178,14 +186,20 @@ impl Appliance {
         if let (Some(t), Some(cert), Some(key)) =
             (self.tls_api.get(), api.cert.as_deref(), api.key.as_deref())
         {
-            t.reload(cert, key, &api.client_ca, &api.crls)?;
+            t.reload(
+                cert,
+                key,
+                &api.client_ca,
+                &api.crls,
+                api.client_cert_policy(),
+            )?;
         }
         if let (Some(t), Some(cert), Some(key)) = (
             self.tls_webhook.get(),
             webhook.cert.as_deref(),
             webhook.key.as_deref(),
         ) {
-            t.reload(cert, key, &[], &[])?;
+            t.reload(cert, key, &[], &[], Default::default())?;
         }
         self.replace_config(config);
         Ok(())

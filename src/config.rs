@@ -89,6 +89,9 @@ pub struct Config {
     /// Where this file was loaded from (not a key).
     #[serde(skip)]
     pub source: PathBuf,
+    /// Deprecated forms found while loading, to be logged once logging is up.
+    #[serde(skip)]
+    pub deprecations: Vec<String>,
 }
 
 /// How RSA-OAEP-SHA256 decryption is done.
@@ -174,6 +177,22 @@ pub struct ApiConfig {
     /// Open connections from one source address.
     #[serde(default = "default_api_max_connections_per_source")]
     pub max_connections_per_source: usize,
+    /// A CRL past its nextUpdate: `refuse` (default) or `warn`.
+    #[serde(default)]
+    pub crl_expired: crate::tls::CrlExpired,
+    /// Accept client certificates with more than one URI SAN (the first is the identity).
+    #[serde(default)]
+    pub allow_multiple_uri_sans: bool,
+}
+
+impl ApiConfig {
+    /// How client certificates are judged beyond chain and CRL membership.
+    pub fn client_cert_policy(&self) -> crate::tls::ClientCertPolicy {
+        crate::tls::ClientCertPolicy {
+            crl_expired: self.crl_expired,
+            allow_multiple_uri_sans: self.allow_multiple_uri_sans,
+        }
+    }
 }
 
 /// `[webhook]`
@@ -549,6 +568,8 @@ impl Default for ApiConfig {
             tls12: false,
             max_connections: default_api_max_connections(),
             max_connections_per_source: default_api_max_connections_per_source(),
+            crl_expired: Default::default(),
+            allow_multiple_uri_sans: false,
         }
     }
 }
@@ -611,6 +632,7 @@ impl Config {
             .compile()
             .map_err(|e| config.policy_error(e))?;
         config.compiled_policy = std::sync::Arc::new(compiled);
+        config.deprecations = config.client_deprecations();
         Ok(config)
     }
 
@@ -834,16 +856,13 @@ impl Config {
     fn validate_clients(&self) -> Result<(), ConfigError> {
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.clients.iter().enumerate() {
-            if c.identity.trim().is_empty() {
+            let key = format!("clients[{i}].identity");
+            let (id, _) = crate::identity::Identity::parse_config(&c.identity)
+                .map_err(|m| self.invalid(&key, format!("{m}; expected uri:URI or cn:NAME")))?;
+            if !seen.insert(id.to_string()) {
                 return Err(self.invalid(
-                    &format!("clients[{i}].identity"),
-                    "expected a non-empty identity",
-                ));
-            }
-            if !seen.insert(c.identity.as_str()) {
-                return Err(self.invalid(
-                    &format!("clients[{i}].identity"),
-                    format!("identity {:?} appears twice", c.identity),
+                    &key,
+                    format!("identity {:?} ({id}) appears twice", c.identity),
                 ));
             }
             if let Some(w) = c.wallets.iter().find(|w| !valid_selector(w)) {
@@ -854,6 +873,21 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Identities written in the deprecated plain form, as warnings to log.
+    fn client_deprecations(&self) -> Vec<String> {
+        self.clients
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match crate::identity::Identity::parse_config(&c.identity) {
+                Ok((id, true)) => Some(format!(
+                    "clients[{i}].identity = {:?} is read as \"{id}\"; write it that way (plain identities are deprecated)",
+                    c.identity
+                )),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The config as TOML, with every secret shown as `<redacted>`.

@@ -34,7 +34,7 @@ pub use error::HsmError;
 pub use keys::{KeyKind, KeyObject};
 
 use crate::config::{OaepMode, Pkcs11Config};
-use error::{classify, is_mechanism_refusal, Fault};
+use error::{classify, classify_decrypt, is_mechanism_refusal, Fault};
 use pool::Pool;
 
 /// GCM nonce length used for everything keyward seals itself.
@@ -591,7 +591,7 @@ fn native_oaep(
             mechanism: "CKM_RSA_PKCS_OAEP(SHA-256)",
             rv: e.to_string(),
         }),
-        Err(e) => Err(classify(e)),
+        Err(e) => Err(classify_decrypt(e, || session.get_session_info().is_ok())),
     }
 }
 
@@ -604,7 +604,7 @@ fn raw_oaep(
     let block = Zeroizing::new(
         session
             .decrypt(&Mechanism::RsaX509, key, ct)
-            .map_err(classify)?,
+            .map_err(|e| classify_decrypt(e, || session.get_session_info().is_ok()))?,
     );
     if block.len() > k {
         return Err(HsmError::DecryptFailed);

@@ -34,6 +34,8 @@ pub struct Metrics {
     pub connections_refused: IntCounterVec,
     /// Connections open, by face.
     pub connections_open: IntGaugeVec,
+    /// Seconds since each loaded CRL's thisUpdate, by file name.
+    pub crl_age_seconds: IntGaugeVec,
     /// Vendor co-signing rounds started (feature `dynamic-mpc`; zero otherwise).
     pub mpc_rounds_started: IntCounter,
     /// Vendor co-signing rounds whose request gave up (timeout, client gone) while the
@@ -109,6 +111,14 @@ fn build() -> Metrics {
             &["face"],
         )
         .expect("metric"),
+        crl_age_seconds: IntGaugeVec::new(
+            Opts::new(
+                "crl_age_seconds",
+                "Seconds since each loaded CRL's thisUpdate, when it was last loaded (start, SIGHUP)",
+            ),
+            &["crl"],
+        )
+        .expect("metric"),
         mpc_rounds_started: IntCounter::new(
             "mpc_rounds_started_total",
             "Vendor co-signing rounds started",
@@ -147,6 +157,7 @@ fn build() -> Metrics {
         Box::new(m.wallets.clone()),
         Box::new(m.connections_refused.clone()),
         Box::new(m.connections_open.clone()),
+        Box::new(m.crl_age_seconds.clone()),
         Box::new(m.mpc_rounds_started.clone()),
         Box::new(m.mpc_rounds_aborted.clone()),
         Box::new(m.mpc_rounds_running.clone()),

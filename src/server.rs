@@ -135,6 +135,10 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
 
 fn reload(app: &Appliance, path: &std::path::Path) -> Result<(), String> {
     let new = Config::load(path).map_err(|e| e.to_string())?;
+    // the same file checks as at start: a reload must not accept a client CA, CRL,
+    // policy or module that start-up would have refused
+    crate::hardening::check_private_paths(&new).map_err(|e| e.to_string())?;
+    crate::hardening::check_trusted_paths(&new).map_err(|e| e.to_string())?;
     // secrets must be readable before anything is swapped
     for s in &new.webhook.secrets {
         s.read().map_err(|e| e.to_string())?;
@@ -148,7 +152,11 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     use tokio::signal::unix::{signal, SignalKind};
     crate::hardening::harden_process(config.process.mlock_all)?;
     crate::hardening::check_private_paths(&config)?;
+    crate::hardening::check_trusted_paths(&config)?;
     let path = config.source.clone();
+    for d in &config.deprecations {
+        tracing::warn!("{d}");
+    }
     let running = start(config).await?;
     let mut term = signal(SignalKind::terminate()).expect("signal handler");
     let mut int = signal(SignalKind::interrupt()).expect("signal handler");

@@ -190,7 +190,9 @@ impl Store {
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(ctx)))
                     .unwrap_or_else(|_| {
                         tracing::error!("a store write job panicked; its changes were rolled back");
-                        Err(StoreError::Io("a write job failed unexpectedly; nothing was written".into()))
+                        Err(StoreError::Io(
+                            "a write job failed unexpectedly; nothing was written".into(),
+                        ))
                     });
                 let ok = r.is_ok();
                 *run_slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);

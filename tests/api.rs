@@ -315,7 +315,7 @@ async fn evm_routes_sign_and_verify_end_to_end() {
             addr(&eip155)
         );
         let rec = s.record(a.body["auditId"].as_str().unwrap());
-        assert_eq!(rec.actor, "test-client");
+        assert_eq!(rec.actor, "cn:test-client");
         assert_eq!(rec.action, "sign");
         assert_eq!(rec.decision, "allowed");
         assert_eq!(rec.result, "ok");
@@ -579,7 +579,10 @@ async fn solana_routes_sign_and_verify_end_to_end() {
     // an identity from a URI SAN, granted solana.message on chain:solana only
     let spiffe = s.client_as("ignored-cn", Some("spiffe://keyward.test/svc/payments"), 41);
     let who = spiffe.get("/v1/whoami").await;
-    assert_eq!(who.body["identity"], "spiffe://keyward.test/svc/payments");
+    assert_eq!(
+        who.body["identity"],
+        "uri:spiffe://keyward.test/svc/payments"
+    );
     let a = spiffe
         .post(&path(&w, "solana/message"), json!({ "message": "x" }))
         .await;
@@ -628,7 +631,7 @@ async fn handshake_refused_without_a_valid_client_certificate() {
     let c = s.client();
     let a = c.get("/v1/whoami").await;
     assert_eq!(a.status, StatusCode::OK);
-    assert_eq!(a.body["identity"], "test-client");
+    assert_eq!(a.body["identity"], "cn:test-client");
     // OpenAPI is served and names every route
     let doc = c.get("/v1/openapi.json").await;
     assert_eq!(doc.body["openapi"], "3.1.0");
@@ -680,7 +683,7 @@ async fn refusals_carry_codes_and_audit_records() {
             rec.decision.as_str(),
             rec.result.as_str()
         ),
-        ("stranger", "denied", "not_authorized")
+        ("cn:stranger", "denied", "not_authorized")
     );
     assert_eq!(
         stranger.get("/v1/wallets").await.status,

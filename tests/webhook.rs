@@ -440,7 +440,7 @@ async fn every_refusal_has_its_code_and_changes_nothing() {
                 wrong_key,
             ),
             422,
-            "envelope_key_unwrap_failed",
+            "envelope_decrypt_failed",
         ),
         (
             "tag",
@@ -478,7 +478,7 @@ async fn every_refusal_has_its_code_and_changes_nothing() {
                 ),
             ),
             422,
-            "envelope_content_key_invalid",
+            "envelope_decrypt_failed",
         ),
         (
             "mismatch",

@@ -228,26 +228,53 @@ fn chain_of(s: &str) -> Result<Chain, Refusal> {
 }
 
 fn envelope_refusal(field: &str, e: &EnvelopeError) -> Refusal {
-    let status = match e {
-        EnvelopeError::Hsm(h) if h.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
-        EnvelopeError::Hsm(_) | EnvelopeError::NoKey => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::UNPROCESSABLE_ENTITY,
-    };
-    Refusal::new(status, e.code(), format!("{field}: {e}"))
+    match e {
+        EnvelopeError::Hsm(h) => hsm_refusal(h),
+        EnvelopeError::NoKey => {
+            tracing::error!(field, error = %e, "no RSA key to decrypt with");
+            Refusal::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "envelope_no_key",
+                "this appliance has no RSA key to decrypt with",
+            )
+        }
+        // One answer for every "cannot decrypt" cause (RSA-OAEP unwrap, content key
+        // length, AES-GCM tag): telling them apart would hand a sender a padding oracle
+        // against the RSA key. The cause goes to the log only.
+        EnvelopeError::KeyUnwrapFailed
+        | EnvelopeError::ContentKeyLength
+        | EnvelopeError::PayloadDecryptFailed => {
+            tracing::info!(field, cause = %e, "envelope not decryptable");
+            Refusal::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "envelope_decrypt_failed",
+                format!("{field}: cannot be decrypted with any of this appliance's RSA keys"),
+            )
+        }
+        _ => Refusal::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            e.code(),
+            format!("{field}: {e}"),
+        ),
+    }
 }
 
+/// Token failures: the sender learns only that it failed and whether to retry; the
+/// PKCS#11 function and return value stay in the log.
 fn hsm_refusal(e: &HsmError) -> Refusal {
     if e.is_unavailable() {
+        tracing::warn!(error = %e, "token unavailable");
         Refusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "hsm_unavailable",
             "the token is unavailable; retry later",
         )
     } else {
+        tracing::error!(error = %e, "token operation failed");
         Refusal::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "hsm_error",
-            format!("token: {e}"),
+            "the token failed; the appliance log has the details",
         )
     }
 }
