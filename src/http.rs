@@ -193,7 +193,7 @@ pub async fn serve<H, F>(
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(t)) => t,
                 Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake refused");
+                    tracing::info!(%peer, error = %e, "TLS handshake refused");
                     return;
                 }
                 Err(_) => return,

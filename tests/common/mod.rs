@@ -224,6 +224,18 @@ pub fn mtls_request(
     path: &str,
     body: Option<&str>,
 ) -> Result<(u16, String), String> {
+    mtls_request_as(env, &env.pki.client, addr, method, path, body)
+}
+
+/// Like [`mtls_request`], presenting `client`'s certificate.
+pub fn mtls_request_as(
+    env: &Env,
+    client: &Issued,
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<(u16, String), String> {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
     use std::io::{Read, Write};
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
@@ -232,13 +244,12 @@ pub fn mtls_request(
         roots.add(c.unwrap()).unwrap();
     }
     let certs: Vec<CertificateDer<'static>> =
-        rustls_pemfile::certs(&mut env.pki.client.cert_pem.as_bytes())
+        rustls_pemfile::certs(&mut client.cert_pem.as_bytes())
             .map(Result::unwrap)
             .collect();
-    let key: PrivateKeyDer<'static> =
-        rustls_pemfile::private_key(&mut env.pki.client.key_pem.as_bytes())
-            .unwrap()
-            .unwrap();
+    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut client.key_pem.as_bytes())
+        .unwrap()
+        .unwrap();
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
