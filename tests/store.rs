@@ -130,6 +130,7 @@ fn deleted_blobs_do_not_stay_in_the_file() {
         revoked_at_ms: None,
         created_at: "t".into(),
         updated_at: "t".into(),
+        public_key: None,
     };
     store
         .write_blocking(move |ctx| wallets::upsert(ctx.conn, &w))

@@ -505,6 +505,8 @@ pub async fn created(app: Arc<Appliance>, d: Delivery) -> Result<Processed, Refu
                         .map(|w| w.created_at.clone())
                         .unwrap_or_else(|| now.clone()),
                     updated_at: now,
+                    // filled by the signer at the first signature (see `Signer::with_store`)
+                    public_key: None,
                 };
                 wallets::upsert(ctx.conn, &w)?;
             }
@@ -594,6 +596,7 @@ pub async fn revoked(app: Arc<Appliance>, d: Delivery) -> Result<Processed, Refu
                             revoked_at_ms: Some(ts),
                             created_at: now.clone(),
                             updated_at: now.clone(),
+                            public_key: None,
                         },
                     )?;
                     ("tombstoned", chain)
