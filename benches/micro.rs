@@ -309,9 +309,71 @@ allow = true
             d
         })
     });
+
+    // the sign routes' body handling: today bytes -> Value -> struct (two passes)
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct MessageReq {
+        message: String,
+    }
+    let body = br#"{"message":"keyward-load evm-message 0000000123"}"#;
+    g.bench_function("request body bytes -> Value -> struct (evm.message)", |b| {
+        b.iter(|| {
+            let v: serde_json::Value = serde_json::from_slice(body).expect("json");
+            serde_json::from_value::<MessageReq>(v).expect("struct")
+        })
+    });
+    g.bench_function("request body bytes -> struct (evm.message)", |b| {
+        b.iter(|| serde_json::from_slice::<MessageReq>(body).expect("struct"))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("store");
+    // the read-pool checkouts a sign request makes (lock state, wallet row)
+    let (secret, address) = keyward::wallet_key::generate(Chain::Evm);
+    let version = e.raw.current_wrap_version().expect("wrap key");
+    let row = keyward::wallets::wrap_local(
+        &e.raw,
+        Chain::Evm,
+        &secret,
+        address,
+        None,
+        keyward::store::wallets::Source::Generated,
+        version,
+    )
+    .expect("wrap");
+    let id = row.id.clone();
+    e.store
+        .write_blocking(move |ctx| keyward::store::wallets::upsert(ctx.conn, &row))
+        .expect("wallet row");
+    let lock = keyward::appliance::LOCK_KEY;
+    g.bench_function("read checkout: lock state", |b| {
+        b.iter(|| {
+            e.store
+                .read(|c| keyward::store::state::get(c, lock))
+                .expect("read")
+        })
+    });
+    g.bench_function("read checkout: wallet row by id", |b| {
+        b.iter(|| {
+            e.store
+                .read(|c| keyward::store::wallets::get(c, &id))
+                .expect("read")
+        })
+    });
+    g.bench_function("read checkout: lock state + wallet row together", |b| {
+        b.iter(|| {
+            e.store
+                .read(|c| {
+                    Ok((
+                        keyward::store::state::get(c, lock)?,
+                        keyward::store::wallets::get(c, &id)?,
+                    ))
+                })
+                .expect("read")
+        })
+    });
     g.sample_size(20);
     let store = e.store.clone();
     g.bench_function("audit append, one durable commit (write_blocking)", |b| {
