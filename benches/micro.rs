@@ -16,6 +16,7 @@ use keyward::chains::{evm, solana};
 use keyward::config::OaepMode;
 use keyward::custody::{self, Binding, Purpose};
 use keyward::hsm::{Token, TokenSettings};
+use keyward::signer::ecdsa;
 use keyward::simulator::Simulator;
 use keyward::store::audit::{self, AuditEvent};
 use keyward::store::wallets::Chain;
@@ -197,6 +198,32 @@ fn host(c: &mut Criterion, e: &Env) {
         b.iter(|| vk.verify_prehash(digest.as_slice(), &s).expect("verify"))
     });
 
+    // the local engine since issue 16: libsecp256k1 through keyward::signer::ecdsa
+    g.bench_function("libsecp256k1 sign prehash (local engine)", |b| {
+        b.iter(|| ecdsa::sign_prehash(evm_secret.expose(), &digest).expect("sign"))
+    });
+    let lsig = ecdsa::sign_prehash(evm_secret.expose(), &digest).expect("sign");
+    g.bench_function("libsecp256k1 recover address (signer's check)", |b| {
+        b.iter(|| ecdsa::recover_address(&digest, &lsig).expect("recover"))
+    });
+    let pk_bytes = ecdsa::public_key_of_secret(evm_secret.expose()).expect("public key");
+    g.bench_function("libsecp256k1 parse stored public key (65 B)", |b| {
+        b.iter(|| ecdsa::parse_public_key(&pk_bytes).expect("parse"))
+    });
+    g.bench_function("libsecp256k1 verify with known key", |b| {
+        let pk = ecdsa::parse_public_key(&pk_bytes).expect("parse");
+        let mut compact = [0u8; 64];
+        compact[..32].copy_from_slice(&lsig.r);
+        compact[32..].copy_from_slice(&lsig.s);
+        let s = secp256k1::ecdsa::Signature::from_compact(&compact).expect("sig");
+        let msg = secp256k1::Message::from_digest(digest.0);
+        b.iter(|| ecdsa::context().verify_ecdsa(msg, &s, &pk).expect("verify"))
+    });
+    g.bench_function(
+        "libsecp256k1 public key from secret (wallet creation)",
+        |b| b.iter(|| ecdsa::public_key_of_secret(evm_secret.expose()).expect("derive")),
+    );
+
     let (sol_secret, _) = keyward::wallet_key::generate(Chain::Solana);
     let msg = solana_transfer(&[1u8; 32]);
     g.bench_function("ed25519 key from seed + sign 150 B", |b| {
@@ -206,6 +233,21 @@ fn host(c: &mut Criterion, e: &Env) {
         })
     });
     let sol_key = keyward::wallet_key::solana_key(&sol_secret).expect("key");
+    let sol_pub = sol_key.verifying_key().to_bytes();
+    g.bench_function("ed25519 public key from address bytes (decompress)", |b| {
+        b.iter(|| ed25519_dalek::VerifyingKey::from_bytes(&sol_pub).expect("point"))
+    });
+    g.bench_function(
+        "ed25519 expand seed + raw_sign 150 B, known public key",
+        |b| {
+            let vk = ed25519_dalek::VerifyingKey::from_bytes(&sol_pub).expect("point");
+            let seed: &[u8; 32] = sol_secret.expose().try_into().expect("32 bytes");
+            b.iter(|| {
+                let esk = ed25519_dalek::hazmat::ExpandedSecretKey::from(seed);
+                ed25519_dalek::hazmat::raw_sign::<sha2::Sha512>(&esk, &msg, &vk)
+            })
+        },
+    );
     let sol_sig = sol_key.sign(&msg);
     g.bench_function("ed25519 verify_strict (signer's check)", |b| {
         let vk = sol_key.verifying_key();
@@ -267,9 +309,71 @@ allow = true
             d
         })
     });
+
+    // the sign routes' body handling: today bytes -> Value -> struct (two passes)
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct MessageReq {
+        message: String,
+    }
+    let body = br#"{"message":"keyward-load evm-message 0000000123"}"#;
+    g.bench_function("request body bytes -> Value -> struct (evm.message)", |b| {
+        b.iter(|| {
+            let v: serde_json::Value = serde_json::from_slice(body).expect("json");
+            serde_json::from_value::<MessageReq>(v).expect("struct")
+        })
+    });
+    g.bench_function("request body bytes -> struct (evm.message)", |b| {
+        b.iter(|| serde_json::from_slice::<MessageReq>(body).expect("struct"))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("store");
+    // the read-pool checkouts a sign request makes (lock state, wallet row)
+    let (secret, address) = keyward::wallet_key::generate(Chain::Evm);
+    let version = e.raw.current_wrap_version().expect("wrap key");
+    let row = keyward::wallets::wrap_local(
+        &e.raw,
+        Chain::Evm,
+        &secret,
+        address,
+        None,
+        keyward::store::wallets::Source::Generated,
+        version,
+    )
+    .expect("wrap");
+    let id = row.id.clone();
+    e.store
+        .write_blocking(move |ctx| keyward::store::wallets::upsert(ctx.conn, &row))
+        .expect("wallet row");
+    let lock = keyward::appliance::LOCK_KEY;
+    g.bench_function("read checkout: lock state", |b| {
+        b.iter(|| {
+            e.store
+                .read(|c| keyward::store::state::get(c, lock))
+                .expect("read")
+        })
+    });
+    g.bench_function("read checkout: wallet row by id", |b| {
+        b.iter(|| {
+            e.store
+                .read(|c| keyward::store::wallets::get(c, &id))
+                .expect("read")
+        })
+    });
+    g.bench_function("read checkout: lock state + wallet row together", |b| {
+        b.iter(|| {
+            e.store
+                .read(|c| {
+                    Ok((
+                        keyward::store::state::get(c, lock)?,
+                        keyward::store::wallets::get(c, &id)?,
+                    ))
+                })
+                .expect("read")
+        })
+    });
     g.sample_size(20);
     let store = e.store.clone();
     g.bench_function("audit append, one durable commit (write_blocking)", |b| {

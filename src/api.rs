@@ -136,7 +136,8 @@ struct Draft {
 impl Api {
     /// The service over `app`.
     pub fn new(app: Arc<Appliance>) -> Api {
-        let signer = Signer::with_engines(app.token.clone(), &app.config().engines);
+        let signer = Signer::with_engines(app.token.clone(), &app.config().engines)
+            .with_store(app.store.clone());
         Api::with_signer(app, signer)
     }
 

@@ -15,6 +15,7 @@
 
 #[cfg(feature = "dynamic-mpc")]
 pub mod dynamic;
+pub mod ecdsa;
 pub mod local;
 
 use std::future::Future;
@@ -30,6 +31,7 @@ use crate::config::{EnginesConfig, Operation};
 use crate::custody::CustodyError;
 use crate::hsm::{HsmError, Token};
 use crate::store::wallets::{Chain, Engine as EngineKind, Status, Wallet};
+use crate::store::Store;
 
 /// Why a signature could not be produced. Never carries secret bytes.
 #[derive(Debug, thiserror::Error)]
@@ -219,6 +221,9 @@ pub trait Engine: Send + Sync {
 pub struct Signer {
     local: local::LocalEngine,
     mpc: Option<Arc<dyn Engine>>,
+    /// Where public keys learnt from verified signatures are recorded (see
+    /// [`Signer::with_store`]); `None`: not recorded.
+    store: Option<Store>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -242,6 +247,7 @@ impl Signer {
         Signer {
             local: local::LocalEngine::new(token),
             mpc: None,
+            store: None,
         }
     }
 
@@ -272,7 +278,21 @@ impl Signer {
         Signer {
             local: local::LocalEngine::new(token),
             mpc,
+            store: None,
         }
+    }
+
+    /// Records in `store` the public key of each EVM `local` wallet that has none yet
+    /// (rows from before schema version 4 and delegated wallets), taken from its first
+    /// signature that recovers to the wallet's address: from then on its signatures are
+    /// verified under the stored key, and no request, then or later, derives it from the
+    /// secret. The write goes through the store's writer in the background and is
+    /// conditional on the row still holding the same wrapped key
+    /// ([`crate::store::wallets::fill_public_key`]); if it fails, the next signature
+    /// tries again.
+    pub fn with_store(mut self, store: Store) -> Signer {
+        self.store = Some(store);
+        self
     }
 
     /// Serves `mpc` wallets with `engine` (the co-signing engine, or a test double of its
@@ -341,8 +361,39 @@ impl Signer {
         let engine = self.engine_for(wallet, Chain::Evm)?;
         let expected = evm_address(wallet)?;
         let sig = engine.sign_evm(wallet, request).await?;
-        verify_evm(wallet, engine.name(), &request.digest, &sig, expected)?;
+        let proof = verify_evm(wallet, engine.name(), &request.digest, &sig, expected)?;
+        if let Proof::Recovered(public_key) = proof {
+            self.remember_public_key(wallet, &public_key);
+        }
         Ok(sig)
+    }
+
+    fn remember_public_key(&self, wallet: &Wallet, public_key: &secp256k1::PublicKey) {
+        let (Some(store), Some(wrapped), EngineKind::Local, None) = (
+            &self.store,
+            &wallet.wrapped_share,
+            wallet.engine,
+            &wallet.public_key,
+        ) else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let store = store.clone();
+        let id = wallet.id.clone();
+        let wrapped = wrapped.clone();
+        let public_key = public_key.serialize_uncompressed();
+        runtime.spawn(async move {
+            let filled = store
+                .write(move |ctx| {
+                    crate::store::wallets::fill_public_key(ctx.conn, &id, &wrapped, &public_key)
+                })
+                .await;
+            if let Err(e) = filled {
+                tracing::warn!(error = %e, "could not record a wallet's public key; the next signature retries");
+            }
+        });
     }
 
     /// Signs Solana bytes with the wallet's engine and proves the signature verifies
@@ -361,22 +412,61 @@ impl Signer {
     }
 }
 
+/// How an EVM signature was proven to be the wallet's.
+enum Proof {
+    /// `(r, s)` verified under the wallet's stored public key.
+    StoredKey,
+    /// Recovered to the wallet's address; this is the public key it recovered to.
+    Recovered(secp256k1::PublicKey),
+}
+
+/// Proves `sig` is the wallet's, on libsecp256k1.
+///
+/// A `local` wallet with a stored public key: the key's address must be the wallet's
+/// (so a row whose key and address disagree fails closed), then `(r, s)` must verify
+/// under it — cheaper than recovery and needing nothing derived from the secret. The
+/// y-parity is then libsecp256k1's own recovery id from the same signing call, which
+/// never reaches `v` when it cannot be expressed ([`ecdsa::sign_prehash`]). Every other
+/// wallet (no stored key, or an `mpc` co-signer whose `v` is someone else's) is proven by
+/// recovery, which checks `v` too: the signature must recover to the wallet's address.
 fn verify_evm(
     wallet: &Wallet,
     engine: &str,
     digest: &B256,
     sig: &RecoverableSig,
     expected: Address,
-) -> Result<(), SignError> {
-    let recovered = evm::recover_address(digest, sig)
+) -> Result<Proof, SignError> {
+    if let (EngineKind::Local, Some(stored)) = (wallet.engine, wallet.public_key.as_deref()) {
+        let public_key = ecdsa::parse_public_key(stored).map_err(|_| {
+            SignError::unverified(
+                wallet,
+                "the stored public key is not a secp256k1 key".into(),
+            )
+        })?;
+        if ecdsa::address_of(&public_key) != expected {
+            return Err(SignError::unverified(
+                wallet,
+                "the stored public key does not derive the wallet address".into(),
+            ));
+        }
+        ecdsa::verify(digest, sig, &public_key).map_err(|_| {
+            SignError::unverified(
+                wallet,
+                format!("{engine} signature does not verify under the wallet's public key"),
+            )
+        })?;
+        return Ok(Proof::StoredKey);
+    }
+    let public_key = ecdsa::recover(digest, sig)
         .map_err(|e| SignError::unverified(wallet, format!("{engine} signature: {e}")))?;
+    let recovered = ecdsa::address_of(&public_key);
     if recovered != expected {
         return Err(SignError::unverified(
             wallet,
             format!("{engine} signature recovers to {recovered:#x}, not the wallet address"),
         ));
     }
-    Ok(())
+    Ok(Proof::Recovered(public_key))
 }
 
 fn verify_solana(

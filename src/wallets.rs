@@ -91,6 +91,14 @@ pub fn wrap_local(
         version,
         secret.expose(),
     )?;
+    // derived once here so no signature has to (the signer verifies against it); the
+    // caller has already derived the address from this key, so it is a valid one
+    let public_key = match chain {
+        Chain::Evm => crate::signer::ecdsa::public_key_of_secret(secret.expose())
+            .ok()
+            .map(|pk| pk.to_vec()),
+        Chain::Solana => None,
+    };
     let now = crate::store::now_rfc3339();
     Ok(Wallet {
         id,
@@ -109,6 +117,7 @@ pub fn wrap_local(
         revoked_at_ms: None,
         created_at: now.clone(),
         updated_at: now,
+        public_key,
     })
 }
 

@@ -1070,6 +1070,123 @@ async fn wallet_operations_wrap_at_once_and_refuse_duplicates() {
     assert!(!records[0].detail.as_deref().unwrap().contains(EIP155_KEY));
 }
 
+/// The EIP-155 example key's public key, uncompressed SEC1, computed with k256 (not the
+/// library keyward signs with).
+fn eip155_public_key() -> Vec<u8> {
+    use k256::elliptic_curve::sec1::ToEncodedPoint;
+    let secret = k256::SecretKey::from_slice(&hex::decode(EIP155_KEY).unwrap()).unwrap();
+    secret
+        .public_key()
+        .to_encoded_point(false)
+        .as_bytes()
+        .to_vec()
+}
+
+/// Waits (bounded) until `wallet`'s row has a public key; the signer records it in the
+/// background after the answer.
+async fn stored_public_key(s: &Server, wallet: &str) -> Option<Vec<u8>> {
+    for _ in 0..200 {
+        let id = wallet.to_owned();
+        let row = s
+            .app
+            .store
+            .read(move |c| rows::get(c, &id))
+            .unwrap()
+            .unwrap();
+        if row.public_key.is_some() {
+            return row.public_key;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evm_public_keys_are_stored_and_signatures_verified_under_them() {
+    let s = start().await;
+    let c = s.client();
+    // stored at creation for EVM; Solana's public key is its address
+    let w = s.import(Chain::Evm, EIP155_KEY, None);
+    assert_eq!(w.public_key, Some(eip155_public_key()));
+    let sol = s.import(Chain::Solana, COW_KEY, None);
+    assert_eq!(sol.public_key, None);
+    let created = keyward::wallets::create(&s.app, Chain::Evm, None).unwrap();
+    assert_eq!(created.public_key.as_ref().map(Vec::len), Some(65));
+
+    // a row without one (older schema, a delegation): signs by recovery, then has it
+    s.put(Wallet {
+        public_key: None,
+        ..w.clone()
+    });
+    let a = c
+        .post(&path(&w, "evm/message"), json!({ "message": "hi" }))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let digest = keyward::chains::evm::personal_message_digest(b"hi");
+    assert_eq!(
+        recover(a.body["signature"].as_str().unwrap(), &digest),
+        addr(&w)
+    );
+    assert_eq!(
+        stored_public_key(&s, &w.id).await,
+        Some(eip155_public_key())
+    );
+    // and signs under it afterwards, with the same bytes (RFC 6979)
+    let b = c
+        .post(&path(&w, "evm/message"), json!({ "message": "hi" }))
+        .await;
+    assert_eq!(b.status, StatusCode::OK, "{}", b.body);
+    assert_eq!(a.body["signature"], b.body["signature"]);
+
+    // a stored key that does not derive the row's address: fail closed, nothing signed
+    s.put(Wallet {
+        public_key: created.public_key.clone(),
+        ..w.clone()
+    });
+    let a = c
+        .post(&path(&w, "evm/message"), json!({ "message": "hi" }))
+        .await;
+    assert_eq!(
+        (a.status, a.body["error"]["code"].as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, Some("custody_mismatch"))
+    );
+    assert!(a.body.get("signature").is_none());
+    // a row whose address and stored key agree but whose blob holds another key: the
+    // signature does not verify under the stored key
+    s.put(Wallet {
+        address: created.address.clone(),
+        public_key: created.public_key.clone(),
+        ..w.clone()
+    });
+    let a = c
+        .post(&path(&w, "evm/message"), json!({ "message": "hi" }))
+        .await;
+    assert_eq!(
+        (a.status, a.body["error"]["code"].as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, Some("custody_mismatch"))
+    );
+    assert!(a.body.get("signature").is_none());
+    // ... nor, without a stored key, recover to the address, and nothing is recorded
+    s.put(Wallet {
+        address: created.address.clone(),
+        public_key: None,
+        ..w.clone()
+    });
+    let a = c
+        .post(&path(&w, "evm/message"), json!({ "message": "hi" }))
+        .await;
+    assert_eq!(a.body["error"]["code"], "custody_mismatch");
+    // (a key is recorded only after a signature proved it, so there is nothing to wait for)
+    let id = w.id.clone();
+    let row = s
+        .app
+        .store
+        .read(move |c| rows::get(c, &id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.public_key, None);
+}
+
 /// kill -9 under load: every signature a client received has its audit record after
 /// the restart, and the chain verifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

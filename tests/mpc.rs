@@ -264,6 +264,7 @@ impl Server {
             source: Source::Delegation,
             wrapped_share: Some(wrap(Purpose::Share, share.to_string().as_bytes())),
             wrapped_api_key: Some(wrap(Purpose::ApiKey, API_KEY.as_bytes())),
+            public_key: None,
             ..template
         };
         self.put(&w);

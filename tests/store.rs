@@ -130,6 +130,7 @@ fn deleted_blobs_do_not_stay_in_the_file() {
         revoked_at_ms: None,
         created_at: "t".into(),
         updated_at: "t".into(),
+        public_key: None,
     };
     store
         .write_blocking(move |ctx| wallets::upsert(ctx.conn, &w))
@@ -171,4 +172,69 @@ fn a_panicking_write_job_rolls_back_and_the_writer_goes_on() {
         .read(|c| keyward::store::state::get(c, "after"))
         .unwrap();
     assert_eq!(after.as_deref(), Some("ok"));
+}
+
+#[test]
+fn a_public_key_is_filled_only_for_the_key_it_was_proven_for() {
+    use keyward::store::wallets::{self, Chain, Engine, Source, Status, Wallet};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("k.db"), 1).unwrap();
+    let w = Wallet {
+        id: "w1".into(),
+        chain: Chain::Evm,
+        address: Some("0x00".into()),
+        label: None,
+        source: Source::Delegation,
+        engine: Engine::Local,
+        status: Status::Active,
+        key_version: Some(1),
+        wrapped_share: Some(b"blob-1".to_vec()),
+        wrapped_api_key: None,
+        environment_id: None,
+        user_id: None,
+        delegated_at_ms: None,
+        revoked_at_ms: None,
+        created_at: "t".into(),
+        updated_at: "t".into(),
+        public_key: None,
+    };
+    let put = |w: Wallet| {
+        store
+            .write_blocking(move |ctx| wallets::upsert(ctx.conn, &w))
+            .unwrap()
+    };
+    let fill = |blob: &'static [u8], pk: &'static [u8]| {
+        store
+            .write_blocking(move |ctx| wallets::fill_public_key(ctx.conn, "w1", blob, pk))
+            .unwrap()
+    };
+    let stored = || {
+        store
+            .read(|c| wallets::get(c, "w1"))
+            .unwrap()
+            .unwrap()
+            .public_key
+    };
+    put(w.clone());
+    // the row was re-delegated meanwhile (another blob): not filled
+    assert!(!fill(b"blob-0", b"pk-0"));
+    assert_eq!(stored(), None);
+    assert!(fill(b"blob-1", b"pk-1"));
+    assert_eq!(stored(), Some(b"pk-1".to_vec()));
+    // never overwritten by a later fill
+    assert!(!fill(b"blob-1", b"pk-2"));
+    assert_eq!(stored(), Some(b"pk-1".to_vec()));
+    // an upsert carries its own value: a replaced key clears the old public key
+    put(Wallet {
+        wrapped_share: Some(b"blob-2".to_vec()),
+        public_key: None,
+        ..w.clone()
+    });
+    assert_eq!(stored(), None);
+    // a revoked wallet gets none
+    store
+        .write_blocking(|ctx| wallets::mark_revoked(ctx.conn, "w1", 1, "t2"))
+        .unwrap();
+    assert!(!fill(b"blob-2", b"pk-3"));
+    assert_eq!(stored(), None);
 }

@@ -140,7 +140,10 @@ pub fn prepare(
     })
 }
 
-/// The answer for a signature over `digest`.
+/// The answer for a signature over `digest` by `wallet`. `sig` must come from the
+/// [`crate::signer::Signer`], which has proven it over `digest` for the wallet before
+/// returning it; it is not checked again here (a second recovery cost more than the
+/// signing itself).
 pub fn answer(
     digest: &B256,
     finish: Finish,
@@ -154,12 +157,14 @@ pub fn answer(
             "address": format!("{wallet:#x}"),
         })),
         Finish::Tx(tx) => {
-            let signed = tx.encode_signed_checked(sig, wallet).map_err(|err| {
-                refuse(
+            // the signature was proven over `digest`: it must be this transaction's
+            if tx.signature_hash() != *digest {
+                return Err(refuse(
                     "custody_mismatch",
-                    format!("signed transaction does not verify: {err}"),
-                )
-            })?;
+                    "the signature is not over this transaction's signing hash",
+                ));
+            }
+            let signed = tx.encode_signed(sig);
             let parity = u64::from(sig.y_parity);
             // in 128 bits: parsing bounds a legacy chain id, but an answer never overflows
             let v = match tx.tx_type() {

@@ -111,6 +111,7 @@ mod tests {
             revoked_at_ms: None,
             created_at: String::new(),
             updated_at: String::new(),
+            public_key: None,
         }
     }
 

@@ -147,7 +147,9 @@ pub fn prepare(
     }
 }
 
-/// The answer for signature `sig` over `signed`.
+/// The answer for signature `sig` over `signed` by `wallet`. `sig` must come from the
+/// [`crate::signer::Signer`], which has verified it strictly under `wallet` over
+/// `signed`; it is not verified again here.
 pub fn answer(
     signed: &[u8],
     finish: Finish,
@@ -161,8 +163,8 @@ pub fn answer(
             "publicKey": solana::to_base58(wallet),
         })),
         Finish::Tx { parsed, index } => {
-            let tx =
-                solana::place_signature(&parsed, index, sig).map_err(|err| errors::solana(&err))?;
+            let tx = solana::place_verified_signature(&parsed, index, sig, wallet, signed)
+                .map_err(|err| errors::solana(&err))?;
             Ok(json!({
                 "signature": solana::to_base58(sig),
                 "transaction": B64.encode(tx),

@@ -875,6 +875,29 @@ pub fn place_signature(
     Ok(out)
 }
 
+/// Like [`place_signature`], for a signature its caller has already verified strictly
+/// under `signer` over `message` (the signer's check before any signature leaves): only
+/// checks that `message` is this transaction's message and `signer` the key of slot
+/// `index`, so a request does not pay for the same verification twice.
+pub fn place_verified_signature(
+    parsed: &ParsedTransaction,
+    index: usize,
+    sig: &[u8; SIGNATURE_LEN],
+    signer: &Pubkey,
+    message: &[u8],
+) -> Result<Vec<u8>, SolanaError> {
+    let required = parsed.num_required_signatures();
+    let at = parsed
+        .signature_offset(index)
+        .ok_or(SolanaError::SignerIndexOutOfRange { index, required })?;
+    if parsed.account_keys()[index] != *signer || parsed.message_bytes() != message {
+        return Err(SolanaError::BadSignature { index });
+    }
+    let mut out = parsed.raw.clone();
+    out[at..at + SIGNATURE_LEN].copy_from_slice(sig);
+    Ok(out)
+}
+
 /// Strict verification (rejects small-order keys and malleable signatures),
 /// matching what the validator's signature check accepts.
 fn verify(pubkey: &Pubkey, message: &[u8], sig: &[u8; SIGNATURE_LEN]) -> bool {
@@ -1541,6 +1564,28 @@ mod tests {
         let err = place_signature(&parsed, 0, &wrong).unwrap_err();
         assert_eq!(err, SolanaError::BadSignature { index: 0 });
         assert_eq!(err.code(), "bad_signature");
+        // already verified: placed only in the verified key's slot, over this message
+        let me = pubkey_of(&sk);
+        let msg = parsed.message_bytes().to_vec();
+        assert_eq!(
+            place_verified_signature(&parsed, 0, &sig, &me, &msg).unwrap(),
+            place_signature(&parsed, 0, &sig).unwrap()
+        );
+        assert_eq!(
+            place_verified_signature(&parsed, 0, &wrong, &pubkey_of(&other), &msg),
+            Err(SolanaError::BadSignature { index: 0 })
+        );
+        assert_eq!(
+            place_verified_signature(&parsed, 0, &sig, &me, b"another message"),
+            Err(SolanaError::BadSignature { index: 0 })
+        );
+        assert_eq!(
+            place_verified_signature(&parsed, 1, &sig, &me, &msg),
+            Err(SolanaError::SignerIndexOutOfRange {
+                index: 1,
+                required: 1
+            })
+        );
     }
 
     // --- transaction detection ----------------------------------------------

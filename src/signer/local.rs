@@ -1,26 +1,27 @@
 //! The `local` engine: a complete key, unwrapped in the token for one call, used on the
-//! host (`k256`, `ed25519-dalek`), and dropped.
+//! host (libsecp256k1 through [`super::ecdsa`], `ed25519-dalek`), and dropped.
 //!
 //! Why on the host: in-token secp256k1/Ed25519 costs 10-20x more than the host libraries
 //! on the token we measured, and keyward never stores per-wallet objects in the token.
 //! The unwrap (AES-GCM with the session copy of the wrapping key) takes ~10-30 µs, so it
 //! runs on the calling thread rather than hopping to a blocking pool.
 //!
-//! Before signing, the key's own address/public key is derived and compared with the
-//! wallet's: a key that does not belong to the wallet is never used. Must never: keep the
-//! secret or the key object past the call (both zeroize on drop), or log them.
+//! No public key is derived from the secret here (that was a third of the engine's cost):
+//! the [`super::Signer`] proves every signature against the wallet before it leaves —
+//! EVM: it verifies under the wallet's stored public key (whose address must be the
+//! wallet's) or recovers to the wallet's address; Solana: `verify_strict` under the
+//! address. A key that does not belong to the wallet therefore yields a signature that
+//! fails that check and is never returned (`custody_mismatch`). Must never: keep the
+//! secret or the key object past the call (both are wiped after use), or log them.
 
 use alloy_primitives::B256;
-use ed25519_dalek::Signer as _;
-use subtle::ConstantTimeEq;
+use ed25519_dalek::hazmat::{raw_sign, ExpandedSecretKey};
 
-use super::{evm_address, solana_pubkey, Engine, EngineFuture, EvmRequest, SignError, SolanaKind};
-use crate::chains::evm::{self, RecoverableSig};
-use crate::chains::solana;
+use super::{ecdsa, solana_pubkey, Engine, EngineFuture, EvmRequest, SignError, SolanaKind};
+use crate::chains::evm::RecoverableSig;
 use crate::custody::{self, Binding, Purpose, SecretBytes};
 use crate::hsm::Token;
 use crate::store::wallets::Wallet;
-use crate::wallet_key;
 
 /// Signs with complete keys held wrapped in the store.
 pub struct LocalEngine {
@@ -53,44 +54,45 @@ impl LocalEngine {
         secret
     }
 
-    /// A secp256k1 signature of a 32-byte digest by an EVM wallet.
+    /// A secp256k1 signature of a 32-byte digest by an EVM wallet (unverified: see the
+    /// module comment).
     pub fn sign_evm_digest(
         &self,
         wallet: &Wallet,
         digest: &B256,
     ) -> Result<RecoverableSig, SignError> {
-        let expected = evm_address(wallet)?;
         let secret = self.unwrap_secret(wallet)?;
-        let key = wallet_key::evm_key(&secret)
-            .map_err(|_| SignError::mismatch(wallet, "unwrapped material is not an EVM key"))?;
-        drop(secret);
-        if evm::address_of(key.verifying_key()) != expected {
-            return Err(SignError::mismatch(
-                wallet,
-                "the unwrapped key derives another address",
-            ));
-        }
-        Ok(evm::sign_digest(&key, digest))
-        // `key` (k256 SigningKey) zeroizes its scalar on drop
+        let sig = ecdsa::sign_prehash(secret.expose(), digest).map_err(|e| match e {
+            ecdsa::EcdsaError::InvalidKey => {
+                SignError::mismatch(wallet, "unwrapped material is not an EVM key")
+            }
+            other => SignError::mismatch(wallet, other.to_string()),
+        });
+        drop(secret); // zeroizes
+        sig
     }
 
-    /// An Ed25519 signature of `message` by a Solana wallet.
+    /// An Ed25519 signature of `message` by a Solana wallet (unverified: see the module
+    /// comment).
     pub fn sign_solana(&self, wallet: &Wallet, message: &[u8]) -> Result<[u8; 64], SignError> {
-        let expected = solana_pubkey(wallet)?;
+        // The public key is the wallet's address; decompressing it costs a fraction of
+        // deriving it from the seed (the scalar multiplication `SigningKey::from_bytes`
+        // does). `raw_sign` trusts the pair: with a seed that is not the key's, the result
+        // would be a signature under the wrong key, which `verify_strict` under the
+        // address refuses, so it is never returned (returning such signatures next to
+        // good ones is what would leak the key).
+        let pubkey = solana_pubkey(wallet)?;
+        let public = ed25519_dalek::VerifyingKey::from_bytes(&pubkey).map_err(|_| {
+            SignError::mismatch(wallet, "stored address is not an Ed25519 public key")
+        })?;
         let secret = self.unwrap_secret(wallet)?;
-        let key = wallet_key::solana_key(&secret).map_err(|_| {
+        let seed: &[u8; 32] = secret.expose().try_into().map_err(|_| {
             SignError::mismatch(wallet, "unwrapped material is not an Ed25519 seed")
         })?;
-        drop(secret);
-        // public keys are not secret, but a constant-time compare costs nothing here
-        if !bool::from(solana::pubkey_of(&key).ct_eq(&expected)) {
-            return Err(SignError::mismatch(
-                wallet,
-                "the unwrapped key derives another public key",
-            ));
-        }
-        Ok(key.sign(message).to_bytes())
-        // `key` (ed25519-dalek SigningKey, feature `zeroize`) wipes itself on drop
+        // SHA-512 of the seed, as `SigningKey` would; wiped on drop (feature `zeroize`)
+        let expanded = ExpandedSecretKey::from(seed);
+        drop(secret); // zeroizes
+        Ok(raw_sign::<sha2::Sha512>(&expanded, message, &public).to_bytes())
     }
 }
 

@@ -85,6 +85,14 @@ CREATE INDEX spend_window ON spend(wallet_id, chain, asset, at_ms);
     r#"
 CREATE INDEX wallets_address ON wallets(chain, address);
 "#,
+    // 4: the EVM public key of a `local` wallet (65-byte uncompressed SEC1), so the signer
+    // verifies against it instead of recovering, and no request derives it from the
+    // secret. NULL for Solana (the address is the public key), `mpc` wallets, and rows
+    // from before this migration: the signer fills those at their first signature, from
+    // the public key the signature recovers to (see `signer::Signer::with_store`).
+    r#"
+ALTER TABLE wallets ADD COLUMN public_key BLOB;
+"#,
 ];
 
 /// The schema version this binary writes.

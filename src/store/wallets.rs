@@ -92,6 +92,11 @@ pub struct Wallet {
     /// Sealed API key.
     #[serde(skip)]
     pub wrapped_api_key: Option<Vec<u8>>,
+    /// EVM `local` wallets: the key's public key, 65-byte uncompressed SEC1 (not secret).
+    /// `None` where there is none to store (Solana: the address is the public key; `mpc`)
+    /// or where it is not known yet (filled at the first signature).
+    #[serde(skip)]
+    pub public_key: Option<Vec<u8>>,
     /// Vendor environment.
     pub environment_id: Option<String>,
     /// Vendor user.
@@ -121,7 +126,7 @@ impl std::fmt::Debug for Wallet {
     }
 }
 
-const COLUMNS: &str = "id, chain, address, label, source, engine, status, key_version, wrapped_share, wrapped_api_key, environment_id, user_id, delegated_at_ms, revoked_at_ms, created_at, updated_at";
+const COLUMNS: &str = "id, chain, address, label, source, engine, status, key_version, wrapped_share, wrapped_api_key, environment_id, user_id, delegated_at_ms, revoked_at_ms, created_at, updated_at, public_key";
 
 fn corrupt(what: &str, v: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -153,6 +158,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Wallet> {
         revoked_at_ms: r.get(13)?,
         created_at: r.get(14)?,
         updated_at: r.get(15)?,
+        public_key: r.get(16)?,
     })
 }
 
@@ -204,13 +210,14 @@ pub fn list(conn: &Connection) -> Result<Vec<Wallet>, StoreError> {
 pub fn upsert(conn: &Connection, w: &Wallet) -> Result<(), StoreError> {
     conn.execute(
         &format!(
-            "INSERT INTO wallets ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+            "INSERT INTO wallets ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
              ON CONFLICT(id) DO UPDATE SET chain = excluded.chain, address = excluded.address, label = excluded.label,
                source = excluded.source, engine = excluded.engine, status = excluded.status,
                key_version = excluded.key_version, wrapped_share = excluded.wrapped_share,
                wrapped_api_key = excluded.wrapped_api_key, environment_id = excluded.environment_id,
                user_id = excluded.user_id, delegated_at_ms = excluded.delegated_at_ms,
-               revoked_at_ms = excluded.revoked_at_ms, updated_at = excluded.updated_at"
+               revoked_at_ms = excluded.revoked_at_ms, updated_at = excluded.updated_at,
+               public_key = excluded.public_key"
         ),
         params![
             w.id,
@@ -228,10 +235,27 @@ pub fn upsert(conn: &Connection, w: &Wallet) -> Result<(), StoreError> {
             w.delegated_at_ms,
             w.revoked_at_ms,
             w.created_at,
-            w.updated_at
+            w.updated_at,
+            w.public_key
         ],
     )?;
     Ok(())
+}
+
+/// Records the public key of wallet `id`, but only while the row still holds the
+/// wrapped key `wrapped_share` the key was proven for and has no public key yet: a
+/// re-delegation or revocation that raced with it wins. Returns whether it was stored.
+pub fn fill_public_key(
+    conn: &Connection,
+    id: &str,
+    wrapped_share: &[u8],
+    public_key: &[u8],
+) -> Result<bool, StoreError> {
+    Ok(conn.execute(
+        "UPDATE wallets SET public_key = ?3
+           WHERE id = ?1 AND wrapped_share = ?2 AND public_key IS NULL AND status = 'active'",
+        params![id, wrapped_share, public_key],
+    )? == 1)
 }
 
 /// Deletes the wrapped material and marks the wallet revoked (a tombstone).

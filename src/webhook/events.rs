@@ -607,6 +607,8 @@ pub async fn created(app: Arc<Appliance>, d: Delivery) -> Result<Processed, Refu
                         .map(|w| w.created_at.clone())
                         .unwrap_or_else(|| now.clone()),
                     updated_at: now,
+                    // filled by the signer at the first signature (see `Signer::with_store`)
+                    public_key: None,
                 };
                 wallets::upsert(ctx.conn, &w)?;
             }
@@ -695,6 +697,7 @@ pub async fn revoked(app: Arc<Appliance>, d: Delivery) -> Result<Processed, Refu
                             revoked_at_ms: Some(ts),
                             created_at: now.clone(),
                             updated_at: now.clone(),
+                            public_key: None,
                         },
                     )?;
                     ("tombstoned", chain)
@@ -812,6 +815,7 @@ mod tests {
             key_version: Some(1),
             wrapped_share: None,
             wrapped_api_key: None,
+            public_key: None,
             environment_id: env.map(str::to_owned),
             user_id: None,
             delegated_at_ms: None,
