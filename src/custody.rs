@@ -157,6 +157,21 @@ pub fn unwrap(
     Ok(SecretBytes::from(plain))
 }
 
+/// [`unwrap`] if a token session is free right now; `None` otherwise (the caller moves
+/// the wait off its async worker thread).
+pub fn try_unwrap(
+    token: &Token,
+    binding: &Binding<'_>,
+    blob: &[u8],
+) -> Option<Result<SecretBytes, CustodyError>> {
+    let version = match key_version_of(blob) {
+        Ok(v) => v,
+        Err(e) => return Some(Err(e)),
+    };
+    let plain = token.try_open_sealed(version, &aad(binding, version), &blob[HEADER_LEN..])?;
+    Some(plain.map(SecretBytes::from).map_err(CustodyError::from))
+}
+
 /// Re-wraps a blob under `new_version` (wrapping-key rotation).
 pub fn rewrap(
     token: &Token,

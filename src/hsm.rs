@@ -291,14 +291,32 @@ impl Token {
         &self,
         op: impl FnOnce(&Session, &Live) -> Result<T, HsmError>,
     ) -> Result<T, HsmError> {
-        let live = self.live()?;
-        let pooled = match live.pool.checkout() {
+        self.run_with(true, op)
+            .unwrap_or(Err(HsmError::PoolExhausted(pool::CHECKOUT_WAIT)))
+    }
+
+    /// Like [`Token::run`]; with `wait` false, `None` instead of waiting for a session.
+    fn run_with<T>(
+        &self,
+        wait: bool,
+        op: impl FnOnce(&Session, &Live) -> Result<T, HsmError>,
+    ) -> Option<Result<T, HsmError>> {
+        let live = match self.live() {
+            Ok(l) => l,
+            Err(e) => return Some(Err(e)),
+        };
+        let checkout = if wait {
+            live.pool.checkout()
+        } else {
+            live.pool.try_checkout()?
+        };
+        let pooled = match checkout {
             Ok(p) => p,
             Err(e) => {
                 if e.fault() == Fault::Token {
                     self.drop_live(&live);
                 }
-                return Err(e);
+                return Some(Err(e));
             }
         };
         let result = op(pooled.session(), &live);
@@ -310,7 +328,7 @@ impl Token {
             }
             _ => drop(pooled),
         }
-        result
+        Some(result)
     }
 
     /// Checks that the token answers (for readiness probes).
@@ -499,16 +517,47 @@ impl Token {
         aad: &[u8],
         sealed: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+        self.open_sealed_with(true, version, aad, sealed)
+            .unwrap_or(Err(HsmError::PoolExhausted(pool::CHECKOUT_WAIT)))
+    }
+
+    /// [`Token::open_sealed`] if a session is free right now, else `None` (so an async
+    /// caller can move the wait off its worker thread).
+    pub fn try_open_sealed(
+        &self,
+        version: u32,
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Option<Result<Zeroizing<Vec<u8>>, HsmError>> {
+        self.open_sealed_with(false, version, aad, sealed)
+    }
+
+    fn open_sealed_with(
+        &self,
+        wait: bool,
+        version: u32,
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Option<Result<Zeroizing<Vec<u8>>, HsmError>> {
         if sealed.len() < GCM_IV_LEN + GCM_TAG_LEN {
-            return Err(HsmError::DecryptFailed);
+            return Some(Err(HsmError::DecryptFailed));
         }
         let (iv, ct) = sealed.split_at(GCM_IV_LEN);
         // a wallet rewrapped by another process under a version made after this process
-        // loaded its keys: load them again, once
-        if !self.live()?.wrap_copies.contains_key(&version) {
-            self.sync_keys()?;
+        // loaded its keys: load them again, once (token calls: only where waiting is fine)
+        let loaded = match self.live() {
+            Ok(l) => l.wrap_copies.contains_key(&version),
+            Err(e) => return Some(Err(e)),
+        };
+        if !loaded {
+            if !wait {
+                return None;
+            }
+            if let Err(e) = self.sync_keys() {
+                return Some(Err(e));
+            }
         }
-        self.run(|session, live| {
+        self.run_with(wait, |session, live| {
             let key = wrap_handle(live, version)?;
             let mut iv = <[u8; GCM_IV_LEN]>::try_from(iv).expect("split at IV length");
             let params = GcmParams::new(&mut iv, aad, ((GCM_TAG_LEN * 8) as u64).into())

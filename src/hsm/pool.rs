@@ -15,7 +15,7 @@ use secrecy::SecretString;
 
 use super::error::{classify, HsmError};
 
-const CHECKOUT_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const CHECKOUT_WAIT: Duration = Duration::from_secs(5);
 
 struct Slots {
     idle: Vec<Session>,
@@ -71,6 +71,23 @@ impl Pool {
 
     fn lock(&self) -> MutexGuard<'_, Slots> {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A session without waiting: `None` when every session is checked out (the caller
+    /// then waits somewhere that may block, never on an async worker thread).
+    pub(crate) fn try_checkout(&self) -> Option<Result<Pooled<'_>, HsmError>> {
+        let mut slots = self.lock();
+        if let Some(session) = slots.idle.pop() {
+            return Some(Ok(Pooled {
+                pool: self,
+                session: Some(session),
+            }));
+        }
+        if slots.missing == 0 {
+            return None;
+        }
+        drop(slots);
+        Some(self.checkout())
     }
 
     pub(crate) fn checkout(&self) -> Result<Pooled<'_>, HsmError> {

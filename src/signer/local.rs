@@ -34,6 +34,32 @@ impl LocalEngine {
         LocalEngine { token }
     }
 
+    /// Unwraps on the calling thread if a token session is free, else `None`.
+    fn try_unwrap_secret(&self, wallet: &Wallet) -> Option<Result<SecretBytes, SignError>> {
+        let blob = match wallet.wrapped_share.as_deref() {
+            Some(b) => b,
+            None => {
+                return Some(Err(SignError::mismatch(
+                    wallet,
+                    "wallet has no wrapped key",
+                )))
+            }
+        };
+        let binding = Binding {
+            wallet_id: &wallet.id,
+            chain: wallet.chain.as_str(),
+            purpose: Purpose::Share,
+        };
+        let started = std::time::Instant::now();
+        let secret = custody::try_unwrap(&self.token, &binding, blob)?
+            .map_err(|e| SignError::custody(wallet, e));
+        crate::metrics::get()
+            .token_seconds
+            .with_label_values(&["unwrap"])
+            .observe(started.elapsed().as_secs_f64());
+        Some(secret)
+    }
+
     fn unwrap_secret(&self, wallet: &Wallet) -> Result<SecretBytes, SignError> {
         let blob = wallet
             .wrapped_share
@@ -62,6 +88,14 @@ impl LocalEngine {
         digest: &B256,
     ) -> Result<RecoverableSig, SignError> {
         let secret = self.unwrap_secret(wallet)?;
+        Self::ecdsa_with(wallet, secret, digest)
+    }
+
+    fn ecdsa_with(
+        wallet: &Wallet,
+        secret: SecretBytes,
+        digest: &B256,
+    ) -> Result<RecoverableSig, SignError> {
         let sig = ecdsa::sign_prehash(secret.expose(), digest).map_err(|e| match e {
             ecdsa::EcdsaError::InvalidKey => {
                 SignError::mismatch(wallet, "unwrapped material is not an EVM key")
@@ -75,6 +109,15 @@ impl LocalEngine {
     /// An Ed25519 signature of `message` by a Solana wallet (unverified: see the module
     /// comment).
     pub fn sign_solana(&self, wallet: &Wallet, message: &[u8]) -> Result<[u8; 64], SignError> {
+        let secret = self.unwrap_secret(wallet)?;
+        Self::ed25519_with(wallet, secret, message)
+    }
+
+    fn ed25519_with(
+        wallet: &Wallet,
+        secret: SecretBytes,
+        message: &[u8],
+    ) -> Result<[u8; 64], SignError> {
         // The public key is the wallet's address; decompressing it costs a fraction of
         // deriving it from the seed (the scalar multiplication `SigningKey::from_bytes`
         // does). `raw_sign` trusts the pair: with a seed that is not the key's, the result
@@ -85,7 +128,6 @@ impl LocalEngine {
         let public = ed25519_dalek::VerifyingKey::from_bytes(&pubkey).map_err(|_| {
             SignError::mismatch(wallet, "stored address is not an Ed25519 public key")
         })?;
-        let secret = self.unwrap_secret(wallet)?;
         let seed: &[u8; 32] = secret.expose().try_into().map_err(|_| {
             SignError::mismatch(wallet, "unwrapped material is not an Ed25519 seed")
         })?;
@@ -96,7 +138,10 @@ impl LocalEngine {
     }
 }
 
-/// Signing with a complete key takes microseconds: it runs on the calling task.
+/// Signing with a complete key takes microseconds: it runs on the calling task when a
+/// token session is free. When every session is checked out, the wait for one (up to the
+/// pool's checkout timeout) happens on tokio's blocking pool, never on an async worker:
+/// a worker blocked there would stall every other connection it serves.
 impl Engine for LocalEngine {
     fn name(&self) -> &'static str {
         "local"
@@ -107,9 +152,14 @@ impl Engine for LocalEngine {
         wallet: &'a Wallet,
         request: &'a EvmRequest,
     ) -> EngineFuture<'a, RecoverableSig> {
-        Box::pin(std::future::ready(
-            self.sign_evm_digest(wallet, &request.digest),
-        ))
+        let digest = request.digest;
+        Box::pin(async move {
+            let secret = match self.try_unwrap_secret(wallet) {
+                Some(s) => s?,
+                None => self.unwrap_off_worker(wallet).await?,
+            };
+            Self::ecdsa_with(wallet, secret, &digest)
+        })
     }
 
     fn sign_solana<'a>(
@@ -118,8 +168,26 @@ impl Engine for LocalEngine {
         _kind: SolanaKind,
         message: &'a [u8],
     ) -> EngineFuture<'a, [u8; 64]> {
-        Box::pin(std::future::ready(LocalEngine::sign_solana(
-            self, wallet, message,
-        )))
+        Box::pin(async move {
+            let secret = match self.try_unwrap_secret(wallet) {
+                Some(s) => s?,
+                None => self.unwrap_off_worker(wallet).await?,
+            };
+            Self::ed25519_with(wallet, secret, message)
+        })
+    }
+}
+
+impl LocalEngine {
+    async fn unwrap_off_worker(&self, wallet: &Wallet) -> Result<SecretBytes, SignError> {
+        let engine = LocalEngine::new(self.token.clone());
+        let owned = wallet.clone();
+        tokio::task::spawn_blocking(move || engine.unwrap_secret(&owned))
+            .await
+            .map_err(|_| {
+                SignError::Hsm(crate::hsm::HsmError::Invalid(
+                    "the unwrap task was cancelled".into(),
+                ))
+            })?
     }
 }
