@@ -17,6 +17,7 @@ pub mod grants;
 pub mod openapi;
 pub mod policy_gate;
 pub mod routes;
+pub mod rpc;
 pub mod solana;
 
 use std::sync::Arc;
@@ -67,6 +68,7 @@ pub struct Api {
     app: Arc<Appliance>,
     signer: Signer,
     limiter: policy_gate::RateLimiter,
+    rpc: rpc::State,
 }
 
 impl std::fmt::Debug for Api {
@@ -133,6 +135,7 @@ impl Api {
             app,
             signer,
             limiter: policy_gate::RateLimiter::default(),
+            rpc: rpc::State::default(),
         }
     }
 
@@ -166,7 +169,15 @@ impl Api {
                 }
                 r
             }
-            (Some(identity), Matched::Route { id, wallet_id, .. }) => match id {
+            (
+                Some(identity),
+                Matched::Route {
+                    id,
+                    wallet_id,
+                    chain_id,
+                    ..
+                },
+            ) => match id {
                 RouteId::Whoami => self.whoami(identity),
                 RouteId::OpenApi => openapi::response(),
                 RouteId::ListWallets => self.list_wallets(identity),
@@ -175,6 +186,7 @@ impl Api {
                     let wallet_id = wallet_id.unwrap_or_default().to_owned();
                     self.sign(identity, op, wallet_id, &parts, body).await
                 }
+                RouteId::Rpc => self.rpc(identity, chain_id, &parts, body).await,
             },
         };
         crate::metrics::get()
