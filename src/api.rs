@@ -186,7 +186,7 @@ impl Api {
                     let wallet_id = wallet_id.unwrap_or_default().to_owned();
                     self.sign(identity, op, wallet_id, &parts, body).await
                 }
-                RouteId::Rpc => self.rpc(identity, chain_id, &parts, body).await,
+                RouteId::Rpc => Box::pin(self.rpc(identity, chain_id, &parts, body)).await,
             },
         };
         crate::metrics::get()

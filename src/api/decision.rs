@@ -277,11 +277,15 @@ impl Api {
             WalletKey::EvmAddress(a) => {
                 let address = format!("{a:#x}");
                 let lookup = address.clone();
-                match self
-                    .app
-                    .store
-                    .read(move |c| rows::active_by_address(c, Chain::Evm, &lookup))
-                {
+                // the active holder of the address; failing that, a revoked one, so that the
+                // answer is wallet_revoked rather than "no such wallet"
+                let found = self.app.store.read(move |c| {
+                    match rows::active_by_address(c, Chain::Evm, &lookup)? {
+                        Some(w) => Ok(Some(w)),
+                        None => rows::latest_by_address(c, Chain::Evm, &lookup),
+                    }
+                });
+                match found {
                     Ok(Some(w)) => Ok(w),
                     Ok(None) => Err(refuse(
                         "wallet_not_found",

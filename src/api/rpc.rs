@@ -284,8 +284,6 @@ pub(crate) struct Ctx<'a> {
     pub upstream: Result<Option<Arc<Upstream>>, String>,
     /// `?compat=geth`: `eth_signTransaction` answers `{raw, tx}` as geth does.
     pub geth_compat: bool,
-    /// The upstream's chain id, asked once per HTTP request.
-    pub upstream_chain: tokio::sync::OnceCell<Option<u64>>,
     /// Audit ids of the signing calls answered, in order.
     audit_ids: Mutex<Vec<String>>,
 }
@@ -373,7 +371,6 @@ impl Api {
             config_chain: config.rpc.chain_id,
             upstream: self.rpc.upstream(&config.rpc),
             geth_compat,
-            upstream_chain: tokio::sync::OnceCell::new(),
             audit_ids: Mutex::default(),
         };
         drop(config);
@@ -455,7 +452,7 @@ impl Ctx<'_> {
     }
 
     /// The chain id of this request: the path's, else `rpc.chain_id`, else the upstream
-    /// node's; `None` when none is known.
+    /// node's (asked once per upstream client); `None` when none is known.
     pub async fn chain_id(&self) -> Result<Option<u64>, Refusal> {
         if let Some(id) = self.path_chain.or(self.config_chain) {
             return Ok(Some(id));
@@ -463,27 +460,8 @@ impl Ctx<'_> {
         let Some(up) = self.upstream_node()? else {
             return Ok(None);
         };
-        self.upstream_chain
-            .get_or_try_init(|| async move {
-                let v = up
-                    .call("eth_chainId", json!([]))
-                    .await
-                    .map_err(|e| fill::refusal(&e))?;
-                let id = v
-                    .as_str()
-                    .and_then(|s| s.strip_prefix("0x"))
-                    .and_then(|h| u64::from_str_radix(h, 16).ok())
-                    .filter(|id| *id != 0)
-                    .ok_or_else(|| {
-                        super::errors::refuse(
-                            "upstream_unavailable",
-                            "the upstream node's eth_chainId is not a hex quantity",
-                        )
-                    })?;
-                Ok(Some(id))
-            })
-            .await
-            .copied()
+        let id = up.chain_id().await.map_err(|e| fill::refusal(&e))?;
+        Ok(Some(id))
     }
 
     /// Notes the audit record of a signing call.

@@ -71,6 +71,9 @@ pub struct Upstream {
     host_header: String,
     tls: Option<tokio_rustls::TlsConnector>,
     timeout: Duration,
+    /// The node's chain id, asked once: a node does not change chains (a config reload
+    /// that names another node builds another client).
+    chain_id: tokio::sync::OnceCell<u64>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -136,7 +139,25 @@ impl Upstream {
             host_header,
             tls,
             timeout: cfg.upstream_timeout,
+            chain_id: tokio::sync::OnceCell::new(),
         }))
+    }
+
+    /// The node's `eth_chainId`.
+    pub async fn chain_id(&self) -> Result<u64, UpstreamError> {
+        self.chain_id
+            .get_or_try_init(|| async {
+                let v = self.call("eth_chainId", json!([])).await?;
+                v.as_str()
+                    .and_then(|s| s.strip_prefix("0x"))
+                    .and_then(|h| u64::from_str_radix(h, 16).ok())
+                    .filter(|id| *id != 0)
+                    .ok_or_else(|| {
+                        UpstreamError::Garbage("eth_chainId is not a non-zero hex quantity".into())
+                    })
+            })
+            .await
+            .copied()
     }
 
     /// Calls `method` and returns its result, or the node's error as
