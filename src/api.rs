@@ -10,16 +10,17 @@
 //! Must never: import the webhook face, log or echo request bodies or secrets, answer a
 //! sign request without an `auditId`, or sign while the appliance is locked.
 
+pub mod decision;
 pub mod errors;
 pub mod evm;
 pub mod grants;
 pub mod openapi;
 pub mod policy_gate;
 pub mod routes;
+pub mod rpc;
 pub mod solana;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -31,9 +32,9 @@ use serde_json::{json, Value};
 use crate::appliance::Appliance;
 use crate::config::Operation;
 use crate::http::{self, Body, Conn, Refusal};
-use crate::signer::{self, Signer};
-use crate::store::audit::AuditEvent;
+use crate::signer::Signer;
 use crate::store::wallets::{self as rows, Chain, Wallet};
+pub use decision::{Decided, Face, Refused, SignCall, WalletKey};
 use errors::refuse;
 use grants::Grants;
 use routes::{Matched, RouteId};
@@ -67,6 +68,7 @@ pub struct Api {
     app: Arc<Appliance>,
     signer: Signer,
     limiter: policy_gate::RateLimiter,
+    rpc: rpc::State,
 }
 
 impl std::fmt::Debug for Api {
@@ -120,19 +122,6 @@ pub async fn serve_with(
     Ok(())
 }
 
-/// What the audit record of a sign request says, filled in as the request progresses.
-struct Draft {
-    wallet_id: String,
-    operation: Operation,
-    digest: Option<String>,
-    detail: Option<Value>,
-    dry_run: bool,
-    policy: Option<policy_gate::Outcome>,
-    rule: Option<String>,
-    matched: Option<Vec<String>>,
-    retry_after: Option<u64>,
-}
-
 impl Api {
     /// The service over `app`.
     pub fn new(app: Arc<Appliance>) -> Api {
@@ -147,6 +136,7 @@ impl Api {
             app,
             signer,
             limiter: policy_gate::RateLimiter::default(),
+            rpc: rpc::State::default(),
         }
     }
 
@@ -180,21 +170,24 @@ impl Api {
                 }
                 r
             }
-            (Some(identity), Matched::Route { id, wallet_id, .. }) => match id {
+            (
+                Some(identity),
+                Matched::Route {
+                    id,
+                    wallet_id,
+                    chain_id,
+                    ..
+                },
+            ) => match id {
                 RouteId::Whoami => self.whoami(identity),
                 RouteId::OpenApi => openapi::response(),
                 RouteId::ListWallets => self.list_wallets(identity),
                 RouteId::GetWallet => self.get_wallet(identity, wallet_id.unwrap_or_default()),
                 RouteId::Sign(op) => {
-                    let started = Instant::now();
                     let wallet_id = wallet_id.unwrap_or_default().to_owned();
-                    let r = self.sign(identity, op, wallet_id, &parts, body).await;
-                    crate::metrics::get()
-                        .sign_seconds
-                        .with_label_values(&[op.as_str()])
-                        .observe(started.elapsed().as_secs_f64());
-                    r
+                    self.sign(identity, op, wallet_id, &parts, body).await
                 }
+                RouteId::Rpc => Box::pin(self.rpc(identity, chain_id, &parts, body)).await,
             },
         };
         crate::metrics::get()
@@ -276,7 +269,7 @@ impl Api {
         }
     }
 
-    /// A sign request: decided, audited durably, then answered.
+    /// A REST sign request: decided, audited durably, then answered.
     async fn sign(
         &self,
         identity: &str,
@@ -285,97 +278,29 @@ impl Api {
         parts: &Parts,
         body: Incoming,
     ) -> Response<Body> {
-        let mut draft = Draft {
-            wallet_id,
+        let call = SignCall {
+            identity,
+            face: Face::Rest,
             operation: op,
-            digest: None,
-            detail: None,
-            dry_run: false,
-            policy: None,
-            rule: None,
-            matched: None,
-            retry_after: None,
+            wallet: WalletKey::Id(wallet_id),
+            dry_run: dry_run(parts.uri.query()),
         };
-        // a panic below is still audited (as internal_error) and answered 500
-        let outcome = http::catch_panic(self.decide_and_sign(identity, &mut draft, parts, body))
-            .await
-            .and_then(|r| r);
-        let (decision, result) = match &outcome {
-            Ok(_) if draft.dry_run => ("allowed", "dry_run"),
-            Ok(_) => ("allowed", "ok"),
-            Err(r) if r.status.is_server_error() => ("error", r.code),
-            Err(r) => ("denied", r.code),
+        let input = async move {
+            check_json_content_type(parts)?;
+            let bytes: Bytes = http::read_body(body, BODY_LIMIT).await?;
+            let body: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| refuse("invalid_json", format!("the body is not valid JSON: {e}")))?;
+            if !body.is_object() {
+                return Err(refuse("invalid_json", "the body must be a JSON object"));
+            }
+            Ok(body)
         };
-        if let Err(r) = &outcome {
-            if r.status.is_server_error() {
-                tracing::warn!(client = identity, wallet = %draft.wallet_id, operation = op.as_str(), code = r.code, message = %r.message, "sign request failed");
-            }
-        }
-        let mut detail = draft.detail.take().unwrap_or_else(|| json!({}));
-        let policy = draft.policy.take();
-        if let Value::Object(m) = &mut detail {
-            if let Some(p) = &policy {
-                m.insert("policy".into(), p.summary());
-            }
-            if draft.dry_run {
-                m.insert("dryRun".into(), Value::Bool(true));
-            }
-        }
-        let event = AuditEvent {
-            actor: identity.to_owned(),
-            action: if draft.dry_run {
-                "sign.dry_run"
-            } else {
-                "sign"
-            }
-            .into(),
-            wallet_id: Some(draft.wallet_id.clone()),
-            chain: Some(chain_of(op).as_str().into()),
-            operation: Some(op.as_str().into()),
-            digest: draft.digest.take(),
-            decision: decision.into(),
-            result: result.into(),
-            detail: Some(detail),
+        let decided = match self.decide(call, input).await {
+            Ok(d) => d,
+            Err(r) => return r.into_response(None),
         };
-        // the answer (and any signature in it) waits for the durable commit; rolling caps
-        // are re-checked inside it (see `policy_gate::commit`)
-        let counted = policy.filter(|p| !p.spend.is_empty() || !p.caps.is_empty());
-        let matched = counted.as_ref().map(|p| p.matched.clone());
-        // a signature is released only if the lock and the wallet still allow it when its
-        // record commits: an operator's lock or a revocation may have landed meanwhile
-        let releasing = outcome.is_ok() && !draft.dry_run;
-        let (audit_id, late) = match self
-            .app
-            .store
-            .write(move |ctx| policy_gate::commit(ctx, event, counted, releasing))
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, wallet = %draft.wallet_id, "audit record not durable; answer withheld");
-                return refuse(
-                    "store_unavailable",
-                    "the audit record could not be made durable; nothing was signed or returned",
-                )
-                .into_response(None);
-            }
-        };
-        let mut rule = draft.rule.take();
-        let outcome = match late {
-            // signed, but no longer releasable (a concurrent request used up the cap first,
-            // a lock, a revocation): the signature is dropped
-            Some(policy_gate::Late::Policy(d)) => {
-                rule = Some(d.rule.clone());
-                draft.matched = matched;
-                Err(policy_gate::denied(&d))
-            }
-            Some(late) => {
-                tracing::warn!(client = identity, wallet = %draft.wallet_id, "signature withheld: the appliance was locked or the wallet revoked while it was being made");
-                Err(late.refusal(&draft.wallet_id))
-            }
-            None => outcome,
-        };
-        match outcome {
+        let audit_id = decided.audit_id;
+        match decided.outcome {
             Ok(Value::Object(mut m)) => {
                 m.insert("auditId".into(), Value::String(audit_id));
                 http::json(StatusCode::OK, &m)
@@ -384,20 +309,21 @@ impl Api {
                 StatusCode::OK,
                 &json!({ "result": other, "auditId": audit_id }),
             ),
-            Err(r) => {
+            Err(refused) => {
+                let r = refused.refusal;
                 let mut error = json!({ "code": r.code, "message": r.message });
-                if let Some(rule) = rule {
+                if let Some(rule) = refused.rule {
                     error["rule"] = Value::String(rule);
                 }
                 let mut body = json!({ "error": error, "auditId": audit_id });
-                if let Some(m) = draft.matched.take() {
+                if let Some(m) = refused.matched {
                     body["matchedRules"] = json!(m);
                 }
-                if draft.dry_run {
+                if decided.dry_run {
                     body["dryRun"] = Value::Bool(true);
                 }
                 let mut resp = http::json(r.status, &body);
-                if let Some(secs) = draft.retry_after {
+                if let Some(secs) = refused.retry_after {
                     if let Ok(v) = secs.to_string().parse() {
                         resp.headers_mut().insert(hyper::header::RETRY_AFTER, v);
                     }
@@ -406,161 +332,6 @@ impl Api {
             }
         }
     }
-
-    /// Runs the policy; a refusal carries its rule, and the matched rules go to the audit
-    /// record either way.
-    fn judge(
-        &self,
-        identity: &str,
-        policy: &crate::policy::Policy,
-        wallet: &crate::policy::WalletRef<'_>,
-        subject: &crate::policy::Subject,
-        draft: &mut Draft,
-    ) -> Result<(), Refusal> {
-        let req = crate::policy::Request {
-            client: identity,
-            wallet: *wallet,
-            subject,
-        };
-        let (outcome, denial) = policy_gate::evaluate(&self.app.store, policy, &req)?;
-        draft.matched = Some(outcome.matched.clone());
-        draft.policy = Some(outcome);
-        match denial {
-            Some(d) => {
-                draft.rule = Some(d.rule.clone());
-                Err(policy_gate::denied(&d))
-            }
-            None => Ok(()),
-        }
-    }
-
-    async fn decide_and_sign(
-        &self,
-        identity: &str,
-        draft: &mut Draft,
-        parts: &Parts,
-        body: Incoming,
-    ) -> Result<Value, Refusal> {
-        let op = draft.operation;
-        draft.dry_run = dry_run(parts.uri.query())?;
-        match self.app.lock_reason() {
-            Ok(Some(reason)) => {
-                return Err(refuse(
-                    "appliance_locked",
-                    format!("the appliance is locked ({reason}); nothing is signed until an operator unlocks it"),
-                ))
-            }
-            Ok(None) => {}
-            Err(e) => return Err(errors::store(&e)),
-        }
-        let config = self.app.config();
-        let g = Grants::of(&config, identity);
-        if !g.has_operation(op) {
-            let mut r = no_grant(identity);
-            r.message = if op == Operation::EvmHash {
-                format!("client {identity} may not sign raw digests: the operator must grant `evm.hash` explicitly")
-            } else {
-                format!("client {identity} has no grant for {}", op.as_str())
-            };
-            return Err(r);
-        }
-        check_json_content_type(parts)?;
-        let bytes: Bytes = http::read_body(body, BODY_LIMIT).await?;
-        let body: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| refuse("invalid_json", format!("the body is not valid JSON: {e}")))?;
-        if !body.is_object() {
-            return Err(refuse("invalid_json", "the body must be a JSON object"));
-        }
-        let wallet = self.load_wallet(&draft.wallet_id)?;
-        if !g.allows(&wallet, op) {
-            return Err(refuse(
-                "not_authorized",
-                format!(
-                    "client {identity} has no grant for {} on wallet {}",
-                    op.as_str(),
-                    wallet.id
-                ),
-            ));
-        }
-        let policy = config.compiled_policy.clone();
-        let wref = crate::policy::WalletRef {
-            id: &wallet.id,
-            chain: wallet.chain.as_str(),
-            label: wallet.label.as_deref(),
-        };
-        if let Err((limit, secs)) =
-            self.limiter
-                .check(&policy, identity, &wref, crate::store::spend::now_ms())
-        {
-            draft.rule = Some(limit.clone());
-            draft.retry_after = Some(secs);
-            return Err(refuse(
-                "rate_limited",
-                format!("rate limit `{limit}` reached for client {identity} on wallet {}; retry after {secs} s", wallet.id),
-            ));
-        }
-        let chain = chain_of(op);
-        self.signer
-            .engine_for(&wallet, chain)
-            .map_err(|e| errors::sign(&e))?;
-        match chain {
-            Chain::Evm => {
-                let address = signer::evm_address(&wallet).map_err(|e| errors::sign(&e))?;
-                // a co-signing engine shows the vendor the message itself, not its digest
-                let message = (op == Operation::EvmMessage)
-                    .then(|| body.get("message").and_then(Value::as_str))
-                    .flatten()
-                    .and_then(|m| crate::chains::evm::parse_message(m).ok());
-                let p = evm::prepare(op, body, address)?;
-                draft.digest = Some(p.digest.clone());
-                draft.detail = Some(p.detail.clone());
-                self.judge(identity, &policy, &wref, &p.subject, draft)?;
-                if draft.dry_run {
-                    return Ok(dry_answer(&p.digest, draft));
-                }
-                let tx = match &p.finish {
-                    evm::Finish::Tx(tx) => Some(&**tx),
-                    evm::Finish::Rsv => None,
-                };
-                let request = signer::EvmRequest::new(op, p.payload, message, tx);
-                let sig = self
-                    .signer
-                    .sign_evm(&wallet, &request)
-                    .await
-                    .map_err(|e| errors::sign(&e))?;
-                evm::answer(&p.payload, p.finish, &sig, address)
-            }
-            Chain::Solana => {
-                let pubkey = signer::solana_pubkey(&wallet).map_err(|e| errors::sign(&e))?;
-                let p = solana::prepare(op, body, &pubkey)?;
-                draft.digest = Some(p.digest.clone());
-                draft.detail = Some(p.detail.clone());
-                self.judge(identity, &policy, &wref, &p.subject, draft)?;
-                if draft.dry_run {
-                    return Ok(dry_answer(&p.digest, draft));
-                }
-                let kind = match op {
-                    Operation::SolanaTransaction => signer::SolanaKind::Transaction,
-                    _ => signer::SolanaKind::Message,
-                };
-                let sig = self
-                    .signer
-                    .sign_solana_bytes(&wallet, kind, &p.payload)
-                    .await
-                    .map_err(|e| errors::sign(&e))?;
-                solana::answer(&p.payload, p.finish, &sig, &pubkey)
-            }
-        }
-    }
-}
-
-fn dry_answer(digest: &str, draft: &Draft) -> Value {
-    let matched = draft
-        .policy
-        .as_ref()
-        .map(|p| p.matched.clone())
-        .unwrap_or_default();
-    json!({ "dryRun": true, "decision": "allowed", "digest": digest, "matchedRules": matched })
 }
 
 fn no_grant(identity: &str) -> Refusal {

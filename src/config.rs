@@ -6,6 +6,7 @@
 //! into zeroizing types by [`secret`].
 
 mod duration;
+pub mod rpc;
 pub mod secret;
 
 use std::net::SocketAddr;
@@ -80,6 +81,9 @@ pub struct Config {
     /// Optional signing engines.
     #[serde(default)]
     pub engines: EnginesConfig,
+    /// The Ethereum JSON-RPC face (`[rpc]`).
+    #[serde(default)]
+    pub rpc: rpc::RpcConfig,
     /// What each client may sign for each wallet (`[policy]`, inline or `file = …`).
     #[serde(default)]
     pub policy: crate::policy::PolicySection,
@@ -717,6 +721,7 @@ impl Config {
         for s in &mut self.webhook.secrets {
             s.resolve(base);
         }
+        self.rpc.resolve_paths(base);
     }
 
     fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
@@ -786,6 +791,9 @@ impl Config {
             ));
         }
         self.validate_engines()?;
+        if let Some((key, message)) = self.rpc.problem() {
+            return Err(self.invalid(key, message));
+        }
         self.policy.compile().map_err(|e| self.policy_error(e))?;
         self.validate_clients()
     }

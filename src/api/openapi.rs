@@ -162,6 +162,43 @@ fn sign_op(op: Operation) -> Value {
     })
 }
 
+/// `POST /v1/rpc[/{chainId}]`: JSON-RPC answers are HTTP 200 whatever they say (clients
+/// read the error object, not the status); only transport-level refusals use a status.
+fn rpc_op() -> Value {
+    let rpc_body = |d: &str| {
+        json!({ "description": d, "content": { "application/json": { "schema": { "oneOf": [
+            schema_ref("JsonRpcResponse"),
+            { "type": "array", "items": schema_ref("JsonRpcResponse") }
+        ] } } } })
+    };
+    let mut r = responses(json!({}), COMMON);
+    if let Value::Object(m) = &mut r {
+        m.insert(
+            "200".into(),
+            rpc_body("the JSON-RPC answer (a batch gets an array, in request order, without answers to notifications)"),
+        );
+        m.insert(
+            "204".into(),
+            json!({ "description": "only notifications (no `id`): nothing is answered, and nothing is signed, forwarded or audited for them" }),
+        );
+        m.insert("413".into(), rpc_body("refused: body_too_large"));
+        m.insert("415".into(), rpc_body("refused: unsupported_media_type"));
+    }
+    json!({
+        "operationId": "jsonRpc",
+        "summary": "Ethereum JSON-RPC 2.0 (single or batch of at most 100): eth_accounts, eth_chainId, personal_sign, eth_sign, eth_signTypedData_v4 (eth_signTypedData), eth_signTransaction; with [rpc] upstream also eth_sendTransaction and forwarding of other eth_*/net_*/web3_* methods",
+        "description": "Signing methods take the decision path of the REST routes (grants, policy, rate limits, audit with detail.face = \"rpc\"); see x-jsonrpc-methods and x-jsonrpc-error-codes. `{chainId}` (decimal or 0x hex) is what eth_chainId answers and what a transaction without chainId is signed for; without it, rpc.chain_id, else the upstream node's. Query: `compat=geth` makes eth_signTransaction answer geth's {raw, tx} (web3.py's eth.sign_transaction expects it) instead of the raw transaction hex. A single signing call's answer carries its audit record id in the `keyward-audit-id` header; an error's `data.auditId` carries it too.",
+        "requestBody": {
+            "required": true,
+            "content": { "application/json": { "schema": { "oneOf": [
+                schema_ref("JsonRpcRequest"),
+                { "type": "array", "minItems": 1, "maxItems": super::rpc::MAX_BATCH, "items": schema_ref("JsonRpcRequest") }
+            ] } } }
+        },
+        "responses": r,
+    })
+}
+
 fn operation(id: RouteId) -> Value {
     match id {
         RouteId::Whoami => json!({
@@ -189,14 +226,68 @@ fn operation(id: RouteId) -> Value {
             "responses": responses(schema_ref("Wallet"), &codes(&["not_authorized", "wallet_not_found"], false)),
         }),
         RouteId::Sign(op) => sign_op(op),
+        RouteId::Rpc => rpc_op(),
     }
 }
 
+/// The JSON-RPC face's schemas (kept apart: one `json!` this size exceeds the macro's
+/// recursion limit).
+fn rpc_schemas() -> Value {
+    json!({
+            "JsonRpcRequest": {
+                "type": "object", "required": ["jsonrpc", "method"],
+                "properties": {
+                    "jsonrpc": { "const": "2.0" },
+                    "id": { "type": ["string", "integer", "null"], "description": "absent: a notification, which is not answered (nor executed)" },
+                    "method": { "type": "string" },
+                    "params": { "type": ["array", "object"] }
+                }
+            },
+            "JsonRpcResponse": {
+                "type": "object", "required": ["jsonrpc", "id"],
+                "properties": {
+                    "jsonrpc": { "const": "2.0" },
+                    "id": { "type": ["string", "integer", "null"] },
+                    "result": {},
+                    "error": {
+                        "type": "object", "required": ["code", "message"],
+                        "properties": {
+                            "code": { "type": "integer", "enum": super::rpc::ERROR_CODES.iter().map(|(c, _)| *c).collect::<Vec<_>>() },
+                            "message": { "type": "string" },
+                            "data": {
+                                "type": "object",
+                                "properties": {
+                                    "code": { "type": "string", "description": "keyward's error code (the REST table, or chain_id_unknown)" },
+                                    "auditId": { "type": "string", "description": "the audit record of a signing call" },
+                                    "rule": { "type": "string" },
+                                    "matchedRules": { "type": "array", "items": { "type": "string" } },
+                                    "retryAfter": { "type": "integer" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+    })
+}
+
 fn components() -> Value {
+    let mut c = rest_components();
+    if let (Some(Value::Object(schemas)), Value::Object(rpc)) =
+        (c.get_mut("schemas"), rpc_schemas())
+    {
+        schemas.extend(rpc);
+    }
+    c
+}
+
+fn rest_components() -> Value {
     let hex = |d: &str| json!({ "type": "string", "pattern": "^0x[0-9a-f]*$", "description": d });
     json!({
         "parameters": {
             "walletId": { "name": "walletId", "in": "path", "required": true, "schema": { "type": "string", "maxLength": 128 } },
+            "chainId": { "name": "chainId", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^([1-9][0-9]*|0x[0-9a-fA-F]+)$" },
+                         "description": "EVM chain id, decimal or 0x hex" },
             "dryRun": { "name": "dryRun", "in": "query", "required": false, "schema": { "type": "boolean" },
                         "description": "true: run authorization, parsing and the policy, audit the decision, sign nothing and count no spend" }
         },
@@ -337,9 +428,21 @@ pub fn document() -> Value {
             .entry(r.template.to_string())
             .or_insert_with(|| json!({}));
         if let Value::Object(m) = entry {
-            m.insert(r.method.as_str().to_ascii_lowercase(), operation(r.id));
+            let mut op = operation(r.id);
+            if r.template.contains("{chainId}") {
+                op["parameters"] = json!([{ "$ref": "#/components/parameters/chainId" }]);
+            }
+            m.insert(r.method.as_str().to_ascii_lowercase(), op);
         }
     }
+    let rpc_codes: Vec<Value> = super::rpc::ERROR_CODES
+        .iter()
+        .map(|(c, m)| json!({ "code": c, "meaning": m }))
+        .collect();
+    let rpc_methods: Vec<Value> = super::rpc::methods::TABLE
+        .iter()
+        .map(|(m, op, grant)| json!({ "method": m, "operation": op, "grant": grant }))
+        .collect();
     let codes: Vec<Value> = CODES
         .iter()
         .map(|(s, c, m)| json!({ "status": s, "code": c, "meaning": m }))
@@ -355,6 +458,8 @@ pub fn document() -> Value {
         "paths": paths,
         "components": components(),
         "x-error-codes": codes,
+        "x-jsonrpc-methods": rpc_methods,
+        "x-jsonrpc-error-codes": rpc_codes,
     })
 }
 
@@ -392,7 +497,7 @@ mod tests {
         assert_eq!(documented, served);
         // and the router really serves each documented path (not only the table)
         for (method, path) in &documented {
-            let concrete = path.replace("{walletId}", "w-1");
+            let concrete = path.replace("{walletId}", "w-1").replace("{chainId}", "1");
             let m = hyper::Method::from_bytes(method.as_bytes()).unwrap();
             assert!(
                 matches!(

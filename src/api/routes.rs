@@ -21,6 +21,8 @@ pub enum RouteId {
     GetWallet,
     /// A sign route.
     Sign(Operation),
+    /// `POST /v1/rpc` and `POST /v1/rpc/{chainId}`: the Ethereum JSON-RPC face.
+    Rpc,
 }
 
 /// One row of the table.
@@ -28,7 +30,8 @@ pub enum RouteId {
 pub struct Route {
     /// HTTP method.
     pub method: Method,
-    /// Path template (`{walletId}` matches one non-empty segment).
+    /// Path template (`{walletId}` matches one well-formed wallet id, `{chainId}` one chain
+    /// id in decimal or 0x hex).
     pub template: &'static str,
     /// What it does.
     pub id: RouteId,
@@ -86,6 +89,16 @@ pub const ROUTES: &[Route] = &[
         template: "/v1/wallets/{walletId}/solana/transaction",
         id: RouteId::Sign(Operation::SolanaTransaction),
     },
+    Route {
+        method: Method::POST,
+        template: "/v1/rpc",
+        id: RouteId::Rpc,
+    },
+    Route {
+        method: Method::POST,
+        template: "/v1/rpc/{chainId}",
+        id: RouteId::Rpc,
+    },
 ];
 
 /// Longest wallet id accepted in a path; longer ones cannot exist.
@@ -102,6 +115,8 @@ pub enum Matched<'p> {
         template: &'static str,
         /// `{walletId}`.
         wallet_id: Option<&'p str>,
+        /// `{chainId}`.
+        chain_id: Option<u64>,
     },
     /// The path exists with other methods.
     MethodNotAllowed {
@@ -112,13 +127,18 @@ pub enum Matched<'p> {
     NotFound,
 }
 
-fn match_template<'p>(template: &str, path: &'p str) -> Option<Option<&'p str>> {
+/// The parameters a template took from a path.
+type Params<'p> = (Option<&'p str>, Option<u64>);
+
+fn match_template<'p>(template: &str, path: &'p str) -> Option<Params<'p>> {
     let mut wallet = None;
+    let mut chain = None;
     let mut t = template.split('/');
     let mut p = path.split('/');
     loop {
         match (t.next(), p.next()) {
-            (None, None) => return Some(wallet),
+            (None, None) => return Some((wallet, chain)),
+            (Some("{chainId}"), Some(seg)) => chain = Some(super::rpc::parse_chain_segment(seg)?),
             (Some("{walletId}"), Some(seg)) => {
                 // the same rule the webhook applies before storing a wallet id
                 if !crate::store::wallets::is_valid_id(seg) {
@@ -136,12 +156,13 @@ fn match_template<'p>(template: &str, path: &'p str) -> Option<Option<&'p str>> 
 pub fn route<'p>(method: &Method, path: &'p str) -> Matched<'p> {
     let mut allow = Vec::new();
     for r in ROUTES {
-        if let Some(wallet_id) = match_template(r.template, path) {
+        if let Some((wallet_id, chain_id)) = match_template(r.template, path) {
             if r.method == *method {
                 return Matched::Route {
                     id: r.id,
                     template: r.template,
                     wallet_id,
+                    chain_id,
                 };
             }
             allow.push(r.method.as_str());
@@ -165,7 +186,33 @@ mod tests {
             Matched::Route {
                 id: RouteId::Sign(Operation::EvmMessage),
                 template: "/v1/wallets/{walletId}/evm/message",
-                wallet_id: Some("abc-1")
+                wallet_id: Some("abc-1"),
+                chain_id: None,
+            }
+        );
+        assert_eq!(
+            route(&Method::POST, "/v1/rpc/0x89"),
+            Matched::Route {
+                id: RouteId::Rpc,
+                template: "/v1/rpc/{chainId}",
+                wallet_id: None,
+                chain_id: Some(137),
+            }
+        );
+        assert!(matches!(
+            route(&Method::POST, "/v1/rpc"),
+            Matched::Route {
+                id: RouteId::Rpc,
+                chain_id: None,
+                ..
+            }
+        ));
+        assert_eq!(route(&Method::POST, "/v1/rpc/0"), Matched::NotFound);
+        assert_eq!(route(&Method::POST, "/v1/rpc/mainnet"), Matched::NotFound);
+        assert_eq!(
+            route(&Method::GET, "/v1/rpc/1"),
+            Matched::MethodNotAllowed {
+                allow: vec!["POST"]
             }
         );
         assert_eq!(

@@ -197,6 +197,22 @@ pub fn active_by_address(
         .optional()?)
 }
 
+/// The most recently changed wallet that ever held `address` on `chain`, revoked ones
+/// included (indexed): the JSON-RPC face tells a client its wallet was revoked rather than
+/// that it never existed.
+pub fn latest_by_address(
+    conn: &Connection,
+    chain: Chain,
+    address: &str,
+) -> Result<Option<Wallet>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM wallets WHERE chain = ?1 AND address = ?2 ORDER BY updated_at DESC, id LIMIT 1"
+    ))?;
+    Ok(stmt
+        .query_row(params![chain.as_str(), address], from_row)
+        .optional()?)
+}
+
 /// All wallets, ordered by creation.
 pub fn list(conn: &Connection) -> Result<Vec<Wallet>, StoreError> {
     let mut stmt = conn.prepare(&format!(

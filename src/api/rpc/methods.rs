@@ -1,0 +1,506 @@
+//! The methods of the JSON-RPC face. Signing methods become the REST operation they
+//! correspond to and go through [`Api::decide`]:
+//!
+//! | method | operation |
+//! | --- | --- |
+//! | `personal_sign [data, address]`, `eth_sign [address, data]` | `evm.message` |
+//! | `eth_signTypedData_v4 [address, typedData]` (and `eth_signTypedData`) | `evm.typed_data` |
+//! | `eth_signTransaction [tx]`, `eth_sendTransaction [tx]` (`from` selects the wallet) | `evm.transaction` |
+//!
+//! `eth_accounts` and `eth_chainId` are answered here; other `eth_*`, `net_*` and
+//! `web3_*` methods go to the `[rpc] upstream` node when there is one.
+
+use std::future::Future;
+
+use alloy_consensus::TxEnvelope;
+use alloy_eips::eip2718::Decodable2718;
+use alloy_primitives::{Address, TxKind};
+use serde_json::{json, Map, Value};
+
+use super::{fill, Ctx, RpcError};
+use crate::api::errors::{self, refuse};
+use crate::api::grants::Grants;
+use crate::api::{no_grant, Face, SignCall, WalletKey};
+use crate::config::Operation;
+use crate::http::Refusal;
+use crate::store::wallets::{self as rows, Chain, Status};
+
+/// Method → the REST operation it is → the grant it needs (the README's table).
+pub const TABLE: &[(&str, &str, &str)] = &[
+    (
+        "eth_accounts",
+        "GET /v1/wallets (EVM wallets only)",
+        "any evm.* operation on the wallet",
+    ),
+    (
+        "eth_requestAccounts",
+        "as eth_accounts",
+        "any evm.* operation on the wallet",
+    ),
+    ("eth_chainId", "-", "any grant"),
+    (
+        "personal_sign [data, address]",
+        "POST /v1/wallets/{id}/evm/message",
+        "evm.message",
+    ),
+    (
+        "eth_sign [address, data]",
+        "POST /v1/wallets/{id}/evm/message",
+        "evm.message",
+    ),
+    (
+        "eth_signTypedData_v4 [address, typedData]",
+        "POST /v1/wallets/{id}/evm/typed-data",
+        "evm.typed_data",
+    ),
+    (
+        "eth_signTypedData [address, typedData]",
+        "POST /v1/wallets/{id}/evm/typed-data",
+        "evm.typed_data",
+    ),
+    (
+        "eth_signTransaction [tx]",
+        "POST /v1/wallets/{id}/evm/transaction",
+        "evm.transaction",
+    ),
+    (
+        "eth_sendTransaction [tx] (upstream)",
+        "POST /v1/wallets/{id}/evm/transaction, then eth_sendRawTransaction upstream",
+        "evm.transaction",
+    ),
+    (
+        "other eth_*, net_*, web3_* (upstream)",
+        "forwarded to the upstream node",
+        "any grant",
+    ),
+];
+
+/// Answers one call.
+pub(crate) async fn dispatch(
+    ctx: &Ctx<'_>,
+    method: &str,
+    params: Value,
+) -> Result<Value, RpcError> {
+    match method {
+        "eth_chainId" => chain_id(ctx).await,
+        "eth_accounts" | "eth_requestAccounts" => accounts(ctx),
+        "personal_sign" => {
+            let [data, address] = positional(params, "[data, address]")?;
+            let address = address_param(&address, "params[1] (address)")?;
+            let data = data_param(data, "params[0] (data)")?;
+            sign_message(ctx, "personal_sign", address, data).await
+        }
+        "eth_sign" => {
+            let [address, data] = positional(params, "[address, data]")?;
+            let address = address_param(&address, "params[0] (address)")?;
+            let data = data_param(data, "params[1] (data)")?;
+            sign_message(ctx, "eth_sign", address, data).await
+        }
+        "eth_signTypedData_v4" => sign_typed_data(ctx, "eth_signTypedData_v4", params).await,
+        "eth_signTypedData" => sign_typed_data(ctx, "eth_signTypedData", params).await,
+        "eth_signTransaction" => {
+            let answer = sign_transaction(ctx, "eth_signTransaction", params).await?;
+            if ctx.geth_compat {
+                geth_signed(&answer)
+            } else {
+                Ok(answer["rawTransaction"].clone())
+            }
+        }
+        "eth_sendTransaction" => send_transaction(ctx, params).await,
+        other => forward(ctx, other, params).await,
+    }
+}
+
+/// Refuses a client without any grant (calls that are not sign requests; a sign request
+/// is refused, and audited, by the decision path).
+fn require_grants(ctx: &Ctx<'_>) -> Result<(), RpcError> {
+    let config = ctx.api.app.config();
+    if Grants::of(&config, ctx.identity).is_empty() {
+        return Err(RpcError::unaudited(&no_grant(ctx.identity)));
+    }
+    Ok(())
+}
+
+async fn chain_id(ctx: &Ctx<'_>) -> Result<Value, RpcError> {
+    require_grants(ctx)?;
+    match ctx.chain_id().await.map_err(|r| RpcError::unaudited(&r))? {
+        Some(id) => Ok(json!(format!("{id:#x}"))),
+        None => Err(RpcError::new(
+            -32000,
+            "no chain id is known: call /v1/rpc/{chainId}, or set rpc.chain_id or rpc.upstream",
+        )
+        .with_code("chain_id_unknown")),
+    }
+}
+
+/// The active EVM wallets this client holds any `evm.*` grant for, checksummed.
+fn accounts(ctx: &Ctx<'_>) -> Result<Value, RpcError> {
+    require_grants(ctx)?;
+    let config = ctx.api.app.config();
+    let g = Grants::of(&config, ctx.identity);
+    let all = ctx
+        .api
+        .app
+        .store
+        .read(rows::list)
+        .map_err(|e| RpcError::unaudited(&errors::store(&e)))?;
+    let addresses: Vec<Value> = all
+        .iter()
+        .filter(|w| w.chain == Chain::Evm && w.status == Status::Active)
+        .filter(|w| !g.operations_for(w).is_empty())
+        .filter_map(|w| w.address.as_deref()?.parse::<Address>().ok())
+        .map(|a| json!(a.to_checksum(None)))
+        .collect();
+    Ok(Value::Array(addresses))
+}
+
+/// Exactly `N` positional parameters.
+fn positional<const N: usize>(params: Value, shape: &str) -> Result<[Value; N], RpcError> {
+    let Value::Array(items) = params else {
+        return Err(RpcError::invalid_params(format!(
+            "params must be an array {shape}"
+        )));
+    };
+    let n = items.len();
+    items
+        .try_into()
+        .map_err(|_| RpcError::invalid_params(format!("expected {N} params {shape}, got {n}")))
+}
+
+fn address_param(v: &Value, name: &str) -> Result<Address, RpcError> {
+    let s = v.as_str().ok_or_else(|| {
+        RpcError::invalid_params(format!("{name}: expected a 0x-prefixed address string"))
+    })?;
+    crate::chains::evm::parse_address(name, s)
+        .map_err(|e| RpcError::invalid_params(format!("{name}: {e}")))
+}
+
+fn data_param(v: Value, name: &str) -> Result<String, RpcError> {
+    match v {
+        Value::String(s) => Ok(s),
+        _ => Err(RpcError::invalid_params(format!(
+            "{name}: expected 0x hex bytes or text"
+        ))),
+    }
+}
+
+/// One sign request through the decision path; the REST-shaped answer on success.
+async fn sign(
+    ctx: &Ctx<'_>,
+    method: &'static str,
+    operation: Operation,
+    address: Address,
+    input: impl Future<Output = Result<Value, Refusal>>,
+) -> Result<Value, RpcError> {
+    let call = SignCall {
+        identity: ctx.identity,
+        face: Face::Rpc(method),
+        operation,
+        wallet: WalletKey::EvmAddress(address),
+        dry_run: Ok(false),
+    };
+    let decided = ctx
+        .api
+        .decide(call, input)
+        .await
+        .map_err(|r| RpcError::unaudited(&r))?;
+    ctx.audited(&decided.audit_id);
+    decided
+        .outcome
+        .map_err(|r| RpcError::refused(&r, &decided.audit_id))
+}
+
+async fn sign_message(
+    ctx: &Ctx<'_>,
+    method: &'static str,
+    address: Address,
+    data: String,
+) -> Result<Value, RpcError> {
+    let input = std::future::ready(Ok(json!({ "message": data })));
+    let answer = sign(ctx, method, Operation::EvmMessage, address, input).await?;
+    Ok(answer["signature"].clone())
+}
+
+async fn sign_typed_data(
+    ctx: &Ctx<'_>,
+    method: &'static str,
+    params: Value,
+) -> Result<Value, RpcError> {
+    let [address, typed] = positional(params, "[address, typedData]")?;
+    let address = address_param(&address, "params[0] (address)")?;
+    if !typed.is_object() && !typed.is_string() {
+        return Err(RpcError::invalid_params(
+            "params[1] (typedData): expected an object or a JSON string",
+        ));
+    }
+    let input = std::future::ready(Ok(json!({ "typedData": typed })));
+    let answer = sign(ctx, method, Operation::EvmTypedData, address, input).await?;
+    Ok(answer["signature"].clone())
+}
+
+/// `eth_signTransaction` / `eth_sendTransaction`: the REST answer (rawTransaction, hash,
+/// signature) of the signed transaction.
+async fn sign_transaction(
+    ctx: &Ctx<'_>,
+    method: &'static str,
+    params: Value,
+) -> Result<Value, RpcError> {
+    let [tx] = positional(params, "[transaction]")?;
+    let Value::Object(mut tx) = tx else {
+        return Err(RpcError::invalid_params(
+            "params[0]: expected a transaction object",
+        ));
+    };
+    let from = match tx.get("from") {
+        Some(v) if !v.is_null() => address_param(v, "params[0].from")?,
+        _ => {
+            return Err(RpcError::invalid_params(
+                "params[0].from: required (it selects the signing wallet)",
+            ))
+        }
+    };
+    let input = async move {
+        apply_chain_id(ctx, &mut tx).await?;
+        if let Some(up) = ctx.upstream_node()? {
+            fill::fill(&up, &mut tx, from).await?;
+        }
+        Ok(json!({ "transaction": Value::Object(tx) }))
+    };
+    sign(ctx, method, Operation::EvmTransaction, from, input).await
+}
+
+/// A transaction without `chainId` takes the endpoint's; one with another chain's is
+/// refused (signed for one chain, sent to another, it would be a surprise either way).
+async fn apply_chain_id(ctx: &Ctx<'_>, tx: &mut Map<String, Value>) -> Result<(), Refusal> {
+    let Some(chain) = ctx.chain_id().await? else {
+        return Ok(());
+    };
+    match tx.get("chainId").filter(|v| !v.is_null()) {
+        None => {
+            tx.insert("chainId".into(), json!(format!("{chain:#x}")));
+        }
+        Some(v) => {
+            if let Some(q) = fill::quantity(v) {
+                if q != alloy_primitives::U256::from(chain) {
+                    return Err(refuse(
+                        "invalid_transaction",
+                        format!("invalid transaction field `chainId`: {q} is not this endpoint's chain ({chain})"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn send_transaction(ctx: &Ctx<'_>, params: Value) -> Result<Value, RpcError> {
+    let Some(up) = ctx.upstream_node().map_err(|r| RpcError::unaudited(&r))? else {
+        return Err(RpcError::method_not_found(
+            "eth_sendTransaction",
+            "it needs an [rpc] upstream node to send to, and none is configured",
+        ));
+    };
+    let answer = sign_transaction(ctx, "eth_sendTransaction", params).await?;
+    let audit_id = ctx.last_audit_id().unwrap_or_default();
+    let raw = answer["rawTransaction"].clone();
+    match up.forward("eth_sendRawTransaction", json!([raw])).await {
+        Ok(Ok(hash)) => Ok(hash),
+        // the node's own error (nonce too low, insufficient funds, …) as it gave it, with
+        // the audit id of the signature it refused
+        Ok(Err(e)) => {
+            let data = match e.data {
+                None => json!({ "auditId": audit_id }),
+                Some(Value::Object(mut m)) => {
+                    m.entry("auditId").or_insert(json!(audit_id));
+                    Value::Object(m)
+                }
+                Some(other) => other,
+            };
+            Err(RpcError {
+                code: e.code,
+                message: e.message,
+                data: Some(data),
+            })
+        }
+        Err(e) => {
+            let r = fill::refusal(&e);
+            let mut err = RpcError::unaudited(&r);
+            err.message = format!("signed but not sent: {}", r.message);
+            err.data = Some(json!({ "code": r.code, "auditId": audit_id }));
+            Err(err)
+        }
+    }
+}
+
+/// Methods keyward answers itself or refuses, and never forwards: the node would answer
+/// them with its own accounts and keys.
+fn local_only(method: &str) -> bool {
+    method.starts_with("eth_sign")
+        || matches!(
+            method,
+            "eth_sendTransaction" | "eth_accounts" | "eth_requestAccounts"
+        )
+}
+
+async fn forward(ctx: &Ctx<'_>, method: &str, params: Value) -> Result<Value, RpcError> {
+    if local_only(method) {
+        return Err(RpcError::method_not_found(
+            method,
+            "keyward serves eth_sign, personal_sign, eth_signTypedData_v4 (eth_signTypedData) and eth_signTransaction, and forwards no signing method",
+        ));
+    }
+    let forwardable = ["eth_", "net_", "web3_"]
+        .iter()
+        .any(|p| method.starts_with(p));
+    if !forwardable {
+        return Err(RpcError::method_not_found(
+            method,
+            "only eth_*, net_* and web3_* methods are forwarded to an upstream node",
+        ));
+    }
+    let Some(up) = ctx.upstream_node().map_err(|r| RpcError::unaudited(&r))? else {
+        return Err(RpcError::method_not_found(
+            method,
+            "keyward does not serve it and no [rpc] upstream is configured",
+        ));
+    };
+    require_grants(ctx)?;
+    match up.forward(method, params).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(RpcError {
+            code: e.code,
+            message: e.message,
+            data: e.data,
+        }),
+        Err(e) => Err(RpcError::unaudited(&fill::refusal(&e))),
+    }
+}
+
+/// geth's `eth_signTransaction` answer, `{raw, tx}` (what web3.py expects), from the
+/// REST answer.
+fn geth_signed(answer: &Value) -> Result<Value, RpcError> {
+    let internal = |m: &str| {
+        RpcError::unaudited(&refuse(
+            "internal_error",
+            format!("the signed transaction cannot be described: {m}"),
+        ))
+    };
+    let raw_hex = answer["rawTransaction"]
+        .as_str()
+        .ok_or_else(|| internal("no rawTransaction"))?;
+    let raw = hex::decode(raw_hex.trim_start_matches("0x")).map_err(|_| internal("hex"))?;
+    let env = TxEnvelope::decode_2718(&mut raw.as_slice()).map_err(|e| internal(&e.to_string()))?;
+    let q = |n: u128| json!(format!("{n:#x}"));
+    let to = |k: &TxKind| match k {
+        TxKind::Call(a) => json!(a.to_checksum(None)),
+        TxKind::Create => Value::Null,
+    };
+    let access = |l: &alloy_eips::eip2930::AccessList| {
+        Value::Array(
+            l.iter()
+                .map(|i| {
+                    json!({
+                        "address": i.address.to_checksum(None),
+                        "storageKeys": i.storage_keys.iter().map(|k| format!("{k:#x}")).collect::<Vec<_>>(),
+                    })
+                })
+                .collect(),
+        )
+    };
+    let sig = &answer["signature"];
+    let mut tx = json!({
+        "hash": answer["hash"],
+        "r": sig["r"], "s": sig["s"], "v": sig["v"],
+    });
+    let from = answer["address"]
+        .as_str()
+        .and_then(|a| a.parse::<Address>().ok())
+        .ok_or_else(|| internal("address"))?;
+    tx["from"] = json!(from.to_checksum(None));
+    let fields = match &env {
+        TxEnvelope::Legacy(s) => {
+            let t = s.tx();
+            json!({
+                "type": "0x0", "chainId": t.chain_id.map(|c| q(c.into())), "nonce": q(t.nonce.into()),
+                "gasPrice": q(t.gas_price), "gas": q(t.gas_limit.into()), "to": to(&t.to),
+                "value": format!("{:#x}", t.value), "input": format!("{:#x}", t.input),
+            })
+        }
+        TxEnvelope::Eip2930(s) => {
+            let t = s.tx();
+            json!({
+                "type": "0x1", "chainId": q(t.chain_id.into()), "nonce": q(t.nonce.into()),
+                "gasPrice": q(t.gas_price), "gas": q(t.gas_limit.into()), "to": to(&t.to),
+                "value": format!("{:#x}", t.value), "input": format!("{:#x}", t.input),
+                "accessList": access(&t.access_list), "yParity": sig["yParity"],
+            })
+        }
+        TxEnvelope::Eip1559(s) => {
+            let t = s.tx();
+            json!({
+                "type": "0x2", "chainId": q(t.chain_id.into()), "nonce": q(t.nonce.into()),
+                "maxFeePerGas": q(t.max_fee_per_gas), "maxPriorityFeePerGas": q(t.max_priority_fee_per_gas),
+                "gas": q(t.gas_limit.into()), "to": to(&t.to),
+                "value": format!("{:#x}", t.value), "input": format!("{:#x}", t.input),
+                "accessList": access(&t.access_list), "yParity": sig["yParity"],
+            })
+        }
+        _ => return Err(internal("not a legacy, EIP-2930 or EIP-1559 transaction")),
+    };
+    if let (Value::Object(t), Value::Object(f)) = (&mut tx, fields) {
+        t.extend(f);
+    }
+    Ok(json!({ "raw": raw_hex, "tx": tx }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positional_params() {
+        let [a, b] = positional::<2>(json!(["x", "y"]), "[a, b]").unwrap();
+        assert_eq!((a, b), (json!("x"), json!("y")));
+        let e = positional::<2>(json!(["x"]), "[a, b]").unwrap_err();
+        assert_eq!(e.code, -32602);
+        assert!(e.message.contains("expected 2 params [a, b], got 1"));
+        assert_eq!(
+            positional::<1>(json!({"a": 1}), "[tx]").unwrap_err().code,
+            -32602
+        );
+    }
+
+    #[test]
+    fn address_params_name_the_field() {
+        let e = address_param(&json!("0x12"), "params[1] (address)").unwrap_err();
+        assert_eq!(e.code, -32602);
+        assert!(
+            e.message.starts_with("params[1] (address)"),
+            "{}",
+            e.message
+        );
+        // a mixed-case address must carry its EIP-55 checksum
+        let e = address_param(
+            &json!("0x9D8A62F656A8D1615C1294FD71E9CFB3E4855A4f"),
+            "params[0] (address)",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("checksum"), "{}", e.message);
+        assert!(address_param(&json!(7), "p").is_err());
+    }
+
+    #[test]
+    fn signing_methods_are_never_forwarded() {
+        for m in [
+            "eth_sign",
+            "eth_signTypedData_v3",
+            "eth_signTransaction",
+            "eth_sendTransaction",
+            "eth_accounts",
+        ] {
+            assert!(local_only(m), "{m}");
+        }
+        assert!(!local_only("eth_sendRawTransaction"));
+        assert!(!local_only("eth_getBalance"));
+    }
+}
