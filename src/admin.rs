@@ -13,6 +13,10 @@ use crate::appliance::Appliance;
 use crate::http::{self, Body};
 use crate::metrics;
 
+/// Appliance-state key the readiness probe writes (the time of the last probe).
+pub const READY_PROBE_KEY: &str = "readyz.probe";
+const READY_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Why the appliance is not ready, if it is not.
 pub async fn readiness(app: &Arc<Appliance>) -> Result<(), String> {
     let token = app.token.clone();
@@ -20,13 +24,26 @@ pub async fn readiness(app: &Arc<Appliance>) -> Result<(), String> {
         .await
         .map_err(|e| format!("token probe failed: {e}"))?
         .map_err(|e| format!("token: {e}"))?;
-    app.store
-        .write(|ctx| {
-            ctx.conn.execute_batch("SELECT 1")?;
-            Ok(())
-        })
-        .await
-        .map_err(|e| format!("database: {e}"))?;
+    // a real write through the same writer, transaction and fsync as an audit record:
+    // a stopped writer, a full disk or a database another process keeps locked all show
+    // here, not only an unreadable file
+    let probe = app.store.write(|ctx| {
+        crate::store::state::set(
+            ctx.conn,
+            READY_PROBE_KEY,
+            Some(&crate::store::now_rfc3339()),
+        )
+    });
+    match tokio::time::timeout(READY_PROBE_TIMEOUT, probe).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(format!("database: the audit path cannot commit: {e}")),
+        Err(_) => {
+            return Err(format!(
+                "database: a write did not commit within {} s",
+                READY_PROBE_TIMEOUT.as_secs()
+            ))
+        }
+    }
     match app.lock_reason() {
         Ok(Some(reason)) => Err(format!("locked: {reason}")),
         Ok(None) => Ok(()),
@@ -107,18 +124,33 @@ pub async fn serve(
     listener: TcpListener,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    // loopback-only monitoring: a small cap keeps a stuck scraper from holding sockets
+    let admission = http::admission::Admission::new(
+        "admin",
+        http::admission::Caps {
+            total: 64,
+            per_source: 64,
+        },
+        None,
+    );
     loop {
-        let (tcp, _) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
             _ = shutdown.changed() => return,
         };
+        let Ok(slot) = admission.admit(peer.ip()) else {
+            continue;
+        };
         let app = app.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = hyper::service::service_fn(move |req| {
                 let app = app.clone();
                 async move { Ok::<_, Infallible>(handle(app, req).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(http::HEADER_TIMEOUT)
                 .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
                 .await;
         });

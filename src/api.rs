@@ -100,9 +100,19 @@ pub async fn serve_with(
         let service = service.clone();
         async move { service.handle(req, conn).await }
     });
+    let api = &app.config().api;
+    let admission = http::admission::Admission::new(
+        "api",
+        http::admission::Caps {
+            total: api.max_connections,
+            per_source: api.max_connections_per_source,
+        },
+        None,
+    );
     http::serve(
         listener,
         tokio_rustls::TlsAcceptor::from(tls),
+        admission,
         handler,
         shutdown,
     )
@@ -286,9 +296,10 @@ impl Api {
             matched: None,
             retry_after: None,
         };
-        let outcome = self
-            .decide_and_sign(identity, &mut draft, parts, body)
-            .await;
+        // a panic below is still audited (as internal_error) and answered 500
+        let outcome = http::catch_panic(self.decide_and_sign(identity, &mut draft, parts, body))
+            .await
+            .and_then(|r| r);
         let (decision, result) = match &outcome {
             Ok(_) if draft.dry_run => ("allowed", "dry_run"),
             Ok(_) => ("allowed", "ok"),
@@ -330,10 +341,13 @@ impl Api {
         // are re-checked inside it (see `policy_gate::commit`)
         let counted = policy.filter(|p| !p.spend.is_empty() || !p.caps.is_empty());
         let matched = counted.as_ref().map(|p| p.matched.clone());
+        // a signature is released only if the lock and the wallet still allow it when its
+        // record commits: an operator's lock or a revocation may have landed meanwhile
+        let releasing = outcome.is_ok() && !draft.dry_run;
         let (audit_id, late) = match self
             .app
             .store
-            .write(move |ctx| policy_gate::commit(ctx, event, counted))
+            .write(move |ctx| policy_gate::commit(ctx, event, counted, releasing))
             .await
         {
             Ok(r) => r,
@@ -348,11 +362,16 @@ impl Api {
         };
         let mut rule = draft.rule.take();
         let outcome = match late {
-            // signed, but a concurrent request used up the cap first: the signature is dropped
-            Some(d) => {
+            // signed, but no longer releasable (a concurrent request used up the cap first,
+            // a lock, a revocation): the signature is dropped
+            Some(policy_gate::Late::Policy(d)) => {
                 rule = Some(d.rule.clone());
                 draft.matched = matched;
                 Err(policy_gate::denied(&d))
+            }
+            Some(late) => {
+                tracing::warn!(client = identity, wallet = %draft.wallet_id, "signature withheld: the appliance was locked or the wallet revoked while it was being made");
+                Err(late.refusal(&draft.wallet_id))
             }
             None => outcome,
         };

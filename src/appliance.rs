@@ -25,6 +25,17 @@ pub enum OpenError {
     Store(#[from] StoreError),
 }
 
+/// A refused reload (the previous state stays in force).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// Certificates, keys, client CAs or CRLs.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The token's keys could not be re-read.
+    #[error("token keys could not be re-read: {0}")]
+    Token(HsmError),
+}
+
 /// Config, token and store.
 pub struct Appliance {
     config: RwLock<Arc<Config>>,
@@ -121,6 +132,7 @@ impl Appliance {
             &api.client_ca,
             &api.crls,
             api.tls12,
+            api.client_cert_policy(),
         )?);
         Ok(self.tls_api.get_or_init(|| tls).clone())
     }
@@ -142,36 +154,54 @@ impl Appliance {
         Ok(self.tls_webhook.get_or_init(|| tls).clone())
     }
 
-    /// SIGHUP: installs `config` (already validated) after reloading TLS certificates,
-    /// client CAs and CRLs from it. If any of them fails to load, nothing changes.
-    pub fn reload(&self, config: Config) -> Result<(), TlsError> {
+    /// SIGHUP: installs `config` (already validated) after re-reading the token's keys
+    /// and reloading TLS certificates, client CAs and CRLs from it. If any of them fails,
+    /// nothing changes and the reload is refused.
+    pub fn reload(&self, config: Config) -> Result<(), ReloadError> {
         let api = &config.api;
+        let webhook = &config.webhook;
+        // check every file first, then swap, so a bad one cannot leave half a reload
+        if let (Some(_), Some(cert), Some(key)) =
+            (self.tls_api.get(), api.cert.as_deref(), api.key.as_deref())
+        {
+            ReloadableTls::api(
+                cert,
+                key,
+                &api.client_ca,
+                &api.crls,
+                api.tls12,
+                api.client_cert_policy(),
+            )?;
+        }
+        if let (Some(_), Some(cert), Some(key)) = (
+            self.tls_webhook.get(),
+            webhook.cert.as_deref(),
+            webhook.key.as_deref(),
+        ) {
+            ReloadableTls::webhook(cert, key)?;
+        }
+        // keys rotated by `keyward keys rotate-*` in another process; `refresh` swaps
+        // only on success, so a token that cannot be read leaves the old keys in force
+        self.token.refresh().map_err(ReloadError::Token)?;
         if let (Some(t), Some(cert), Some(key)) =
             (self.tls_api.get(), api.cert.as_deref(), api.key.as_deref())
         {
-            // check first, then swap both, so a bad webhook file cannot leave half a reload
-            ReloadableTls::api(cert, key, &api.client_ca, &api.crls, api.tls12)?;
-            if let (Some(_), Some(wc), Some(wk)) = (
-                self.tls_webhook.get(),
-                config.webhook.cert.as_deref(),
-                config.webhook.key.as_deref(),
-            ) {
-                ReloadableTls::webhook(wc, wk)?;
-            }
-            t.reload(cert, key, &api.client_ca, &api.crls)?;
+            t.reload(
+                cert,
+                key,
+                &api.client_ca,
+                &api.crls,
+                api.client_cert_policy(),
+            )?;
         }
         if let (Some(t), Some(cert), Some(key)) = (
             self.tls_webhook.get(),
-            config.webhook.cert.as_deref(),
-            config.webhook.key.as_deref(),
+            webhook.cert.as_deref(),
+            webhook.key.as_deref(),
         ) {
-            t.reload(cert, key, &[], &[])?;
+            t.reload(cert, key, &[], &[], Default::default())?;
         }
         self.replace_config(config);
-        // pick up keys rotated by `keyward keys rotate-*` in another process
-        if let Err(e) = self.token.refresh() {
-            tracing::warn!(error = %e, "token keys not re-read; they will be on the next reload or restart");
-        }
         Ok(())
     }
 

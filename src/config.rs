@@ -89,6 +89,9 @@ pub struct Config {
     /// Where this file was loaded from (not a key).
     #[serde(skip)]
     pub source: PathBuf,
+    /// Deprecated forms found while loading, to be logged once logging is up.
+    #[serde(skip)]
+    pub deprecations: Vec<String>,
 }
 
 /// How RSA-OAEP-SHA256 decryption is done.
@@ -168,6 +171,28 @@ pub struct ApiConfig {
     /// Also accept TLS 1.2 (AEAD suites only).
     #[serde(default)]
     pub tls12: bool,
+    /// Open connections in all (more are closed at accept, before TLS).
+    #[serde(default = "default_api_max_connections")]
+    pub max_connections: usize,
+    /// Open connections from one source address.
+    #[serde(default = "default_api_max_connections_per_source")]
+    pub max_connections_per_source: usize,
+    /// A CRL past its nextUpdate: `refuse` (default) or `warn`.
+    #[serde(default)]
+    pub crl_expired: crate::tls::CrlExpired,
+    /// Accept client certificates with more than one URI SAN (the first is the identity).
+    #[serde(default)]
+    pub allow_multiple_uri_sans: bool,
+}
+
+impl ApiConfig {
+    /// How client certificates are judged beyond chain and CRL membership.
+    pub fn client_cert_policy(&self) -> crate::tls::ClientCertPolicy {
+        crate::tls::ClientCertPolicy {
+            crl_expired: self.crl_expired,
+            allow_multiple_uri_sans: self.allow_multiple_uri_sans,
+        }
+    }
 }
 
 /// `[webhook]`
@@ -213,6 +238,12 @@ pub struct WebhookConfig {
     /// Sustained requests per second per source address (burst = 2x).
     #[serde(default = "default_per_source_rate")]
     pub per_source_rate: u32,
+    /// Open connections in all (more are closed at accept, before TLS).
+    #[serde(default = "default_webhook_max_connections")]
+    pub max_connections: usize,
+    /// Open connections from one source address (a trusted proxy counts as one source).
+    #[serde(default = "default_webhook_max_connections_per_source")]
+    pub max_connections_per_source: usize,
 }
 
 /// `[admin]`
@@ -350,16 +381,112 @@ pub struct DynamicEngineConfig {
     /// The vendor API base URL.
     #[serde(default = "default_dynamic_api_base_url")]
     pub api_base_url: String,
-    /// The vendor MPC relay base URL; absent: the SDK's default for the API URL's
-    /// environment (production: `relay.dynamicauth.com`).
+    /// The vendor MPC relay as a bare `host[:port]` (the vendor's native MPC library
+    /// always speaks TLS to it and refuses a value with a scheme); absent: the SDK's
+    /// default for the API URL's environment (production: `relay.dynamicauth.com`).
     #[serde(default)]
     pub relay_base_url: Option<String>,
     /// Bound on reaching the vendor API host (TCP connect) before a round starts.
     #[serde(default = "default_dynamic_connect_timeout", with = "duration")]
     pub connect_timeout: Duration,
-    /// Bound on one whole signing round (API request, event stream, relay ceremony).
+    /// Bound on one whole signing request (waiting for a round slot, API request, event
+    /// stream, relay ceremony).
     #[serde(default = "default_dynamic_request_timeout", with = "duration")]
     pub request_timeout: Duration,
+    /// Most co-signing rounds running at once, counting rounds whose request already gave
+    /// up but whose vendor library call has not returned yet.
+    #[serde(default = "default_dynamic_max_concurrent_rounds")]
+    pub max_concurrent_rounds: usize,
+    /// BIP-32 path the EVM signature is derived at. The delegation webhook carries no
+    /// path; this is what the vendor's own EVM SDK uses for a wallet without a stored one.
+    #[serde(default = "default_dynamic_derivation_path")]
+    pub derivation_path: String,
+}
+
+/// What the vendor's EVM SDK signs at for a wallet without a stored derivation path.
+pub const DYNAMIC_DEFAULT_DERIVATION_PATH: &str = "m/44'/60'/0'/0/0";
+
+impl DynamicEngineConfig {
+    /// The derivation path as the indices the vendor SDK passes to its MPC library
+    /// (`m/44'/60'/0'/0/0` is `[44, 60, 0, 0, 0]`, as in the SDK's `EVM_DERIVATION_PATH`).
+    /// Validated at load, so this fails only on an unvalidated config.
+    pub fn derivation_indices(&self) -> Result<Vec<u32>, String> {
+        parse_derivation_path(&self.derivation_path)
+    }
+}
+
+/// Parses `m/44'/60'/0'/0/0` into `[44, 60, 0, 0, 0]`. The hardened marks (`'` or `h`)
+/// are notation only: the vendor SDK's paths are plain indices (its
+/// `EVM_DERIVATION_PATH` is `[44, 60, 0, 0, 0]` for `m/44'/60'/0'/0/0`) and its MPC
+/// library decides how each level is derived.
+pub fn parse_derivation_path(path: &str) -> Result<Vec<u32>, String> {
+    let rest = path
+        .strip_prefix("m/")
+        .ok_or_else(|| format!("{path:?} does not start with m/"))?;
+    let mut out = Vec::new();
+    for level in rest.split('/') {
+        let digits = level
+            .strip_suffix('\'')
+            .or_else(|| level.strip_suffix('h'))
+            .unwrap_or(level);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("level {level:?} is not a number"));
+        }
+        let index: u32 = digits
+            .parse()
+            .ok()
+            .filter(|i| *i < 0x8000_0000)
+            .ok_or_else(|| format!("level {level:?} is not below 2^31"))?;
+        out.push(index);
+    }
+    if out.len() > 10 {
+        return Err("more than 10 levels".into());
+    }
+    Ok(out)
+}
+
+/// Why `relay` is not a bare `host[:port]` (None when it is).
+fn relay_problem(relay: &str) -> Option<&'static str> {
+    const NOT_HOST_PORT: &str = "is not a host[:port]";
+    if relay.contains("://") {
+        return Some("has a scheme");
+    }
+    if relay.is_empty()
+        || relay
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b"/@?#\\".contains(&b))
+    {
+        return Some(NOT_HOST_PORT);
+    }
+    let Ok(authority) = relay.parse::<hyper::http::uri::Authority>() else {
+        return Some(NOT_HOST_PORT);
+    };
+    let has_port = match relay.strip_prefix('[') {
+        Some(rest) => rest
+            .split_once(']')
+            .is_some_and(|(_, port)| !port.is_empty()),
+        None => relay.contains(':'),
+    };
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    if host.is_empty() || (has_port && authority.port_u16().is_none_or(|p| p == 0)) {
+        return Some(NOT_HOST_PORT);
+    }
+    None
+}
+
+/// True when `url`'s host is a loopback address (`127.0.0.0/8`, `::1`, `localhost`).
+fn is_loopback_url(uri: &hyper::Uri) -> bool {
+    let Some(host) = uri.host() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn default_dynamic_api_base_url() -> String {
@@ -370,6 +497,12 @@ fn default_dynamic_connect_timeout() -> Duration {
 }
 fn default_dynamic_request_timeout() -> Duration {
     Duration::from_secs(30)
+}
+fn default_dynamic_max_concurrent_rounds() -> usize {
+    8
+}
+fn default_dynamic_derivation_path() -> String {
+    DYNAMIC_DEFAULT_DERIVATION_PATH.into()
 }
 
 fn default_read_connections() -> usize {
@@ -405,6 +538,18 @@ fn default_per_source_concurrency() -> usize {
 fn default_per_source_rate() -> u32 {
     200
 }
+fn default_api_max_connections() -> usize {
+    4096
+}
+fn default_api_max_connections_per_source() -> usize {
+    1024
+}
+fn default_webhook_max_connections() -> usize {
+    1024
+}
+fn default_webhook_max_connections_per_source() -> usize {
+    64
+}
 fn default_admin_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9100))
 }
@@ -421,6 +566,10 @@ impl Default for ApiConfig {
             client_ca: Vec::new(),
             crls: Vec::new(),
             tls12: false,
+            max_connections: default_api_max_connections(),
+            max_connections_per_source: default_api_max_connections_per_source(),
+            crl_expired: Default::default(),
+            allow_multiple_uri_sans: false,
         }
     }
 }
@@ -441,6 +590,8 @@ impl Default for WebhookConfig {
             body_limit: default_body_limit(),
             per_source_concurrency: default_per_source_concurrency(),
             per_source_rate: default_per_source_rate(),
+            max_connections: default_webhook_max_connections(),
+            max_connections_per_source: default_webhook_max_connections_per_source(),
         }
     }
 }
@@ -481,6 +632,7 @@ impl Config {
             .compile()
             .map_err(|e| config.policy_error(e))?;
         config.compiled_policy = std::sync::Arc::new(compiled);
+        config.deprecations = config.client_deprecations();
         Ok(config)
     }
 
@@ -608,6 +760,25 @@ impl Config {
         if self.webhook.per_source_concurrency == 0 || self.webhook.per_source_rate == 0 {
             return Err(self.invalid("webhook.per_source_rate", "expected limits above zero"));
         }
+        for (key, total, per_source) in [
+            (
+                "api.max_connections_per_source",
+                self.api.max_connections,
+                self.api.max_connections_per_source,
+            ),
+            (
+                "webhook.max_connections_per_source",
+                self.webhook.max_connections,
+                self.webhook.max_connections_per_source,
+            ),
+        ] {
+            if total == 0 || per_source == 0 || per_source > total || total > 1_000_000 {
+                return Err(self.invalid(
+                    key,
+                    "expected 1 <= max_connections_per_source <= max_connections <= 1000000",
+                ));
+            }
+        }
         if !self.admin.allow_non_loopback && !self.admin.listen.ip().is_loopback() {
             return Err(self.invalid(
                 "admin.listen",
@@ -633,24 +804,43 @@ impl Config {
                 "expected the vendor environment id (a UUID)",
             ));
         }
-        let url_ok = |u: &str| {
-            u.parse::<hyper::Uri>().ok().is_some_and(|u| {
-                u.host().is_some() && matches!(u.scheme_str(), Some("https" | "http"))
-            })
-        };
-        if !url_ok(&d.api_base_url) {
+        // The API key travels in a header: only TLS may carry it, except to a loopback
+        // stand-in (tests).
+        let api_ok = d.api_base_url.parse::<hyper::Uri>().ok().is_some_and(|u| {
+            u.host().is_some_and(|h| !h.is_empty())
+                && match u.scheme_str() {
+                    Some("https") => true,
+                    Some("http") => is_loopback_url(&u),
+                    _ => false,
+                }
+        });
+        if !api_ok {
             return Err(self.invalid(
                 "engines.dynamic.api_base_url",
-                "expected an http(s) URL such as https://app.dynamicauth.com",
+                "expected an https URL such as https://app.dynamicauth.com (plain http only to a loopback address: 127.0.0.0/8, ::1, localhost)",
             ));
         }
         if let Some(r) = &d.relay_base_url {
-            if r.trim().is_empty() || r.contains(char::is_whitespace) {
+            if let Some(problem) = relay_problem(r) {
                 return Err(self.invalid(
                     "engines.dynamic.relay_base_url",
-                    "expected a relay host or URL such as relay.dynamicauth.com",
+                    format!(
+                        "{problem}: expected a bare relay host[:port] such as relay.dynamicauth.com, without a scheme (the vendor's MPC library always speaks TLS to the relay and refuses a URL)"
+                    ),
                 ));
             }
+        }
+        if d.max_concurrent_rounds == 0 || d.max_concurrent_rounds > 1024 {
+            return Err(self.invalid(
+                "engines.dynamic.max_concurrent_rounds",
+                "expected 1 to 1024",
+            ));
+        }
+        if let Err(e) = d.derivation_indices() {
+            return Err(self.invalid(
+                "engines.dynamic.derivation_path",
+                format!("{e}: expected a BIP-32 path such as {DYNAMIC_DEFAULT_DERIVATION_PATH}"),
+            ));
         }
         for (key, t) in [
             ("engines.dynamic.connect_timeout", d.connect_timeout),
@@ -666,16 +856,13 @@ impl Config {
     fn validate_clients(&self) -> Result<(), ConfigError> {
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.clients.iter().enumerate() {
-            if c.identity.trim().is_empty() {
+            let key = format!("clients[{i}].identity");
+            let (id, _) = crate::identity::Identity::parse_config(&c.identity)
+                .map_err(|m| self.invalid(&key, format!("{m}; expected uri:URI or cn:NAME")))?;
+            if !seen.insert(id.to_string()) {
                 return Err(self.invalid(
-                    &format!("clients[{i}].identity"),
-                    "expected a non-empty identity",
-                ));
-            }
-            if !seen.insert(c.identity.as_str()) {
-                return Err(self.invalid(
-                    &format!("clients[{i}].identity"),
-                    format!("identity {:?} appears twice", c.identity),
+                    &key,
+                    format!("identity {:?} ({id}) appears twice", c.identity),
                 ));
             }
             if let Some(w) = c.wallets.iter().find(|w| !valid_selector(w)) {
@@ -686,6 +873,21 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Identities written in the deprecated plain form, as warnings to log.
+    fn client_deprecations(&self) -> Vec<String> {
+        self.clients
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match crate::identity::Identity::parse_config(&c.identity) {
+                Ok((id, true)) => Some(format!(
+                    "clients[{i}].identity = {:?} is read as \"{id}\"; write it that way (plain identities are deprecated)",
+                    c.identity
+                )),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The config as TOML, with every secret shown as `<redacted>`.
@@ -741,6 +943,140 @@ path = "keyward.db"
         assert_eq!(c.webhook.allowed_sources.len(), 5);
         assert_eq!(c.webhook.max_event_age, Duration::from_secs(30 * 86400));
         assert_eq!(c.pkcs11.rsa_oaep, OaepMode::Auto);
+    }
+
+    fn dynamic(extra: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "{MINIMAL}\n[engines.dynamic]\nenvironment_id = \"3f1c2a9e-0d4b-4c55-9a57-2f1e8b6c7d90\"\n{extra}"
+        );
+        let c = Config::parse(&text, Path::new("k.toml"))?;
+        c.validate().map(|()| c)
+    }
+
+    #[test]
+    fn dynamic_relay_is_a_bare_host_port() {
+        for ok in [
+            "relay.dynamicauth.com",
+            "relay.dynamic-preprod.xyz:443",
+            "127.0.0.1:9443",
+            "[::1]:9443",
+            "localhost",
+        ] {
+            dynamic(&format!("relay_base_url = \"{ok}\"\n"))
+                .unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for (bad, says) in [
+            ("https://relay.dynamicauth.com", "has a scheme"),
+            ("http://127.0.0.1:9", "has a scheme"),
+            ("wss://relay.dynamicauth.com", "has a scheme"),
+            ("relay.dynamicauth.com/x", "is not a host[:port]"),
+            ("user@relay.dynamicauth.com", "is not a host[:port]"),
+            ("relay.dynamicauth.com:", "is not a host[:port]"),
+            ("relay.dynamicauth.com:https", "is not a host[:port]"),
+            ("relay.dynamicauth.com:70000", "is not a host[:port]"),
+            ("relay .com", "is not a host[:port]"),
+            ("", "is not a host[:port]"),
+        ] {
+            let e = dynamic(&format!("relay_base_url = \"{bad}\"\n"))
+                .err()
+                .unwrap_or_else(|| panic!("accepted {bad:?}"))
+                .to_string();
+            assert!(e.contains("engines.dynamic.relay_base_url"), "{e}");
+            assert!(
+                e.contains(says) && e.contains("without a scheme"),
+                "{bad:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn dynamic_api_is_https_except_loopback() {
+        for ok in [
+            "https://app.dynamicauth.com",
+            "https://10.0.0.1:8443",
+            "http://127.0.0.1:9",
+            "http://127.8.9.10",
+            "http://[::1]:80",
+            "http://localhost:8080",
+            "http://LOCALHOST",
+        ] {
+            dynamic(&format!("api_base_url = \"{ok}\"\n")).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in [
+            "http://app.dynamicauth.com",
+            "http://10.0.0.1",
+            "http://localhost.example.com",
+            "http://128.0.0.1",
+            "ftp://127.0.0.1",
+            "app.dynamicauth.com",
+            "https://",
+        ] {
+            let e = dynamic(&format!("api_base_url = \"{bad}\"\n"))
+                .err()
+                .unwrap_or_else(|| panic!("accepted {bad:?}"))
+                .to_string();
+            assert!(
+                e.contains("engines.dynamic.api_base_url") && e.contains("expected an https URL"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn dynamic_rounds_and_derivation_path() {
+        let c = dynamic("").unwrap();
+        let d = c.engines.dynamic.unwrap();
+        assert_eq!(d.max_concurrent_rounds, 8);
+        assert_eq!(d.derivation_path, "m/44'/60'/0'/0/0");
+        // the SDK's own constant for that path
+        assert_eq!(d.derivation_indices().unwrap(), vec![44, 60, 0, 0, 0]);
+        let d = dynamic("max_concurrent_rounds = 2\nderivation_path = \"m/44h/60h/1h/0/7\"\n")
+            .unwrap()
+            .engines
+            .dynamic
+            .unwrap();
+        assert_eq!(d.max_concurrent_rounds, 2);
+        assert_eq!(d.derivation_indices().unwrap(), vec![44, 60, 1, 0, 7]);
+        for (bad, key) in [
+            (
+                "max_concurrent_rounds = 0",
+                "engines.dynamic.max_concurrent_rounds",
+            ),
+            (
+                "max_concurrent_rounds = 5000",
+                "engines.dynamic.max_concurrent_rounds",
+            ),
+            (
+                "derivation_path = \"44'/60'\"",
+                "engines.dynamic.derivation_path",
+            ),
+            (
+                "derivation_path = \"m/44'/x/0\"",
+                "engines.dynamic.derivation_path",
+            ),
+            (
+                "derivation_path = \"m/44''\"",
+                "engines.dynamic.derivation_path",
+            ),
+            (
+                "derivation_path = \"m/2147483648\"",
+                "engines.dynamic.derivation_path",
+            ),
+            (
+                "derivation_path = \"m/\"",
+                "engines.dynamic.derivation_path",
+            ),
+            (
+                "derivation_path = \"m/-1\"",
+                "engines.dynamic.derivation_path",
+            ),
+        ] {
+            let e = dynamic(&format!("{bad}\n"))
+                .err()
+                .unwrap_or_else(|| panic!("accepted {bad}"))
+                .to_string();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -165,19 +165,27 @@ pub fn parse(value: &serde_json::Value) -> Result<Encrypted, EnvelopeError> {
 /// else every key, newest first. A vendor-assigned `kid` (e.g. `dynamic_rsa_…`) names
 /// none of ours, hence the fallback.
 fn candidate_labels(token: &Token, kid: Option<&str>) -> Result<Vec<String>, EnvelopeError> {
+    // a key rotated in (or retired) by another process since start is seen here
+    token.sync_keys().map_err(EnvelopeError::Hsm)?;
     let keys = token.rsa_keys().map_err(EnvelopeError::Hsm)?;
     if keys.is_empty() {
         return Err(EnvelopeError::NoKey);
     }
+    let mut labels: Vec<String> = keys.iter().rev().map(|k| k.label.clone()).collect();
+    // the key `kid` names goes first, but the others are still tried: a token may report
+    // a bad padding in a way that reads like another failure, and a sender may name a
+    // key loosely; a decryption failure with every key is the only "cannot decrypt"
     if let Some(kid) = kid {
-        if let Some(k) = keys
+        if let Some(pos) = keys
             .iter()
-            .find(|k| k.label == kid || k.fingerprint().as_deref() == Some(kid))
+            .rev()
+            .position(|k| k.label == kid || k.fingerprint().as_deref() == Some(kid))
         {
-            return Ok(vec![k.label.clone()]);
+            let named = labels.remove(pos);
+            labels.insert(0, named);
         }
     }
-    Ok(keys.into_iter().rev().map(|k| k.label).collect())
+    Ok(labels)
 }
 
 /// Recovers the 32-byte content key from `ek` in the token.

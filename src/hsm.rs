@@ -34,7 +34,7 @@ pub use error::HsmError;
 pub use keys::{KeyKind, KeyObject};
 
 use crate::config::{OaepMode, Pkcs11Config};
-use error::{classify, is_mechanism_refusal, Fault};
+use error::{classify, classify_decrypt, is_mechanism_refusal, Fault};
 use pool::Pool;
 
 /// GCM nonce length used for everything keyward seals itself.
@@ -99,6 +99,7 @@ struct Inner {
     pin: SecretString,
     live: RwLock<Option<Arc<Live>>>,
     reconnect: Mutex<Option<Instant>>,
+    syncing: Mutex<()>,
     /// Resolved OAEP mode: 0 undecided, 1 native, 2 raw.
     oaep: AtomicU8,
 }
@@ -191,6 +192,7 @@ impl Token {
                 pin,
                 live: RwLock::new(None),
                 reconnect: Mutex::new(None),
+                syncing: Mutex::new(()),
                 oaep: AtomicU8::new(0),
             }),
         };
@@ -340,8 +342,47 @@ impl Token {
         Ok(self.live()?.wrap.clone())
     }
 
-    /// The newest wrapping key version, used for every new wrap.
+    /// Loads the token's keys again when they are not the ones this process holds.
+    ///
+    /// `keyward keys rotate-*` and `keys retire` run as other processes while the service
+    /// serves: a wrap under a version the operator has since moved every wallet off, or a
+    /// delivery encrypted to a key registered after start, must not depend on a restart.
+    /// Comparing labels costs one `C_FindObjects` and a label read per key.
+    pub fn sync_keys(&self) -> Result<(), HsmError> {
+        let prefix = self.inner.settings.label_prefix.clone();
+        let read = |token: &Token| {
+            token.run(|session, _| {
+                let mut in_token = keys::labels(session, &prefix, KeyKind::Rsa)?;
+                in_token.extend(keys::labels(session, &prefix, KeyKind::Wrap)?);
+                Ok(in_token
+                    .into_iter()
+                    .collect::<std::collections::BTreeSet<_>>())
+            })
+        };
+        let loaded = |live: &Live| {
+            live.rsa
+                .iter()
+                .chain(live.wrap.iter())
+                .map(|k| k.label.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        if read(self)? == loaded(&*self.live()?) {
+            return Ok(());
+        }
+        // one refresh at a time; whoever waited re-checks before doing it again
+        let _one = self.inner.syncing.lock().unwrap_or_else(|p| p.into_inner());
+        let in_token = read(self)?;
+        if in_token != loaded(&*self.live()?) {
+            tracing::info!(keys = ?in_token, "the token's keys changed since they were loaded; loading them again");
+            self.refresh()?;
+        }
+        Ok(())
+    }
+
+    /// The newest wrapping key version, used for every new wrap (checked against the
+    /// token each time, see [`Token::sync_keys`]).
     pub fn current_wrap_version(&self) -> Result<u32, HsmError> {
+        self.sync_keys()?;
         self.live()?
             .wrap
             .last()
@@ -462,6 +503,11 @@ impl Token {
             return Err(HsmError::DecryptFailed);
         }
         let (iv, ct) = sealed.split_at(GCM_IV_LEN);
+        // a wallet rewrapped by another process under a version made after this process
+        // loaded its keys: load them again, once
+        if !self.live()?.wrap_copies.contains_key(&version) {
+            self.sync_keys()?;
+        }
         self.run(|session, live| {
             let key = wrap_handle(live, version)?;
             let mut iv = <[u8; GCM_IV_LEN]>::try_from(iv).expect("split at IV length");
@@ -545,7 +591,7 @@ fn native_oaep(
             mechanism: "CKM_RSA_PKCS_OAEP(SHA-256)",
             rv: e.to_string(),
         }),
-        Err(e) => Err(classify(e)),
+        Err(e) => Err(classify_decrypt(e, || session.get_session_info().is_ok())),
     }
 }
 
@@ -558,7 +604,7 @@ fn raw_oaep(
     let block = Zeroizing::new(
         session
             .decrypt(&Mechanism::RsaX509, key, ct)
-            .map_err(classify)?,
+            .map_err(|e| classify_decrypt(e, || session.get_session_info().is_ok()))?,
     );
     if block.len() > k {
         return Err(HsmError::DecryptFailed);

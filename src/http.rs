@@ -1,6 +1,8 @@
 //! What both faces share about HTTP: the JSON error shape, JSON responses, bounded body
 //! reading, and the TLS accept loop. Faces build on this; they never import each other.
 
+pub mod admission;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -92,6 +94,37 @@ pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Refusal> {
     }
 }
 
+/// Runs `fut`, turning a panic inside it into a 500 `internal_error` refusal. A bug
+/// reachable by one request (in keyward or a parser it calls) must cost that request,
+/// not the connection or the process. The panic message is logged (the default hook has
+/// printed it with its location already); the answer says nothing about it.
+pub async fn catch_panic<T>(fut: impl Future<Output = T>) -> Result<T, Refusal> {
+    use futures_util::FutureExt;
+    // unwind safety: after a panic nothing the future borrowed is trusted except what
+    // callers re-check (the audit draft is written as it stands, marked internal_error)
+    std::panic::AssertUnwindSafe(fut)
+        .catch_unwind()
+        .await
+        .map_err(|payload| {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            let what: String = what.chars().take(200).collect();
+            tracing::error!(panic = %what, "request handler panicked; answered 500");
+            internal_error()
+        })
+}
+
+fn internal_error() -> Refusal {
+    Refusal::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "an internal error ended this request; nothing was signed",
+    )
+}
+
 /// A process-unique request id: a random per-process prefix and a counter (cheap, and
 /// unique across restarts in practice).
 pub fn request_id() -> String {
@@ -102,6 +135,11 @@ pub fn request_id() -> String {
     let prefix = PREFIX.get_or_init(|| format!("{:08x}", rand::random::<u32>()));
     format!("{prefix}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
+
+/// A TLS handshake must complete within this, or the connection is closed.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// A request's headers must arrive within this (idle keep-alive connections included).
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Facts about the connection a request arrived on.
 #[derive(Debug, Clone)]
@@ -117,6 +155,7 @@ pub struct Conn {
 pub async fn serve<H, F>(
     listener: TcpListener,
     acceptor: TlsAcceptor,
+    admission: Arc<admission::Admission>,
     handler: Arc<H>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) where
@@ -136,20 +175,25 @@ pub async fn serve<H, F>(
             },
             _ = stop.changed() => break,
         };
+        // before TLS: a refused peer gets its connection closed, not a ServerHello
+        let slot = match admission.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(why) => {
+                tracing::debug!(%peer, reason = ?why, "connection closed at accept");
+                drop(tcp);
+                continue;
+            }
+        };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let handler = handler.clone();
         let mut conn_stop = shutdown.clone();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(
-                std::time::Duration::from_secs(10),
-                acceptor.accept(tcp),
-            )
-            .await
-            {
+            let _slot = slot;
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(t)) => t,
                 Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake refused");
+                    tracing::info!(%peer, error = %e, "TLS handshake refused");
                     return;
                 }
                 Err(_) => return,
@@ -172,10 +216,20 @@ pub async fn serve<H, F>(
                     method = %req.method(),
                     path = %req.uri().path(),
                 );
-                let fut = handler(req, conn.clone());
+                // building the future runs handler code too
+                let fut = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    handler(req, conn.clone())
+                }));
                 async move {
                     let started = std::time::Instant::now();
-                    let mut resp = fut.await;
+                    let mut resp = match fut {
+                        Ok(fut) => catch_panic(fut).await,
+                        Err(_) => {
+                            tracing::error!("request handler panicked; answered 500");
+                            Err(internal_error())
+                        }
+                    }
+                    .unwrap_or_else(|r| r.into_response(None));
                     let status = resp.status().as_u16();
                     let micros = started.elapsed().as_micros() as u64;
                     // refusals at info, successes at debug: the audit chain is the record of
@@ -197,7 +251,7 @@ pub async fn serve<H, F>(
             let http = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .keep_alive(true)
-                .header_read_timeout(std::time::Duration::from_secs(10))
+                .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(io, service);
             tokio::pin!(http);
             tokio::select! {

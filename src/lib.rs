@@ -16,6 +16,7 @@ pub mod envelope;
 pub mod hardening;
 pub mod hsm;
 pub mod http;
+pub mod identity;
 pub mod metrics;
 pub mod pki;
 pub mod policy;

@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Every metric keyward exports.
@@ -30,6 +30,24 @@ pub struct Metrics {
     pub audit_commit_seconds: HistogramVec,
     /// Wallets by chain, engine and status.
     pub wallets: IntGaugeVec,
+    /// Connections closed at accept, before TLS, by face and reason.
+    pub connections_refused: IntCounterVec,
+    /// Connections open, by face.
+    pub connections_open: IntGaugeVec,
+    /// Seconds since each loaded CRL's thisUpdate, by file name.
+    pub crl_age_seconds: IntGaugeVec,
+    /// Vendor co-signing rounds started (feature `dynamic-mpc`; zero otherwise).
+    pub mpc_rounds_started: IntCounter,
+    /// Vendor co-signing rounds whose request gave up (timeout, client gone) while the
+    /// round was still running.
+    pub mpc_rounds_aborted: IntCounter,
+    /// Vendor co-signing rounds holding a slot of `engines.dynamic.max_concurrent_rounds`.
+    pub mpc_rounds_running: IntGauge,
+    /// Of those, rounds still running after their request gave up (the vendor library's
+    /// blocking call has not returned yet).
+    pub mpc_rounds_abandoned: IntGauge,
+    /// Vendor co-signing requests waiting for a free slot.
+    pub mpc_rounds_waiting: IntGauge,
 }
 
 fn build() -> Metrics {
@@ -80,6 +98,52 @@ fn build() -> Metrics {
             &["chain", "engine", "status"],
         )
         .expect("metric"),
+        connections_refused: IntCounterVec::new(
+            Opts::new(
+                "connections_refused_total",
+                "Connections closed at accept, before any TLS byte, by face and reason (source, total_cap, source_cap)",
+            ),
+            &["face", "reason"],
+        )
+        .expect("metric"),
+        connections_open: IntGaugeVec::new(
+            Opts::new("connections_open", "Connections open, by face"),
+            &["face"],
+        )
+        .expect("metric"),
+        crl_age_seconds: IntGaugeVec::new(
+            Opts::new(
+                "crl_age_seconds",
+                "Seconds since each loaded CRL's thisUpdate, when it was last loaded (start, SIGHUP)",
+            ),
+            &["crl"],
+        )
+        .expect("metric"),
+        mpc_rounds_started: IntCounter::new(
+            "mpc_rounds_started_total",
+            "Vendor co-signing rounds started",
+        )
+        .expect("metric"),
+        mpc_rounds_aborted: IntCounter::new(
+            "mpc_rounds_aborted_total",
+            "Vendor co-signing rounds whose request gave up while the round was running",
+        )
+        .expect("metric"),
+        mpc_rounds_running: IntGauge::new(
+            "mpc_rounds_running",
+            "Vendor co-signing rounds holding a slot (engines.dynamic.max_concurrent_rounds)",
+        )
+        .expect("metric"),
+        mpc_rounds_abandoned: IntGauge::new(
+            "mpc_rounds_abandoned",
+            "Vendor co-signing rounds still running after their request gave up",
+        )
+        .expect("metric"),
+        mpc_rounds_waiting: IntGauge::new(
+            "mpc_rounds_waiting",
+            "Vendor co-signing requests waiting for a free slot",
+        )
+        .expect("metric"),
         registry,
     };
     for c in [
@@ -91,6 +155,14 @@ fn build() -> Metrics {
         Box::new(m.audit_queue_depth.clone()),
         Box::new(m.audit_commit_seconds.clone()),
         Box::new(m.wallets.clone()),
+        Box::new(m.connections_refused.clone()),
+        Box::new(m.connections_open.clone()),
+        Box::new(m.crl_age_seconds.clone()),
+        Box::new(m.mpc_rounds_started.clone()),
+        Box::new(m.mpc_rounds_aborted.clone()),
+        Box::new(m.mpc_rounds_running.clone()),
+        Box::new(m.mpc_rounds_abandoned.clone()),
+        Box::new(m.mpc_rounds_waiting.clone()),
     ] {
         m.registry.register(c).expect("unique metric names");
     }

@@ -132,21 +132,49 @@ impl DevCa {
         validity: Validity,
         serial: u64,
     ) -> Result<Issued, PkiError> {
+        self.client_with_uris(cn, uri.as_slice(), validity, serial)
+    }
+
+    /// A client certificate with any number of URI SANs (tests of ambiguous identities).
+    pub fn client_with_uris(
+        &self,
+        cn: &str,
+        uris: &[&str],
+        validity: Validity,
+        serial: u64,
+    ) -> Result<Issued, PkiError> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
-        if let Some(uri) = uri {
-            params.subject_alt_names = vec![SanType::URI(uri.try_into()?)];
-        }
+        params.subject_alt_names = uris
+            .iter()
+            .map(|u| Ok(SanType::URI((*u).try_into()?)))
+            .collect::<Result<_, PkiError>>()?;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         self.issue(params, cn, validity, serial)
     }
 
-    /// A CRL revoking `serials`, PEM.
+    /// A CRL revoking `serials`, PEM, valid for the next 30 days.
     pub fn crl(&self, serials: &[u64]) -> Result<String, PkiError> {
         let now = OffsetDateTime::now_utc();
+        self.crl_between(serials, now - Duration::hours(1), now + Duration::days(30))
+    }
+
+    /// A CRL whose `nextUpdate` passed yesterday (nobody refreshed it).
+    pub fn expired_crl(&self, serials: &[u64]) -> Result<String, PkiError> {
+        let now = OffsetDateTime::now_utc();
+        self.crl_between(serials, now - Duration::days(8), now - Duration::days(1))
+    }
+
+    fn crl_between(
+        &self,
+        serials: &[u64],
+        this_update: OffsetDateTime,
+        next_update: OffsetDateTime,
+    ) -> Result<String, PkiError> {
+        let now = OffsetDateTime::now_utc();
         let params = CertificateRevocationListParams {
-            this_update: now - Duration::hours(1),
-            next_update: now + Duration::days(30),
+            this_update,
+            next_update,
             crl_number: SerialNumber::from(1u64),
             issuing_distribution_point: None,
             revoked_certs: serials

@@ -211,7 +211,7 @@ pub const SPENDING_PRIMARY_TYPES: &[&str] = &[
 ];
 
 fn client_matches(list: &[String], client: &str) -> bool {
-    list.iter().any(|c| c == "*" || c == client)
+    list.iter().any(|c| crate::identity::matches(c, client))
 }
 
 /// Whether a wallet selector (`*`, `label:NAME`, `chain:…`, id) matches; whole strings only.

@@ -30,6 +30,9 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+    /// Another `keyward serve` already serves this database.
+    #[error(transparent)]
+    InUse(crate::store::StoreError),
     /// Hardening refused to start.
     #[error("refusing to start: {0}")]
     Harden(#[from] crate::hardening::HardenError),
@@ -68,6 +71,7 @@ pub struct Running {
     pub app: Arc<Appliance>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    _claim: crate::store::service_lock::ServiceLock,
 }
 
 impl Running {
@@ -82,6 +86,9 @@ impl Running {
 
 /// Opens everything and starts serving in the background.
 pub async fn start(config: Config) -> Result<Running, ServeError> {
+    // first, and before the token is opened: a second server on one database would
+    // fight the first over its chain and its lock file, so it stops here, naming it
+    let claim = crate::store::service_lock::claim(&config.store.path).map_err(ServeError::InUse)?;
     let app = Arc::new(Appliance::open(config)?);
     let cfg = app.config();
     let api_l = bind("signing API", cfg.api.listen).await?;
@@ -122,11 +129,16 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         app,
         stop,
         tasks,
+        _claim: claim,
     })
 }
 
 fn reload(app: &Appliance, path: &std::path::Path) -> Result<(), String> {
     let new = Config::load(path).map_err(|e| e.to_string())?;
+    // the same file checks as at start: a reload must not accept a client CA, CRL,
+    // policy or module that start-up would have refused
+    crate::hardening::check_private_paths(&new).map_err(|e| e.to_string())?;
+    crate::hardening::check_trusted_paths(&new).map_err(|e| e.to_string())?;
     // secrets must be readable before anything is swapped
     for s in &new.webhook.secrets {
         s.read().map_err(|e| e.to_string())?;
@@ -140,7 +152,11 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     use tokio::signal::unix::{signal, SignalKind};
     crate::hardening::harden_process(config.process.mlock_all)?;
     crate::hardening::check_private_paths(&config)?;
+    crate::hardening::check_trusted_paths(&config)?;
     let path = config.source.clone();
+    for d in &config.deprecations {
+        tracing::warn!("{d}");
+    }
     let running = start(config).await?;
     let mut term = signal(SignalKind::terminate()).expect("signal handler");
     let mut int = signal(SignalKind::interrupt()).expect("signal handler");
@@ -150,7 +166,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => match reload(&running.app, &path) {
-                Ok(()) => tracing::info!(config = %path.display(), "reloaded: configuration, clients, policy, secrets, certificates, client CAs, CRLs"),
+                Ok(()) => tracing::info!(config = %path.display(), "reloaded: configuration, clients, policy, secrets, token keys, certificates, client CAs, CRLs"),
                 Err(e) => tracing::error!(error = %e, "reload refused; the previous configuration stays in force"),
             },
         }

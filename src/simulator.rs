@@ -132,6 +132,11 @@ pub fn timestamp(t: time::OffsetDateTime) -> String {
     )
 }
 
+/// The `environmentId` of simulated deliveries when `webhook.environment_ids` names none:
+/// fixed, because a wallet answers only to the environment that delegated it, and a
+/// simulated revoke (another run) must reach the simulated delegation.
+pub const DEFAULT_ENVIRONMENT_ID: &str = "6b657977-6172-4400-8000-73696d756c61";
+
 /// The vendor's side of a webhook: the appliance's public key and the shared secret.
 pub struct Simulator {
     public: RsaPublicKey,
@@ -151,7 +156,7 @@ impl Simulator {
             kid,
             hmac_secret,
             iv_len: 16,
-            environment_id: uuid::Uuid::new_v4().to_string(),
+            environment_id: DEFAULT_ENVIRONMENT_ID.to_owned(),
         }
     }
 

@@ -12,6 +12,7 @@ pub mod events;
 mod schema;
 /// The schema version this binary writes (SQLite `user_version`).
 pub use schema::CURRENT as SCHEMA_VERSION;
+pub mod service_lock;
 pub mod spend;
 pub mod state;
 pub mod wallets;
@@ -47,6 +48,16 @@ pub enum StoreError {
     /// The writer thread is gone.
     #[error("the store writer has stopped")]
     WriterGone,
+    /// Another `keyward serve` runs on this database.
+    #[error("another keyward serve ({holder}) is already serving {db} (lock file {lock}); stop it first, or point this one at another database")]
+    InUse {
+        /// The database.
+        db: String,
+        /// `pid N` of the running server.
+        holder: String,
+        /// The lock file.
+        lock: String,
+    },
     /// A row's content is not what this version understands.
     #[error("corrupt row: {0}")]
     Corrupt(String),
@@ -174,7 +185,15 @@ impl Store {
         let run_slot = slot.clone();
         let job = writer::Job {
             run: Box::new(move |ctx| {
-                let r = f(ctx);
+                // a panicking job must not take the single writer thread (and with it every
+                // later write) down: its savepoint is rolled back like any failed job's
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(ctx)))
+                    .unwrap_or_else(|_| {
+                        tracing::error!("a store write job panicked; its changes were rolled back");
+                        Err(StoreError::Io(
+                            "a write job failed unexpectedly; nothing was written".into(),
+                        ))
+                    });
                 let ok = r.is_ok();
                 *run_slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
                 ok
@@ -221,13 +240,20 @@ impl Store {
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
-    /// Online backup to `dest` (SQLite backup API; safe while serving).
+    /// Online backup to `dest`, safe while a service writes to the database.
+    ///
+    /// `VACUUM INTO` copies one read snapshot: in WAL mode it neither blocks writers nor
+    /// restarts when they commit (the page-by-page backup API restarts on every commit by
+    /// another connection, so under steady signing it may never finish), and the copy
+    /// holds no free pages with old content.
     pub fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
         create_private(dest)?;
-        self.read(|conn| {
-            let mut out = Connection::open(dest)?;
-            let backup = rusqlite::backup::Backup::new(conn, &mut out)?;
-            backup.run_to_completion(256, std::time::Duration::from_millis(5), None)?;
+        let target = dest
+            .to_str()
+            .ok_or_else(|| StoreError::Io(format!("{}: not UTF-8", dest.display())))?
+            .to_owned();
+        self.read(move |conn| {
+            conn.execute("VACUUM INTO ?1", [target])?;
             Ok(())
         })
     }

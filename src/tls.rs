@@ -33,6 +33,34 @@ pub enum TlsError {
     /// A required setting is missing.
     #[error("{0}")]
     Missing(&'static str),
+    /// A CRL is past its `nextUpdate` (and `api.crl_expired = "refuse"`).
+    #[error("{path}: the CRL expired at {next_update} (nextUpdate); fetch a fresh one from the CA, or set api.crl_expired = \"warn\" to accept stale CRLs")]
+    CrlExpired {
+        /// The CRL file.
+        path: PathBuf,
+        /// Its nextUpdate.
+        next_update: String,
+    },
+}
+
+/// What to do with a CRL past its `nextUpdate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CrlExpired {
+    /// Refuse to load it (start and reload fail), and fail handshakes once it expires.
+    #[default]
+    Refuse,
+    /// Load it with a warning.
+    Warn,
+}
+
+/// How client certificates are judged beyond the chain and the CRLs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientCertPolicy {
+    /// Stale CRLs.
+    pub crl_expired: CrlExpired,
+    /// Accept a certificate with several URI SANs (the first one is the identity).
+    pub allow_multiple_uri_sans: bool,
 }
 
 fn file_err(path: &Path, reason: impl ToString) -> TlsError {
@@ -66,20 +94,66 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
         .ok_or_else(|| file_err(path, "no PEM private key found"))
 }
 
-fn load_crls(paths: &[PathBuf]) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+fn load_crls(
+    paths: &[PathBuf],
+    expired: CrlExpired,
+) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
     let mut out = Vec::new();
     for path in paths {
         let bytes = read(path)?;
         let pem: Vec<_> = rustls_pemfile::crls(&mut bytes.as_slice())
             .collect::<Result<_, _>>()
             .map_err(|e| file_err(path, e))?;
-        if pem.is_empty() {
-            out.push(CertificateRevocationListDer::from(bytes));
+        let crls = if pem.is_empty() {
+            vec![CertificateRevocationListDer::from(bytes)]
         } else {
-            out.extend(pem);
+            pem
+        };
+        for crl in &crls {
+            check_crl_freshness(path, crl, expired)?;
         }
+        out.extend(crls);
     }
     Ok(out)
+}
+
+/// Records each CRL's age in a metric and refuses (or warns about) one past `nextUpdate`:
+/// a CRL nobody refreshes stops revoking the certificates revoked after it was issued.
+fn check_crl_freshness(
+    path: &Path,
+    crl: &CertificateRevocationListDer<'_>,
+    expired: CrlExpired,
+) -> Result<(), TlsError> {
+    use x509_parser::prelude::*;
+    let (_, parsed) = CertificateRevocationList::from_der(crl.as_ref())
+        .map_err(|e| file_err(path, format!("not a CRL: {e}")))?;
+    let now = x509_parser::time::ASN1Time::now();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let age = now.timestamp() - parsed.last_update().timestamp();
+    crate::metrics::get()
+        .crl_age_seconds
+        .with_label_values(&[&name])
+        .set(age);
+    let Some(next) = parsed.next_update() else {
+        return Ok(());
+    };
+    if next.timestamp() >= now.timestamp() {
+        return Ok(());
+    }
+    let next_update = next.to_string();
+    match expired {
+        CrlExpired::Refuse => Err(TlsError::CrlExpired {
+            path: path.to_path_buf(),
+            next_update,
+        }),
+        CrlExpired::Warn => {
+            tracing::warn!(crl = %path.display(), %next_update, "CRL is past its nextUpdate; accepted because api.crl_expired = \"warn\"");
+            Ok(())
+        }
+    }
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -110,7 +184,15 @@ pub fn api_server(
     crls: &[PathBuf],
     tls12: bool,
 ) -> Result<Arc<ServerConfig>, TlsError> {
-    Ok(ReloadableTls::api(cert, key, client_ca, crls, tls12)?.server_config())
+    Ok(ReloadableTls::api(
+        cert,
+        key,
+        client_ca,
+        crls,
+        tls12,
+        ClientCertPolicy::default(),
+    )?
+    .server_config())
 }
 
 fn certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
@@ -124,6 +206,7 @@ fn certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError>
 fn client_verifier(
     client_ca: &[PathBuf],
     crls: &[PathBuf],
+    policy: ClientCertPolicy,
 ) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
     if client_ca.is_empty() {
         return Err(TlsError::Missing(
@@ -136,10 +219,14 @@ fn client_verifier(
             roots.add(c).map_err(|e| file_err(path, e))?;
         }
     }
-    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-        .with_crls(load_crls(crls)?)
-        .build()
-        .map_err(|e| TlsError::Rustls(e.to_string()))
+    let mut builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .with_crls(load_crls(crls, policy.crl_expired)?);
+    if policy.crl_expired == CrlExpired::Refuse {
+        // a CRL that expires while serving stops admitting clients rather than silently
+        // no longer revoking
+        builder = builder.enforce_revocation_expiration();
+    }
+    builder.build().map_err(|e| TlsError::Rustls(e.to_string()))
 }
 
 /// A face's TLS material that SIGHUP can replace while the listener keeps running:
@@ -161,11 +248,15 @@ impl ResolvesServerCert for CertSlot {
 }
 
 #[derive(Debug)]
-struct VerifierSlot(RwLock<Arc<dyn ClientCertVerifier>>);
+struct VerifierSlot(RwLock<(Arc<dyn ClientCertVerifier>, ClientCertPolicy)>);
 
 impl VerifierSlot {
     fn current(&self) -> Arc<dyn ClientCertVerifier> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.0.read().unwrap_or_else(|p| p.into_inner()).0.clone()
+    }
+
+    fn policy(&self) -> ClientCertPolicy {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).1
     }
 }
 
@@ -190,8 +281,16 @@ impl ClientCertVerifier for VerifierSlot {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.current()
-            .verify_client_cert(end_entity, intermediates, now)
+        let verified = self
+            .current()
+            .verify_client_cert(end_entity, intermediates, now)?;
+        // an identity must be unambiguous: which of several URIs would the grants mean?
+        if !self.policy().allow_multiple_uri_sans && uri_sans(end_entity).len() > 1 {
+            return Err(rustls::Error::General(
+                "the client certificate has more than one URI SAN (set api.allow_multiple_uri_sans to accept it)".into(),
+            ));
+        }
+        Ok(verified)
     }
 
     fn verify_tls12_signature(
@@ -236,9 +335,13 @@ impl ReloadableTls {
         client_ca: &[PathBuf],
         crls: &[PathBuf],
         tls12: bool,
+        policy: ClientCertPolicy,
     ) -> Result<ReloadableTls, TlsError> {
         let slot = Arc::new(CertSlot(RwLock::new(certified_key(cert, key)?)));
-        let verifier = Arc::new(VerifierSlot(RwLock::new(client_verifier(client_ca, crls)?)));
+        let verifier = Arc::new(VerifierSlot(RwLock::new((
+            client_verifier(client_ca, crls, policy)?,
+            policy,
+        ))));
         let cfg = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(versions(tls12))
             .map_err(|e| TlsError::Rustls(e.to_string()))?
@@ -272,10 +375,11 @@ impl ReloadableTls {
         key: &Path,
         client_ca: &[PathBuf],
         crls: &[PathBuf],
+        policy: ClientCertPolicy,
     ) -> Result<(), TlsError> {
         let new_cert = certified_key(cert, key)?;
         let new_verifier = match &self.verifier {
-            Some(_) => Some(client_verifier(client_ca, crls)?),
+            Some(_) => Some((client_verifier(client_ca, crls, policy)?, policy)),
             None => None,
         };
         *self.cert.0.write().unwrap_or_else(|p| p.into_inner()) = new_cert;
@@ -286,23 +390,38 @@ impl ReloadableTls {
     }
 }
 
-/// The identity of a verified client certificate: its first URI SAN (e.g. a SPIFFE id),
-/// else its subject common name.
+fn uri_sans(cert: &CertificateDer<'_>) -> Vec<String> {
+    use x509_parser::prelude::*;
+    let Ok((_, parsed)) = X509Certificate::from_der(cert.as_ref()) else {
+        return Vec::new();
+    };
+    match parsed.subject_alternative_name() {
+        Ok(Some(san)) => san
+            .value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                GeneralName::URI(uri) => Some(uri.to_string()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The typed identity of a verified client certificate: `uri:<URI SAN>` (e.g. a SPIFFE
+/// id) when it has one, else `cn:<subject CN>`. The kind is part of the identity, so a
+/// certificate whose CN spells a URI can never be taken for the holder of that URI.
 pub fn client_identity(cert: &CertificateDer<'_>) -> Option<String> {
     use x509_parser::prelude::*;
-    let (_, parsed) = X509Certificate::from_der(cert.as_ref()).ok()?;
-    if let Ok(Some(san)) = parsed.subject_alternative_name() {
-        for name in &san.value.general_names {
-            if let GeneralName::URI(uri) = name {
-                return Some(uri.to_string());
-            }
-        }
+    if let Some(uri) = uri_sans(cert).into_iter().next() {
+        return Some(crate::identity::Identity::Uri(uri).to_string());
     }
+    let (_, parsed) = X509Certificate::from_der(cert.as_ref()).ok()?;
     let cn = parsed
         .subject()
         .iter_common_name()
         .next()
-        .and_then(|cn| cn.as_str().ok())
-        .map(str::to_owned);
-    cn
+        .and_then(|cn| cn.as_str().ok())?;
+    Some(crate::identity::Identity::Cn(cn.to_owned()).to_string())
 }

@@ -36,6 +36,7 @@ pub async fn serve(
     let cfg = app.config();
     // reloadable: SIGHUP swaps the certificate under this acceptor
     let acceptor = TlsAcceptor::from(app.webhook_tls()?.server_config());
+    let app_for_gate = app.clone();
     let face = Arc::new(Webhook::new(app));
     let handler = Arc::new(move |req: Request<Incoming>, conn: Arc<Conn>| {
         let face = face.clone();
@@ -44,7 +45,23 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, path = %cfg.webhook.path, "webhook face listening");
     }
-    http::serve(listener, acceptor, handler, shutdown).await;
+    let gate_app = app_for_gate;
+    let admission = http::admission::Admission::new(
+        "webhook",
+        http::admission::Caps {
+            total: cfg.webhook.max_connections,
+            per_source: cfg.webhook.max_connections_per_source,
+        },
+        // the config in force at each accept, so a reloaded allowlist applies at once; a
+        // trusted proxy passes here and its X-Forwarded-For is judged per request
+        Some(Box::new(move |ip| {
+            let cfg = gate_app.config();
+            let w = &cfg.webhook;
+            w.allowed_sources.iter().any(|n| n.contains(&ip))
+                || w.trusted_proxies.iter().any(|n| n.contains(&ip))
+        })),
+    );
+    http::serve(listener, acceptor, admission, handler, shutdown).await;
     Ok(())
 }
 
@@ -334,14 +351,11 @@ impl Webhook {
         let known = self
             .app
             .store
-            .read(move |c| crate::store::events::outcome(c, &id))
+            .read(move |c| crate::store::events::get(c, &id))
             .map_err(|e| events::store_refusal(&e))?;
-        if let Some(outcome) = known {
-            return Ok(Processed {
-                outcome,
-                duplicate: true,
-                wallet_id: None,
-            });
+        if let Some(prev) = known {
+            // a duplicate, or the same id reused for another event (409)
+            return events::replayed(&d, prev);
         }
         let app = self.app.clone();
         match d.event_name.as_str() {

@@ -315,7 +315,7 @@ async fn evm_routes_sign_and_verify_end_to_end() {
             addr(&eip155)
         );
         let rec = s.record(a.body["auditId"].as_str().unwrap());
-        assert_eq!(rec.actor, "test-client");
+        assert_eq!(rec.actor, "cn:test-client");
         assert_eq!(rec.action, "sign");
         assert_eq!(rec.decision, "allowed");
         assert_eq!(rec.result, "ok");
@@ -448,42 +448,6 @@ async fn evm_routes_sign_and_verify_end_to_end() {
     }
 }
 
-/// A legacy or v0 transfer from `from` (required signer 0) with `extra_signer` optional.
-fn solana_tx(from: &[u8; 32], other_signer: Option<[u8; 32]>, v0: bool) -> Vec<u8> {
-    let to = [7u8; 32];
-    let mut keys = vec![*from];
-    if let Some(o) = other_signer {
-        keys.push(o);
-    }
-    let required = keys.len() as u8;
-    keys.push(to);
-    keys.push(solana::SYSTEM_PROGRAM_ID);
-    let mut msg = Vec::new();
-    if v0 {
-        msg.push(0x80);
-    }
-    msg.extend([required, 0, 1]);
-    msg.push(keys.len() as u8);
-    for k in &keys {
-        msg.extend_from_slice(k);
-    }
-    msg.extend_from_slice(&[9u8; 32]); // recent blockhash
-    msg.push(1); // one instruction
-    msg.push((keys.len() - 1) as u8); // system program
-    msg.extend([2, 0, (keys.len() - 2) as u8]); // accounts: from, to
-    let mut data = 2u32.to_le_bytes().to_vec(); // SystemInstruction::Transfer
-    data.extend(1_000_000u64.to_le_bytes());
-    msg.push(data.len() as u8);
-    msg.extend(data);
-    if v0 {
-        msg.push(0); // no address table lookups
-    }
-    let mut tx = vec![required];
-    tx.extend(vec![0u8; 64 * required as usize]);
-    tx.extend(msg);
-    tx
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn solana_routes_sign_and_verify_end_to_end() {
     let s = start().await;
@@ -524,7 +488,7 @@ async fn solana_routes_sign_and_verify_end_to_end() {
     vk.verify_strict(&signed, &sig_of(&a)).unwrap();
 
     // a transaction (or its message) is never signed as a "message"
-    let tx = solana_tx(&pk, None, false);
+    let tx = common::solana_tx(&pk, None, false);
     for bytes in [tx.clone(), tx[65..].to_vec()] {
         let a = c
             .post(
@@ -546,9 +510,9 @@ async fn solana_routes_sign_and_verify_end_to_end() {
     for (v0, second) in [(false, false), (true, false), (false, true), (true, true)] {
         let tx = if second {
             // the wallet is signer 1; signer 0 (the fee payer) is someone else
-            solana_tx(&other, Some(pk), v0)
+            common::solana_tx(&other, Some(pk), v0)
         } else {
-            solana_tx(&pk, None, v0)
+            common::solana_tx(&pk, None, v0)
         };
         let a = c
             .post(
@@ -594,7 +558,7 @@ async fn solana_routes_sign_and_verify_end_to_end() {
     let a = c
         .post(
             &path(&w, "solana/transaction"),
-            json!({ "transaction": B64.encode(solana_tx(&other, None, false)) }),
+            json!({ "transaction": B64.encode(common::solana_tx(&other, None, false)) }),
         )
         .await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -615,7 +579,10 @@ async fn solana_routes_sign_and_verify_end_to_end() {
     // an identity from a URI SAN, granted solana.message on chain:solana only
     let spiffe = s.client_as("ignored-cn", Some("spiffe://keyward.test/svc/payments"), 41);
     let who = spiffe.get("/v1/whoami").await;
-    assert_eq!(who.body["identity"], "spiffe://keyward.test/svc/payments");
+    assert_eq!(
+        who.body["identity"],
+        "uri:spiffe://keyward.test/svc/payments"
+    );
     let a = spiffe
         .post(&path(&w, "solana/message"), json!({ "message": "x" }))
         .await;
@@ -664,7 +631,7 @@ async fn handshake_refused_without_a_valid_client_certificate() {
     let c = s.client();
     let a = c.get("/v1/whoami").await;
     assert_eq!(a.status, StatusCode::OK);
-    assert_eq!(a.body["identity"], "test-client");
+    assert_eq!(a.body["identity"], "cn:test-client");
     // OpenAPI is served and names every route
     let doc = c.get("/v1/openapi.json").await;
     assert_eq!(doc.body["openapi"], "3.1.0");
@@ -716,7 +683,7 @@ async fn refusals_carry_codes_and_audit_records() {
             rec.decision.as_str(),
             rec.result.as_str()
         ),
-        ("stranger", "denied", "not_authorized")
+        ("cn:stranger", "denied", "not_authorized")
     );
     assert_eq!(
         stranger.get("/v1/wallets").await.status,
@@ -1353,4 +1320,179 @@ async fn every_received_signature_survives_kill_9() {
         "{n} records, {} received",
         received.len()
     );
+}
+
+/// Issue 13: typed data shaped to exhaust alloy's recursion or CPU answers 400 with
+/// `typed_data_too_complex` (and an audit record), and the appliance keeps signing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_typed_data_is_refused_and_signing_continues() {
+    let s = start().await;
+    let c = s.client();
+    let cow = s.import(Chain::Evm, COW_KEY, None);
+    let deep_array = json!({
+        "types": {"P": [{"name": "a", "type": format!("uint256{}", "[]".repeat(100_000))}]},
+        "primaryType": "P", "domain": {}, "message": {"a": []}
+    });
+    let mut chain = serde_json::Map::new();
+    for i in 0..200 {
+        chain.insert(
+            format!("S{i}"),
+            json!([{"name": "n", "type": format!("S{}", i + 1)}]),
+        );
+    }
+    chain.insert("S200".into(), json!([{"name": "x", "type": "bool"}]));
+    let struct_chain = json!({"types": chain, "primaryType": "S0", "domain": {}, "message": {}});
+    let many: serde_json::Map<String, Value> =
+        (0..5000).map(|i| (format!("T{i}"), json!([]))).collect();
+    let many_types = json!({"types": many, "primaryType": "T0", "domain": {}, "message": {}});
+    let fields: Vec<Value> = (0..5000)
+        .map(|i| json!({"name": format!("f{i}"), "type": "bool"}))
+        .collect();
+    let many_fields =
+        json!({"types": {"P": fields}, "primaryType": "P", "domain": {}, "message": {}});
+    for (what, td, limit) in [
+        ("100,000 []", deep_array, "max_name_len"),
+        ("200 chained structs", struct_chain, "max_types"),
+        ("5,000 types", many_types, "max_types"),
+        ("5,000 fields", many_fields, "max_fields"),
+    ] {
+        let a = c
+            .post(&path(&cow, "evm/typed-data"), json!({ "typedData": td }))
+            .await;
+        assert_eq!(
+            (a.status, a.body["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("typed_data_too_complex")),
+            "{what}: {}",
+            a.body
+        );
+        let message = a.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(limit), "{what}: {message}");
+        let rec = s.record(a.body["auditId"].as_str().unwrap());
+        assert_eq!(
+            (rec.decision.as_str(), rec.result.as_str()),
+            ("denied", "typed_data_too_complex")
+        );
+    }
+    // the same shape sent as a JSON string is checked the same way
+    let as_string = json!({"typedData": json!({
+        "types": {"P": [{"name": "a", "type": format!("bool{}", "[]".repeat(9))}]},
+        "primaryType": "P", "message": {}
+    }).to_string()});
+    let a = c.post(&path(&cow, "evm/typed-data"), as_string).await;
+    assert_eq!(
+        a.body["error"]["code"], "typed_data_too_complex",
+        "{}",
+        a.body
+    );
+    assert!(a.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("max_array_dims"));
+
+    // still serving: the EIP's Mail example signs to its known digest
+    let a = c
+        .post(
+            &path(&cow, "evm/typed-data"),
+            json!({ "typedData": mail_typed_data() }),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let digest = b256("0xbe609aee343fb3c4b28e1df9e632fca64fcfaede20f02e86244efddf30957bd2");
+    assert_eq!(
+        recover(a.body["signature"].as_str().unwrap(), &digest),
+        addr(&cow)
+    );
+}
+
+/// Issue 13: transaction shapes that used to overflow or slip through are refused with
+/// precise codes, and the appliance then signs normally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_transactions_and_messages_are_refused() {
+    let s = start().await;
+    let c = s.client();
+    let evm = keyward::wallets::create(&s.app, Chain::Evm, None).unwrap();
+    let sol = keyward::wallets::create(&s.app, Chain::Solana, None).unwrap();
+
+    // legacy: 2 * chainId + 35 + parity must fit 64 bits
+    let legacy = |chain_id: &str| {
+        json!({"transaction": {"chainId": chain_id, "nonce": 0, "gas": 21000, "gasPrice": 1,
+            "to": "0x3535353535353535353535353535353535353535"}})
+    };
+    let a = c
+        .post(
+            &path(&evm, "evm/transaction"),
+            legacy("9223372036854775790"),
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_quantity")),
+        "{}",
+        a.body
+    );
+    assert!(a.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("chainId"));
+    let a = c
+        .post(
+            &path(&evm, "evm/transaction"),
+            legacy("9223372036854775789"),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let v = u128::from_str_radix(
+        a.body["signature"]["v"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
+    assert!(v == 2 * 9223372036854775789 + 35 || v == 2 * 9223372036854775789 + 36);
+
+    // access lists are bounded
+    let entry = json!({"address": "0x0000000000000000000000000000000000000001", "storageKeys": []});
+    let a = c
+        .post(
+            &path(&evm, "evm/transaction"),
+            json!({"transaction": {"type": 1, "chainId": 1, "nonce": 0, "gas": 21000,
+                "gasPrice": 1, "accessList": vec![entry; 257]}}),
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("access_list_too_large")),
+        "{}",
+        a.body
+    );
+
+    // a Solana transaction message with bytes after it is still no "message"
+    let tx = common::solana_tx(&solana_key(&sol), None, false);
+    let message = &tx[65..];
+    for tail in [&b""[..], b"\n", b" - please sign"] {
+        let mut bytes = message.to_vec();
+        bytes.extend_from_slice(tail);
+        let a = c
+            .post(
+                &path(&sol, "solana/message"),
+                json!({"message": B64.encode(&bytes), "encoding": "base64"}),
+            )
+            .await;
+        assert_eq!(
+            (a.status, a.body["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("message_is_transaction")),
+            "tail {tail:?}: {}",
+            a.body
+        );
+    }
+    // still serving
+    let a = c
+        .post(&path(&sol, "solana/message"), json!({"message": "hello"}))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+}
+
+fn solana_key(w: &Wallet) -> [u8; 32] {
+    solana::parse_pubkey(w.address.as_deref().unwrap()).unwrap()
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,25 +11,7 @@ use std::time::{Duration, Instant};
 use common::Env;
 use keyward::store::wallets::Chain;
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_keyward"));
-    c.env_remove("RUST_LOG");
-    c
-}
-
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out[9..12].parse().unwrap();
-    (status, out)
-}
+use common::daemon::{bin, http_get};
 
 /// Kills the daemon if the test fails half-way, so no server outlives its test.
 struct Reaped(std::process::Child);

@@ -5,12 +5,21 @@
 //! test engine injected through `Signer::with_mpc_engine` — a double for the vendor's
 //! network round only; the verification and the API path under test are the real ones.
 //!
-//! With `--features dynamic-mpc`: the real engine (the vendor's SDK) against loopback
-//! stand-ins for the vendor — a port that refuses connections, a TLS port that answers
-//! garbage, one that never answers, a fake API whose relay is unreachable, and a fake API
-//! that refuses the key — each a clean 502 within the timeout, audited, with neither the
-//! share nor the API key in any log line or answer. The real round with the vendor's
-//! relay needs the vendor's network and is not exercised here.
+//! With `--features dynamic-mpc`: the real engine (the vendor's SDK) against a loopback
+//! plain-HTTP stand-in for the vendor API and loopback stand-ins for the relay.
+//! - Wire format: for every operation, the `signMessage` request keyward sends equals,
+//!   byte for byte, the one the vendor's own `dynamic-waas-sdk-evm` / `-svm` crates send
+//!   for the same input (those crates run in the test against the same stand-in).
+//! - Failure paths: every way the event stream can fail, the vendor refusing, a refused
+//!   port, TLS garbage, silence, an unreachable relay (a bare `127.0.0.1:PORT` and a
+//!   32-hex room id, so the vendor's native library really connects) — each to its
+//!   documented code, audited, with neither the share nor the API key in any log line
+//!   (TRACE) or answer.
+//! - Bounds: a round outliving its request is counted aborted and abandoned, holds its
+//!   slot of `max_concurrent_rounds` until the library returns, and shows in `/metrics`.
+//!
+//! A successful co-signature needs the vendor's relay and a real delegation: not
+//! exercised here.
 //!
 //! Its own binary: the log capture is a process-wide subscriber.
 
@@ -76,7 +85,9 @@ fn logs() -> Buf {
     LOGS.get_or_init(|| {
         let buf = Buf::default();
         let writer = buf.clone();
-        tracing::subscriber::set_global_default(
+        // `try_init` also routes the `log` crate's records (the vendor SDK's HTTP stack
+        // logs through it) into the capture
+        tracing_subscriber::util::SubscriberInitExt::try_init(
             tracing_subscriber::fmt()
                 .with_max_level(tracing::Level::TRACE)
                 .with_ansi(false)
@@ -398,6 +409,8 @@ path = "k.db"
     assert_eq!(d.relay_base_url, None);
     assert_eq!(d.request_timeout, Duration::from_secs(30));
     assert_eq!(d.connect_timeout, Duration::from_secs(5));
+    assert_eq!(d.max_concurrent_rounds, 8);
+    assert_eq!(d.derivation_path, "m/44'/60'/0'/0/0");
     let c = load(
         "[engines.dynamic]\nenvironment_id = \"e\"\napi_base_url = \"https://app.dynamic-preprod.xyz\"\nrelay_base_url = \"relay.dynamic-preprod.xyz\"\nconnect_timeout = \"2s\"\nrequest_timeout = \"45s\"\n",
     )
@@ -419,6 +432,22 @@ path = "k.db"
         (
             "[engines.dynamic]\nenvironment_id = \"e\"\nrequest_timeout = \"0s\"\n",
             "engines.dynamic.request_timeout",
+        ),
+        (
+            "[engines.dynamic]\nenvironment_id = \"e\"\napi_base_url = \"http://app.dynamicauth.com\"\n",
+            "engines.dynamic.api_base_url",
+        ),
+        (
+            "[engines.dynamic]\nenvironment_id = \"e\"\nrelay_base_url = \"https://relay.dynamicauth.com\"\n",
+            "engines.dynamic.relay_base_url",
+        ),
+        (
+            "[engines.dynamic]\nenvironment_id = \"e\"\nmax_concurrent_rounds = 0\n",
+            "engines.dynamic.max_concurrent_rounds",
+        ),
+        (
+            "[engines.dynamic]\nenvironment_id = \"e\"\nderivation_path = \"m/x\"\n",
+            "engines.dynamic.derivation_path",
         ),
         (
             "[engines.dynamic]\nenvironment_id = \"e\"\napi_key = \"dyn_x\"\n",
@@ -637,16 +666,75 @@ async fn refusals_before_signing_never_reach_the_engine() {
 #[cfg(feature = "dynamic-mpc")]
 mod vendor {
     use super::*;
-    use std::time::Instant;
+    use keyward::signer::dynamic::{DynamicEngine, RoundStats};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     const ENV_ID: &str = "3f1c2a9e-0d4b-4c55-9a57-2f1e8b6c7d90";
     const TIMEOUT_MS: u64 = 1500;
 
-    fn engines(api: &str, relay: &str) -> String {
+    /// `[engines.dynamic]` for a stand-in API and a bare relay `host:port`.
+    fn engines(api: &str, relay: &str, extra: &str) -> String {
+        engines_timeout(api, relay, TIMEOUT_MS, extra)
+    }
+
+    fn engines_timeout(api: &str, relay: &str, timeout_ms: u64, extra: &str) -> String {
         format!(
-            "[engines.dynamic]\nenvironment_id = \"{ENV_ID}\"\napi_base_url = \"{api}\"\nrelay_base_url = \"{relay}\"\nconnect_timeout = \"500ms\"\nrequest_timeout = \"{TIMEOUT_MS}ms\"\n"
+            "[engines.dynamic]\nenvironment_id = \"{ENV_ID}\"\napi_base_url = \"{api}\"\nrelay_base_url = \"{relay}\"\nconnect_timeout = \"500ms\"\nrequest_timeout = \"{timeout_ms}ms\"\n{extra}"
         )
+    }
+
+    /// Waits (bounded: a hang fails the test) until `cond` holds.
+    async fn until(what: &str, cond: impl Fn() -> bool) {
+        for _ in 0..1200 {
+            if cond() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("never happened: {what}");
+    }
+
+    /// The vendor's library refused the (made-up) test share: see
+    /// `unreachable_relay_is_cosigner_unavailable`.
+    fn share_refused(m: &str) -> bool {
+        m.to_ascii_lowercase().contains("invalid secret share")
+    }
+
+    /// The API with the real engine built from its config, as `serve` builds it; the
+    /// engine is kept for its round counters.
+    async fn start_real(extra: &str) -> (Server, Arc<DynamicEngine>) {
+        let slot: Arc<Mutex<Option<Arc<DynamicEngine>>>> = Arc::default();
+        let keep = slot.clone();
+        let s = start(extra, move |app: &Arc<Appliance>| {
+            let config = app
+                .config()
+                .engines
+                .dynamic
+                .clone()
+                .expect("[engines.dynamic]");
+            let engine = Arc::new(DynamicEngine::new(app.token.clone(), config));
+            *keep.lock().unwrap() = Some(engine.clone());
+            Some(Signer::new(app.token.clone()).with_mpc_engine(engine))
+        })
+        .await;
+        let engine = slot.lock().unwrap().take().unwrap();
+        (s, engine)
+    }
+
+    /// Waits until no round of `engine` holds a slot any more (the vendor library's
+    /// blocking call returned), and returns its counters.
+    async fn settled(engine: &DynamicEngine) -> RoundStats {
+        // a bound on a hang, not a performance threshold: the library's own waits are
+        // about 30 s
+        for _ in 0..1200 {
+            let s = engine.round_stats();
+            if s.running == 0 {
+                assert_eq!(s.abandoned, 0, "{s:?}");
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("rounds still running: {:?}", engine.round_stats());
     }
 
     /// A loopback port with nothing listening.
@@ -678,8 +766,21 @@ mod vendor {
         (port, count)
     }
 
-    /// A TLS server on loopback (self-signed for 127.0.0.1) that runs `after` on each
-    /// handshaken stream.
+    /// Reads until the peer leaves (or a minute passes).
+    async fn drain(sock: &mut tokio::net::TcpStream) {
+        let mut buf = [0u8; 4096];
+        let _ = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Ok(n) = sock.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+
+    /// A TLS server on loopback (self-signed for 127.0.0.1): `garbage` answers bytes that
+    /// are no handshake; otherwise it handshakes (if the client trusts it) and is silent.
     async fn tls_listener(garbage: bool) -> (u16, Arc<AtomicUsize>) {
         let ca = keyward::pki::DevCa::new("not the vendor").unwrap();
         let issued = ca.server(&["127.0.0.1", "localhost"], 9).unwrap();
@@ -704,14 +805,12 @@ mod vendor {
             let acceptor = acceptor.clone();
             async move {
                 if garbage {
-                    // not TLS at all: bytes that are no handshake record
                     let mut sock = sock;
                     let _ = sock
                         .write_all(b"\x17\x03\x03\x00\x05garbage, not a server hello\r\n")
                         .await;
                     let _ = sock.shutdown().await;
                 } else if let Ok(mut tls) = acceptor.accept(sock).await {
-                    // handshake done (if the client trusted us), then silence
                     let mut buf = [0u8; 1024];
                     while let Ok(n) = tls.read(&mut buf).await {
                         if n == 0 {
@@ -719,7 +818,6 @@ mod vendor {
                         }
                     }
                 } else {
-                    // the client refused our certificate: still hold the socket open
                     tokio::time::sleep(Duration::from_secs(60)).await;
                 }
             }
@@ -729,79 +827,190 @@ mod vendor {
 
     /// A loopback TCP port that accepts and never says anything.
     async fn silent_listener() -> (u16, Arc<AtomicUsize>) {
-        listener(|mut sock| async move {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = sock.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-            }
-        })
-        .await
+        listener(|mut sock| async move { drain(&mut sock).await }).await
     }
 
-    /// A plain-HTTP stand-in for the vendor API: answers every request with `answer`,
-    /// records each request head.
-    async fn fake_api(answer: String) -> (u16, Arc<Mutex<Vec<String>>>) {
-        let heads = Arc::new(Mutex::new(Vec::new()));
-        let h = heads.clone();
-        let (port, _) = listener(move |mut sock| {
-            let h = h.clone();
-            let answer = answer.clone();
-            async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let Ok(n) = sock.read(&mut chunk).await else {
+    /// A loopback TCP port that accepts and closes at once.
+    async fn slamming_listener() -> (u16, Arc<AtomicUsize>) {
+        listener(|sock| async move { drop(sock) }).await
+    }
+
+    /// One request the vendor stand-in received.
+    #[derive(Clone, Debug)]
+    struct Seen {
+        head: String,
+        body: Value,
+    }
+
+    impl Seen {
+        /// The request line's path.
+        fn path(&self) -> &str {
+            self.head.split(' ').nth(1).unwrap_or_default()
+        }
+
+        fn header(&self, name: &str) -> Option<String> {
+            self.head.lines().skip(1).find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_owned())
+            })
+        }
+    }
+
+    /// What the stand-in answers, as raw bytes after the request.
+    #[derive(Clone)]
+    enum Reply {
+        /// These bytes, then the connection closes.
+        Close(Vec<u8>),
+        /// These bytes, then the connection stays open until the client leaves.
+        Hold(Vec<u8>),
+        /// The event-stream head, then nothing until the test lets one connection through
+        /// the gate; then these bytes, and close.
+        Gated(Arc<tokio::sync::Semaphore>, Vec<u8>),
+    }
+
+    /// The vendor API stand-in (plain HTTP on 127.0.0.1): records every request, answers
+    /// with whatever `reply` holds at the time.
+    struct VendorApi {
+        port: u16,
+        seen: Arc<Mutex<Vec<Seen>>>,
+        reply: Arc<Mutex<Reply>>,
+        /// Most requests it was answering at once.
+        most_open: Arc<AtomicUsize>,
+    }
+
+    impl VendorApi {
+        async fn start(reply: Reply) -> VendorApi {
+            let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+            let reply = Arc::new(Mutex::new(reply));
+            let open = Arc::new(AtomicUsize::new(0));
+            let most_open = Arc::new(AtomicUsize::new(0));
+            let (s, r, o, m) = (seen.clone(), reply.clone(), open.clone(), most_open.clone());
+            let (port, _) = listener(move |mut sock| {
+                let (seen, reply, open, most) = (s.clone(), r.clone(), o.clone(), m.clone());
+                async move {
+                    let Some(req) = read_request(&mut sock).await else {
                         return;
                     };
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..end]).to_string();
-                        let len = head
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        while buf.len() < end + 4 + len {
-                            let Ok(n) = sock.read(&mut chunk).await else {
-                                return;
-                            };
-                            if n == 0 {
-                                break;
-                            }
-                            buf.extend_from_slice(&chunk[..n]);
+                    let now = open.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    seen.lock().unwrap().push(req);
+                    let reply = reply.lock().unwrap().clone();
+                    match reply {
+                        Reply::Gated(gate, bytes) => {
+                            let _ = sock.write_all(SSE_HEAD.as_bytes()).await;
+                            let _ = sock.flush().await;
+                            gate.acquire().await.unwrap().forget();
+                            let _ = sock.write_all(&bytes).await;
+                            let _ = sock.shutdown().await;
                         }
-                        h.lock().unwrap().push(head);
-                        break;
+                        Reply::Close(bytes) => {
+                            let _ = sock.write_all(&bytes).await;
+                            let _ = sock.shutdown().await;
+                        }
+                        Reply::Hold(bytes) => {
+                            let _ = sock.write_all(&bytes).await;
+                            drain(&mut sock).await;
+                        }
                     }
+                    open.fetch_sub(1, Ordering::SeqCst);
                 }
-                let _ = sock.write_all(answer.as_bytes()).await;
-                // keep an event stream open until the client leaves
-                let mut rest = [0u8; 64];
-                let _ = tokio::time::timeout(Duration::from_secs(30), sock.read(&mut rest)).await;
+            })
+            .await;
+            VendorApi {
+                port,
+                seen,
+                reply,
+                most_open,
             }
-        })
-        .await;
-        (port, heads)
+        }
+
+        fn url(&self) -> String {
+            format!("http://127.0.0.1:{}", self.port)
+        }
+
+        fn answer(&self, reply: Reply) {
+            *self.reply.lock().unwrap() = reply;
+        }
+
+        /// The request received last (and forget it).
+        fn last(&self) -> Seen {
+            self.seen
+                .lock()
+                .unwrap()
+                .pop()
+                .expect("a request reached the stand-in")
+        }
+
+        fn count(&self) -> usize {
+            self.seen.lock().unwrap().len()
+        }
     }
 
-    async fn expect_502(s: &Server, w: &Wallet, op: &str, body: Value, code: &str) -> Answer {
-        let started = Instant::now();
-        let a = s.post(&route(w, op), body).await;
-        let took = started.elapsed();
-        assert!(
-            took < Duration::from_millis(TIMEOUT_MS + 3000),
-            "{op}: answered after {took:?}"
-        );
-        s.assert_cosigner_error(&a, code);
-        a
+    async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Seen> {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = sock.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                let len = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                    })
+                    .unwrap_or(0);
+                while buf.len() < end + 4 + len {
+                    let n = sock.read(&mut chunk).await.ok()?;
+                    if n == 0 {
+                        return None;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let body =
+                    serde_json::from_slice(&buf[end + 4..end + 4 + len]).unwrap_or(Value::Null);
+                return Some(Seen { head, body });
+            }
+        }
+    }
+
+    /// An HTTP answer with a JSON body, then close.
+    fn http_json(status: &str, body: &str) -> Reply {
+        Reply::Close(
+            format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes(),
+        )
+    }
+
+    const SSE_HEAD: &str = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n";
+
+    /// An event stream carrying `events`, then `close` or silence.
+    fn sse(events: &[u8], close: bool) -> Reply {
+        let mut bytes = SSE_HEAD.as_bytes().to_vec();
+        bytes.extend_from_slice(events);
+        if close {
+            Reply::Close(bytes)
+        } else {
+            Reply::Hold(bytes)
+        }
+    }
+
+    /// A `room_created` event with a room id as the vendor makes them (32 hex, no dashes).
+    fn room_created() -> String {
+        format!(
+            "event: room_created\ndata: {{\"roomId\":\"{}\",\"serverKeygenIds\":[\"k1\"]}}\n\n",
+            uuid::Uuid::new_v4().simple()
+        )
     }
 
     async fn two_wallets(s: &Server) -> (Wallet, Wallet) {
@@ -813,17 +1022,473 @@ mod vendor {
         )
     }
 
+    // -----------------------------------------------------------------------------------
+    // wire format: what keyward sends the vendor API is what the vendor's crates send
+    // -----------------------------------------------------------------------------------
+
+    use dynamic_waas_sdk::WalletProperties;
+    use dynamic_waas_sdk::{DelegatedWalletClient, DelegatedWalletClientOpts, ServerKeyShare};
+    use dynamic_waas_sdk_evm::alloy_consensus as vc;
+    use dynamic_waas_sdk_evm::alloy_dyn_abi::TypedData as VendorTypedData;
+    use dynamic_waas_sdk_evm::alloy_eips::eip2930 as v2930;
+    use dynamic_waas_sdk_evm::alloy_primitives as vp;
+    use dynamic_waas_sdk_evm::DelegatedEvmWalletClient;
+    use dynamic_waas_sdk_svm::DelegatedSvmWalletClient;
+
+    fn vendor_client(api: &VendorApi, relay: u16) -> DelegatedWalletClient {
+        DelegatedWalletClient::new(
+            DelegatedWalletClientOpts::new(ENV_ID, API_KEY)
+                .base_api_url(api.url())
+                .base_mpc_relay_url(format!("127.0.0.1:{relay}")),
+        )
+        .unwrap()
+    }
+
+    fn vendor_share() -> Vec<ServerKeyShare> {
+        vec![ServerKeyShare::new("ks-1", SHARE_SECRET)]
+    }
+
+    fn addr(s: &str) -> vp::Address {
+        s.parse().unwrap()
+    }
+
+    /// The vendor SDK errors the stand-in's refusal; what matters is what it sent.
+    fn refused<T>(r: Result<T, dynamic_waas_sdk::Error>) {
+        match r {
+            Err(dynamic_waas_sdk::Error::Http { status: 400, .. }) => {}
+            Err(e) => panic!("the vendor crate failed otherwise: {e}"),
+            Ok(_) => panic!("the stand-in refuses every request"),
+        }
+    }
+
+    /// Asserts keyward's last request equals the vendor crate's, byte for byte in the
+    /// fields that matter, and returns keyward's.
+    fn same_request(what: &str, ours: &Seen, theirs: &Seen) -> Value {
+        assert_eq!(ours.path(), theirs.path(), "{what}: path");
+        for field in ["message", "isFormatted"] {
+            assert!(!ours.body[field].is_null(), "{what}: {field} missing");
+            assert_eq!(ours.body[field], theirs.body[field], "{what}: {field}");
+        }
+        // nothing else either (the vendor SDK adds no other field for these calls)
+        assert_eq!(ours.body, theirs.body, "{what}: body");
+        assert_eq!(
+            ours.header("x-dyn-wallet-api-key").as_deref(),
+            Some(API_KEY),
+            "{what}: the per-wallet API key travels as x-dyn-wallet-api-key"
+        );
+        ours.body.clone()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sign_requests_match_the_vendor_crates_byte_for_byte() {
+        let api = VendorApi::start(http_json(
+            "400 Bad Request",
+            r#"{"error":"recorded by the stand-in"}"#,
+        ))
+        .await;
+        let (relay, relay_hits) = silent_listener().await;
+        let (s, engine) = start_real(&engines(&api.url(), &format!("127.0.0.1:{relay}"), "")).await;
+        let (evm_w, sol_w) = two_wallets(&s).await;
+        let from = evm_w.address.clone().unwrap();
+        let vendor = vendor_client(&api, relay);
+        let evm = DelegatedEvmWalletClient::new(&vendor);
+        let svm = DelegatedSvmWalletClient::new(&vendor);
+        let evm_wp = WalletProperties::new("EVM", evm_w.id.as_str(), from.as_str());
+        let sol_wp =
+            WalletProperties::new("SVM", sol_w.id.as_str(), sol_w.address.clone().unwrap());
+        let shares = vendor_share();
+
+        // keyward through its API (the wallet's grant, parsing, engine), then the vendor
+        let ours = |op: &'static str, w: &Wallet, body: Value| {
+            let (s, api, w) = (&s, &api, w.clone());
+            async move {
+                let a = s.post(&route(&w, op), body).await;
+                s.assert_cosigner_error(&a, "cosigner_rejected");
+                api.last()
+            }
+        };
+
+        // evm.message: UTF-8 with multi-byte characters (EIP-191 counts bytes)
+        let text = "héllo wörld — keyward";
+        let k = ours("evm/message", &evm_w, json!({ "message": text })).await;
+        refused(evm.sign_message(&evm_wp, &shares, text).await);
+        let body = same_request("evm.message", &k, &api.last());
+        assert_eq!(body["isFormatted"], false);
+        assert!(body["message"].as_str().unwrap().starts_with("0x19457468"));
+
+        // evm.typed_data
+        let typed = mail_typed_data();
+        let k = ours("evm/typed-data", &evm_w, json!({ "typedData": typed })).await;
+        let vendor_typed: VendorTypedData = serde_json::from_value(typed.clone()).unwrap();
+        refused(evm.sign_typed_data(&evm_wp, &shares, &vendor_typed).await);
+        let typed_body = same_request("evm.typed_data", &k, &api.last());
+        assert_eq!(typed_body["isFormatted"], true);
+
+        // evm.hash: the typed-data call with the digest the client computed
+        let digest = keyward::chains::evm::typed_data(&typed).unwrap().digest;
+        let k = ours(
+            "evm/hash",
+            &evm_w,
+            json!({ "digest": format!("{digest:#x}") }),
+        )
+        .await;
+        refused(evm.sign_typed_data(&evm_wp, &shares, &vendor_typed).await);
+        same_request("evm.hash", &k, &api.last());
+
+        // evm.transaction, every type keyward signs
+        let to = "0x3535353535353535353535353535353535353535";
+        let slot = format!("0x{}", "01".repeat(32));
+        let access = json!([{ "address": to, "storageKeys": [slot] }]);
+        let vendor_access = v2930::AccessList(vec![v2930::AccessListItem {
+            address: addr(to),
+            storage_keys: vec![slot.parse().unwrap()],
+        }]);
+        let data = vp::Bytes::from(vec![0xde, 0xad, 0xbe, 0xef]);
+
+        let legacy = json!({
+            "type": "0x0", "chainId": "0x1", "nonce": "0x7", "from": from, "to": to,
+            "value": "0xde0b6b3a7640000", "gas": "0x5208", "gasPrice": "0x4a817c800",
+            "data": "0xdeadbeef"
+        });
+        let k = ours("evm/transaction", &evm_w, json!({ "transaction": legacy })).await;
+        let tx = vc::TxLegacy {
+            chain_id: Some(1),
+            nonce: 7,
+            gas_price: 20_000_000_000,
+            gas_limit: 21_000,
+            to: vp::TxKind::Call(addr(to)),
+            value: vp::U256::from(1_000_000_000_000_000_000u128),
+            input: data.clone(),
+        };
+        refused(evm.sign_transaction(&evm_wp, &shares, tx).await);
+        same_request("legacy transaction", &k, &api.last());
+
+        let eip2930 = json!({
+            "type": "0x1", "chainId": "0x89", "nonce": "0x0", "to": to, "value": "0x0",
+            "gas": "0x7530", "gasPrice": "0x3b9aca00", "data": "0xdeadbeef",
+            "accessList": access
+        });
+        let k = ours("evm/transaction", &evm_w, json!({ "transaction": eip2930 })).await;
+        let tx = vc::TxEip2930 {
+            chain_id: 137,
+            nonce: 0,
+            gas_price: 1_000_000_000,
+            gas_limit: 30_000,
+            to: vp::TxKind::Call(addr(to)),
+            value: vp::U256::ZERO,
+            access_list: vendor_access.clone(),
+            input: data.clone(),
+        };
+        refused(evm.sign_transaction(&evm_wp, &shares, tx).await);
+        same_request("EIP-2930 transaction", &k, &api.last());
+
+        let eip1559 = json!({
+            "type": "0x2", "chainId": "0xa", "nonce": "0x2a", "from": from, "to": to,
+            "value": "0x1", "gas": "0x186a0", "maxFeePerGas": "0x4a817c800",
+            "maxPriorityFeePerGas": "0x3b9aca00", "data": "0xdeadbeef", "accessList": access
+        });
+        let k = ours("evm/transaction", &evm_w, json!({ "transaction": eip1559 })).await;
+        let tx = vc::TxEip1559 {
+            chain_id: 10,
+            nonce: 42,
+            gas_limit: 100_000,
+            max_fee_per_gas: 20_000_000_000,
+            max_priority_fee_per_gas: 1_000_000_000,
+            to: vp::TxKind::Call(addr(to)),
+            value: vp::U256::from(1u8),
+            access_list: vendor_access,
+            input: data.clone(),
+        };
+        refused(evm.sign_transaction(&evm_wp, &shares, tx).await);
+        same_request("EIP-1559 transaction", &k, &api.last());
+
+        // contract creation (no `to`)
+        let create = json!({
+            "type": "0x2", "chainId": "0x1", "nonce": "0x0", "value": "0x0", "gas": "0x30d40",
+            "maxFeePerGas": "0x2", "maxPriorityFeePerGas": "0x1", "data": "0x6000600055"
+        });
+        let k = ours("evm/transaction", &evm_w, json!({ "transaction": create })).await;
+        let tx = vc::TxEip1559 {
+            chain_id: 1,
+            nonce: 0,
+            gas_limit: 200_000,
+            max_fee_per_gas: 2,
+            max_priority_fee_per_gas: 1,
+            to: vp::TxKind::Create,
+            value: vp::U256::ZERO,
+            access_list: Default::default(),
+            input: vp::Bytes::from(vec![0x60, 0x00, 0x60, 0x00, 0x55]),
+        };
+        refused(evm.sign_transaction(&evm_wp, &shares, tx).await);
+        same_request("contract creation", &k, &api.last());
+
+        // solana.message: UTF-8 text, and bytes that are not UTF-8
+        let k = ours(
+            "solana/message",
+            &sol_w,
+            json!({ "message": "héllo solana" }),
+        )
+        .await;
+        refused(svm.sign_message(&sol_wp, &shares, "héllo solana").await);
+        let body = same_request("solana.message", &k, &api.last());
+        assert_eq!(body["message"], hex::encode("héllo solana"));
+        let raw = [0xffu8, 0x00, 0x9f, 0x92, 0x96, 0x01];
+        let k = ours(
+            "solana/message",
+            &sol_w,
+            json!({ "message": hex::encode(raw), "encoding": "hex" }),
+        )
+        .await;
+        // the vendor's byte-level call is its transaction call (same wire format)
+        refused(svm.sign_transaction(&sol_wp, &shares, &raw).await);
+        same_request("solana.message (bytes)", &k, &api.last());
+
+        // solana.transaction: the transaction's message bytes
+        let pk = solana::parse_pubkey(sol_w.address.as_deref().unwrap()).unwrap();
+        let tx = common::solana_tx(&pk, None, true);
+        let k = ours(
+            "solana/transaction",
+            &sol_w,
+            json!({ "transaction": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &tx) }),
+        )
+        .await;
+        let message = &tx[1 + 64..];
+        refused(svm.sign_transaction(&sol_wp, &shares, message).await);
+        same_request("solana.transaction", &k, &api.last());
+
+        assert_eq!(api.count(), 0, "one request per call");
+        let stats = settled(&engine).await;
+        assert_eq!((stats.started, stats.aborted), (10, 0), "{stats:?}");
+        // a refused request never reaches the relay
+        assert_eq!(relay_hits.load(Ordering::SeqCst), 0);
+        assert_no_secret_logged();
+    }
+
+    // -----------------------------------------------------------------------------------
+    // failure paths, each to its documented code
+    // -----------------------------------------------------------------------------------
+
+    /// Posts `evm/message` and `solana/message` and expects `code` for both.
+    async fn both_fail(s: &Server, evm_w: &Wallet, sol_w: &Wallet, code: &str) -> Vec<String> {
+        let mut messages = Vec::new();
+        for (w, op) in [(evm_w, "evm/message"), (sol_w, "solana/message")] {
+            let a = s.post(&route(w, op), json!({"message": "hi"})).await;
+            s.assert_cosigner_error(&a, code);
+            messages.push(a.body["error"]["message"].as_str().unwrap().to_owned());
+        }
+        messages
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn event_stream_failures_answer_their_documented_codes() {
+        let api = VendorApi::start(sse(b"", true)).await;
+        let (relay, relay_hits) = slamming_listener().await;
+        let (s, engine) = start_real(&engines(&api.url(), &format!("127.0.0.1:{relay}"), "")).await;
+        let (evm_w, sol_w) = two_wallets(&s).await;
+
+        // the vendor's own refusals: an error event (with and without a message), a 4xx
+        for (reply, says) in [
+            (
+                sse(
+                    b"event: error\ndata: {\"error\":\"wallet is locked by the vendor\"}\n\n",
+                    false,
+                ),
+                "wallet is locked by the vendor",
+            ),
+            (
+                sse(b"event: error\ndata: {\"code\":7}\n\n", true),
+                "Unknown error",
+            ),
+            (
+                http_json("403 Forbidden", r#"{"error":"delegation revoked"}"#),
+                "HTTP 403",
+            ),
+        ] {
+            api.answer(reply);
+            for m in both_fail(&s, &evm_w, &sol_w, "cosigner_rejected").await {
+                assert!(m.contains(says), "{m}");
+            }
+        }
+
+        // everything else: the SDK's own stream failures and garbage
+        let mut not_utf8 = b"event: room_created\ndata: ".to_vec();
+        not_utf8.extend([0xff, 0xfe, 0xfd]);
+        not_utf8.extend(b"\n\n");
+        for (reply, says) in [
+            // the stream ends before any room
+            (sse(b"", true), "stream ended before trigger event"),
+            (sse(b"event: keepalive\ndata: {}\n\n", true), "stream ended before trigger event"),
+            (sse(b"this is not an event stream\r\n\r\n", true), "stream ended before trigger event"),
+            (sse(&not_utf8, true), "non-UTF-8 SSE chunk"),
+            (
+                sse(b"event: room_created\ndata: not json\n\n", true),
+                "room_created payload was not JSON",
+            ),
+            (sse(b"event: room_created\ndata: {\"room\":1}\n\n", true), "serialization error"),
+            // a body cut short: the SDK's reader reports a stream error
+            (
+                Reply::Close(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nnot a chunk"
+                        .to_vec(),
+                ),
+                "stream error",
+            ),
+            (http_json("503 Service Unavailable", "{}"), "HTTP 503"),
+            (http_json("429 Too Many Requests", "{}"), "HTTP 429"),
+            (Reply::Close(b"garbage, not HTTP\r\n\r\n".to_vec()), "network error"),
+        ] {
+            api.answer(reply);
+            for m in both_fail(&s, &evm_w, &sol_w, "cosigner_unavailable").await {
+                assert!(m.contains(says), "{says}: {m}");
+            }
+        }
+        let stats = settled(&engine).await;
+        assert_eq!((stats.started, stats.aborted), (26, 0), "{stats:?}");
+        assert_eq!(relay_hits.load(Ordering::SeqCst), 0, "no room, no relay");
+
+        // a room, then the stream ends: the SDK hands the round to the vendor's library,
+        // which refuses the test share before it would connect
+        api.answer(sse(room_created().as_bytes(), true));
+        for m in both_fail(&s, &evm_w, &sol_w, "cosigner_unavailable").await {
+            assert!(share_refused(&m), "{m}");
+        }
+        settled(&engine).await;
+        assert_no_secret_logged();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn silence_past_the_timeout_aborts_the_round() {
+        // the API opens the stream and says nothing more
+        let api = VendorApi::start(sse(b"", false)).await;
+        let relay = closed_port().await;
+        let (s, engine) = start_real(&engines(&api.url(), &format!("127.0.0.1:{relay}"), "")).await;
+        let (evm_w, sol_w) = two_wallets(&s).await;
+        for m in both_fail(&s, &evm_w, &sol_w, "cosigner_unavailable").await {
+            assert!(m.contains("did not finish within 1s 500ms"), "{m}");
+        }
+        // both rounds were cancelled with their request; their threads end without the
+        // relay (no blocking call was running)
+        let stats = settled(&engine).await;
+        assert_eq!((stats.started, stats.aborted), (2, 2), "{stats:?}");
+        assert!(metric("keyward_mpc_rounds_aborted_total") >= 2.0);
+        // the stand-in saw the client leave: the SDK's connection was closed, not left
+        // reading a stream nobody waits for
+        assert_eq!(api.count(), 2);
+        assert_no_secret_logged();
+    }
+
+    /// The vendor's library checks, in this order, the relay host (a bare `host:port`:
+    /// a scheme is "Invalid host URL"), the room id (32 hex: a dashed UUID is "Invalid
+    /// UUID"), then the share, before any network access. The test share is not a real
+    /// share (those come only out of a keygen with the vendor), so the library stops at
+    /// that last check: the answer proves the configured relay and the vendor's room id
+    /// were accepted; the relay port sees no connection.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unreachable_relay_is_cosigner_unavailable() {
+        let api = VendorApi::start(sse(room_created().as_bytes(), false)).await;
+        let (relay, relay_hits) = slamming_listener().await;
+        let (s, engine) = start_real(&engines(&api.url(), &format!("127.0.0.1:{relay}"), "")).await;
+        let (evm_w, sol_w) = two_wallets(&s).await;
+        for m in both_fail(&s, &evm_w, &sol_w, "cosigner_unavailable").await {
+            assert!(
+                share_refused(&m) && !m.contains("Invalid host URL") && !m.contains("Invalid UUID"),
+                "{m}"
+            );
+        }
+        let seen = api.last();
+        assert!(
+            seen.path().starts_with(&format!(
+                "/api/v0/sdk/{ENV_ID}/waas/{}/signMessage",
+                sol_w.id
+            )),
+            "{}",
+            seen.head
+        );
+        assert_eq!(relay_hits.load(Ordering::SeqCst), 0);
+        let stats = settled(&engine).await;
+        assert_eq!((stats.started, stats.aborted), (2, 0));
+        assert_no_secret_logged();
+    }
+
+    /// The value of metric `name` in `/metrics`.
+    fn metric(name: &str) -> f64 {
+        let text = keyward::metrics::render();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
+            .parse()
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rounds_wait_for_a_free_slot() {
+        // the vendor holds each round open until the test lets it through
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let api = VendorApi::start(Reply::Gated(
+            gate.clone(),
+            b"event: error\ndata: {\"error\":\"released by the test\"}\n\n".to_vec(),
+        ))
+        .await;
+        let relay = closed_port().await;
+        let (s, engine) = start_real(&engines_timeout(
+            &api.url(),
+            &format!("127.0.0.1:{relay}"),
+            60_000,
+            "max_concurrent_rounds = 1\n",
+        ))
+        .await;
+        let (evm_w, sol_w) = two_wallets(&s).await;
+        let first = async {
+            let a = s
+                .post(&route(&evm_w, "evm/message"), json!({"message": "one"}))
+                .await;
+            s.assert_cosigner_error(&a, "cosigner_rejected");
+        };
+        let second = async {
+            until("the first round reached the vendor", || api.count() == 1).await;
+            let a = s
+                .post(&route(&sol_w, "solana/message"), json!({"message": "two"}))
+                .await;
+            s.assert_cosigner_error(&a, "cosigner_rejected");
+        };
+        let referee = async {
+            until("the second request waits for the slot", || {
+                engine.round_stats().waiting == 1
+            })
+            .await;
+            assert!(metric("keyward_mpc_rounds_waiting") >= 1.0);
+            assert!(metric("keyward_mpc_rounds_running") >= 1.0);
+            let stats = engine.round_stats();
+            assert_eq!((stats.started, stats.running), (1, 1), "{stats:?}");
+            assert_eq!(api.count(), 1, "the second round has not started");
+            gate.add_permits(1);
+            until("the second round reached the vendor", || {
+                engine.round_stats().started == 2 && api.count() == 2
+            })
+            .await;
+            gate.add_permits(1);
+        };
+        tokio::join!(first, second, referee);
+        assert_eq!(
+            api.most_open.load(Ordering::SeqCst),
+            1,
+            "one round at a time"
+        );
+        let stats = settled(&engine).await;
+        assert_eq!((stats.started, stats.aborted, stats.waiting), (2, 0, 0));
+        assert!(metric("keyward_mpc_rounds_started_total") >= 2.0);
+        assert_no_secret_logged();
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn api_port_refusing_connections_is_cosigner_unavailable() {
         let port = closed_port().await;
         let relay = closed_port().await;
-        let s = start(
-            &engines(
-                &format!("http://127.0.0.1:{port}"),
-                &format!("http://127.0.0.1:{relay}"),
-            ),
-            |_| None,
-        )
+        let (s, engine) = start_real(&engines(
+            &format!("http://127.0.0.1:{port}"),
+            &format!("127.0.0.1:{relay}"),
+            "",
+        ))
         .await;
         let (evm_w, sol_w) = two_wallets(&s).await;
         let from = evm_w.address.clone().unwrap();
@@ -831,123 +1496,50 @@ mod vendor {
             ("evm/message", json!({"message": "hi"})),
             ("evm/typed-data", json!({"typedData": mail_typed_data()})),
             ("evm/transaction", json!({"transaction": eip1559(&from)})),
-        ] {
-            let a = expect_502(&s, &evm_w, op, body, "cosigner_unavailable").await;
-            assert!(
-                a.body["error"]["message"]
-                    .as_str()
-                    .unwrap()
-                    .contains("unreachable"),
-                "{}",
-                a.body
-            );
-        }
-        expect_502(
-            &s,
-            &sol_w,
-            "solana/message",
-            json!({"message": "hi"}),
-            "cosigner_unavailable",
-        )
-        .await;
-        // raw digests: the SDK has no such operation; refused before any network
-        let a = s
-            .post(
-                &route(&evm_w, "evm/hash"),
+            (
+                "evm/hash",
                 json!({"digest": format!("0x{}", "11".repeat(32))}),
-            )
+            ),
+        ] {
+            let a = s.post(&route(&evm_w, op), body).await;
+            s.assert_cosigner_error(&a, "cosigner_unavailable");
+            let m = a.body["error"]["message"].as_str().unwrap();
+            assert!(m.contains("unreachable"), "{op}: {m}");
+        }
+        let a = s
+            .post(&route(&sol_w, "solana/message"), json!({"message": "hi"}))
             .await;
-        assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.body);
-        assert_eq!(a.body["error"]["code"], "engine_unavailable");
+        s.assert_cosigner_error(&a, "cosigner_unavailable");
+        // refused before a round started
+        assert_eq!(engine.round_stats(), RoundStats::default());
         assert_no_secret_logged();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn tls_garbage_and_silence_are_cosigner_unavailable_within_the_timeout() {
+    async fn tls_garbage_and_silence_are_cosigner_unavailable() {
         let (garbage, garbage_hits) = tls_listener(true).await;
         let (hang_tls, hang_hits) = tls_listener(false).await;
         let (silent, silent_hits) = silent_listener().await;
+        let relay = closed_port().await;
         for (port, hits) in [
             (garbage, garbage_hits),
             (hang_tls, hang_hits),
             (silent, silent_hits),
         ] {
-            let s = start(
-                &engines(&format!("https://127.0.0.1:{port}"), "http://127.0.0.1:9"),
-                |_| None,
-            )
+            let (s, engine) = start_real(&engines(
+                &format!("https://127.0.0.1:{port}"),
+                &format!("127.0.0.1:{relay}"),
+                "",
+            ))
             .await;
             let (evm_w, sol_w) = two_wallets(&s).await;
-            expect_502(
-                &s,
-                &evm_w,
-                "evm/message",
-                json!({"message": "hi"}),
-                "cosigner_unavailable",
-            )
-            .await;
-            expect_502(
-                &s,
-                &sol_w,
-                "solana/message",
-                json!({"message": "hi"}),
-                "cosigner_unavailable",
-            )
-            .await;
+            both_fail(&s, &evm_w, &sol_w, "cosigner_unavailable").await;
             assert!(
                 hits.load(Ordering::SeqCst) >= 2,
                 "the stand-in was contacted"
             );
+            settled(&engine).await;
         }
-        assert_no_secret_logged();
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn unreachable_relay_is_cosigner_unavailable_and_the_key_is_a_header() {
-        const SSE: &str = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\r\nevent: room_created\ndata: {\"roomId\":\"00000000-0000-4000-8000-000000000001\",\"serverKeygenIds\":[\"k\"]}\n\n";
-        let (api, heads) = fake_api(SSE.to_owned()).await;
-        let relay = closed_port().await;
-        let s = start(
-            &engines(
-                &format!("http://127.0.0.1:{api}"),
-                &format!("http://127.0.0.1:{relay}"),
-            ),
-            |_| None,
-        )
-        .await;
-        let (evm_w, sol_w) = two_wallets(&s).await;
-        expect_502(
-            &s,
-            &evm_w,
-            "evm/message",
-            json!({"message": "hi"}),
-            "cosigner_unavailable",
-        )
-        .await;
-        expect_502(
-            &s,
-            &sol_w,
-            "solana/message",
-            json!({"message": "hi"}),
-            "cosigner_unavailable",
-        )
-        .await;
-        let heads = heads.lock().unwrap().clone();
-        assert!(heads.len() >= 2, "{heads:?}");
-        assert!(
-            heads[0].starts_with(&format!(
-                "POST /api/v0/sdk/{ENV_ID}/waas/{}/signMessage",
-                evm_w.id
-            )),
-            "{}",
-            heads[0]
-        );
-        assert!(
-            heads[0]
-                .to_ascii_lowercase()
-                .contains(&format!("x-dyn-wallet-api-key: {API_KEY}").to_ascii_lowercase()),
-            "the per-wallet API key is sent as x-dyn-wallet-api-key"
-        );
         assert_no_secret_logged();
     }
 
@@ -956,25 +1548,93 @@ mod vendor {
         // a vendor that quotes the key back must not get it into our answer
         let body =
             format!(r#"{{"error":"invalid wallet api key {API_KEY}","code":"unauthorized"}}"#);
-        let refuse = format!(
-            "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let (api, _) = fake_api(refuse).await;
-        let s = start(
-            &engines(&format!("http://127.0.0.1:{api}"), "http://127.0.0.1:9"),
-            |_| None,
-        )
-        .await;
+        let api = VendorApi::start(http_json("401 Unauthorized", &body)).await;
+        let relay = closed_port().await;
+        let (s, _) = start_real(&engines(&api.url(), &format!("127.0.0.1:{relay}"), "")).await;
         let (evm_w, sol_w) = two_wallets(&s).await;
-        for (w, op) in [(&evm_w, "evm/message"), (&sol_w, "solana/message")] {
-            let a = expect_502(&s, w, op, json!({"message": "hi"}), "cosigner_rejected").await;
-            let m = a.body["error"]["message"].as_str().unwrap();
+        for m in both_fail(&s, &evm_w, &sol_w, "cosigner_rejected").await {
             assert!(
                 m.contains("invalid wallet api key") && m.contains("<redacted>"),
                 "{m}"
             );
         }
+        // and an error event quoting the share
+        api.answer(sse(
+            format!("event: error\ndata: {{\"error\":\"bad share {SHARE_SECRET}\"}}\n\n")
+                .as_bytes(),
+            true,
+        ));
+        for m in both_fail(&s, &evm_w, &sol_w, "cosigner_rejected").await {
+            assert!(m.contains("bad share <redacted>"), "{m}");
+        }
         assert_no_secret_logged();
     }
+}
+
+/// An engine with a bug: it panics while signing.
+struct Panicking;
+
+impl Engine for Panicking {
+    fn name(&self) -> &'static str {
+        "panicking"
+    }
+
+    fn sign_evm<'a>(
+        &'a self,
+        _wallet: &'a Wallet,
+        _request: &'a EvmRequest,
+    ) -> EngineFuture<'a, RecoverableSig> {
+        Box::pin(async move { panic!("engine bug while signing") })
+    }
+
+    fn sign_solana<'a>(
+        &'a self,
+        _wallet: &'a Wallet,
+        _kind: SolanaKind,
+        _message: &'a [u8],
+    ) -> EngineFuture<'a, [u8; 64]> {
+        panic!("engine bug before the future")
+    }
+}
+
+/// Issue 13: a panic inside a sign request is that request's 500 `internal_error`, with
+/// its audit record; the appliance keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_is_a_500_with_an_audit_record() {
+    let s = start("", |app| {
+        Some(Signer::new(app.token.clone()).with_mpc_engine(Arc::new(Panicking)))
+    })
+    .await;
+    let key = k256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+    let evm_mpc = s.mpc_wallet(Chain::Evm, evm_address_of(&key));
+    let sol_key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let sol_mpc = s.mpc_wallet(
+        Chain::Solana,
+        solana::to_base58(&solana::pubkey_of(&sol_key)),
+    );
+    for (route_, body) in [
+        (route(&evm_mpc, "evm/message"), json!({"message": "hi"})),
+        (route(&sol_mpc, "solana/message"), json!({"message": "hi"})),
+    ] {
+        let a = s.post(&route_, body).await;
+        assert_eq!(
+            (a.status, a.body["error"]["code"].as_str()),
+            (StatusCode::INTERNAL_SERVER_ERROR, Some("internal_error")),
+            "{}",
+            a.body
+        );
+        assert!(a.body.get("signature").is_none());
+        let rec = s.record(a.body["auditId"].as_str().expect("auditId"));
+        assert_eq!(
+            (rec.decision.as_str(), rec.result.as_str()),
+            ("error", "internal_error")
+        );
+    }
+    // still serving, and the audit chain is whole
+    let local = keyward::wallets::create(&s.app, Chain::Evm, None).unwrap();
+    let a = s
+        .post(&route(&local, "evm/message"), json!({"message": "hi"}))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert!(s.app.store.read(audit::verify).unwrap().is_ok());
 }

@@ -149,6 +149,32 @@ fn deleted_blobs_do_not_stay_in_the_file() {
 }
 
 #[test]
+fn a_panicking_write_job_rolls_back_and_the_writer_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = keyward::store::Store::open(&dir.path().join("k.db"), 1).unwrap();
+    let r = store.write_blocking(|ctx| -> Result<(), keyward::store::StoreError> {
+        keyward::store::state::set(ctx.conn, "half", Some("written"))?;
+        panic!("a bug inside a write job");
+    });
+    match r {
+        Err(keyward::store::StoreError::Io(m)) => assert!(m.contains("nothing was written"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // the writer thread is still there, and the panicking job left nothing behind
+    store
+        .write_blocking(|ctx| keyward::store::state::set(ctx.conn, "after", Some("ok")))
+        .unwrap();
+    let half = store
+        .read(|c| keyward::store::state::get(c, "half"))
+        .unwrap();
+    assert_eq!(half, None);
+    let after = store
+        .read(|c| keyward::store::state::get(c, "after"))
+        .unwrap();
+    assert_eq!(after.as_deref(), Some("ok"));
+}
+
+#[test]
 fn a_public_key_is_filled_only_for_the_key_it_was_proven_for() {
     use keyward::store::wallets::{self, Chain, Engine, Source, Status, Wallet};
     let dir = tempfile::tempdir().unwrap();

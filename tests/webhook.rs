@@ -168,32 +168,31 @@ async fn independent_envelopes_are_accepted_with_both_iv_lengths() {
 async fn source_allowlist_and_forwarded_for() {
     let h = start(|c| c.webhook.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
     let before = h.dump();
-    // not allowed: refused before the body is read (a body over the limit is not noticed)
+    // not allowed: closed at accept, before TLS, so not even a handshake completes —
+    // whatever the request would have been (a ping, a body over the limit, an
+    // X-Forwarded-For naming an allowed address from a peer that is not a proxy)
     let d = h.sim.ping();
-    let r = h
-        .raw(DENIED, Method::POST, &h.url, d.body.clone(), &d.headers())
+    let mut spoofed = d.headers();
+    spoofed.push(("x-forwarded-for".into(), "44.198.112.228".into()));
+    for (body, headers) in [
+        (d.body.clone(), d.headers()),
+        (vec![b' '; 200_000], d.headers()),
+        (d.body.clone(), spoofed),
+    ] {
+        let r = keyward::simulator::request(
+            Some(DENIED.parse().unwrap()),
+            Method::POST,
+            &h.url,
+            &h.ca,
+            body,
+            &headers,
+        )
         .await;
-    assert_eq!((r.status, r.code()), (403, "source_not_allowed"));
-    // the server answers without reading, so the client may not even finish writing
-    let big = keyward::simulator::request(
-        Some(DENIED.parse().unwrap()),
-        Method::POST,
-        &h.url,
-        &h.ca,
-        vec![b' '; 200_000],
-        &d.headers(),
-    )
-    .await;
-    if let Ok(a) = big {
-        assert_eq!(a.status, 403, "not 413: the body was never looked at");
+        match r {
+            Err(e) => assert!(e.to_string().contains("TLS"), "{e}"),
+            Ok(a) => panic!("a refused source got an HTTP answer: {}", a.status),
+        }
     }
-    // X-Forwarded-For from a peer that is not a trusted proxy is ignored both ways
-    let mut hdrs = d.headers();
-    hdrs.push(("x-forwarded-for".into(), "44.198.112.228".into()));
-    let r = h
-        .raw(DENIED, Method::POST, &h.url, d.body.clone(), &hdrs)
-        .await;
-    assert_eq!((r.status, r.code()), (403, "source_not_allowed"));
     // from the trusted proxy, the right-most untrusted address is the source
     let mut hdrs = d.headers();
     hdrs.push(("x-forwarded-for".into(), "127.0.0.2, 127.0.0.3".into()));
@@ -441,7 +440,7 @@ async fn every_refusal_has_its_code_and_changes_nothing() {
                 wrong_key,
             ),
             422,
-            "envelope_key_unwrap_failed",
+            "envelope_decrypt_failed",
         ),
         (
             "tag",
@@ -479,7 +478,7 @@ async fn every_refusal_has_its_code_and_changes_nothing() {
                 ),
             ),
             422,
-            "envelope_content_key_invalid",
+            "envelope_decrypt_failed",
         ),
         (
             "mismatch",
@@ -777,4 +776,143 @@ async fn run_simulation_sends_to_the_configured_face() {
     .unwrap();
     assert_eq!(report.status, 200, "{}", report.response);
     assert_eq!(wallet(&h, "sim-wallet-1").unwrap().status, Status::Revoked);
+}
+
+/// Issue 13: `eventId` and `data.walletId` must be ids the signing API can route; a
+/// path-like one is refused and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_are_validated_as_ids() {
+    let h = start(|_| {}).await;
+    let before = h.dump();
+    for wid in ["../../etc/passwd", "..", "a b", &"w".repeat(129)] {
+        for d in [
+            h.sim.delegation(Chain::Evm, wid).unwrap(),
+            h.sim.revoke(Chain::Solana, wid),
+        ] {
+            let r = h.deliver(&d).await;
+            assert_eq!(
+                (r.status, r.code()),
+                (400, "payload_malformed"),
+                "{wid}: {}",
+                r.json
+            );
+            assert!(r.json["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("walletId"));
+        }
+    }
+    for eid in ["../evil", "e/1", "."] {
+        let d = h.sim.delivery(
+            eid,
+            "ping",
+            serde_json::json!({}),
+            time::OffsetDateTime::now_utc(),
+        );
+        let r = h.deliver(&d).await;
+        assert_eq!((r.status, r.code()), (400, "payload_malformed"), "{eid}");
+    }
+    assert_eq!(h.dump(), before, "refusals change nothing");
+    // the same deliveries with routable ids are processed
+    let r = h
+        .deliver(&h.sim.delegation(Chain::Evm, "wallet_1.a:b-c").unwrap())
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+}
+
+/// Issue 13: an eventId already processed as another event (name or wallet) is 409
+/// `event_id_conflict`, never 200 "duplicate"; the wallet is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_event_id_is_a_conflict_not_a_duplicate() {
+    let h = start(|_| {}).await;
+    let wid = id();
+    let created = h.sim.delegation(Chain::Evm, &wid).unwrap();
+    assert_eq!(h.deliver(&created).await.json["outcome"], "stored");
+    let before = h.dump();
+
+    let now = time::OffsetDateTime::now_utc();
+    let revoke_same_id = h.sim.delivery(
+        &created.event_id,
+        "wallet.delegation.revoked",
+        serde_json::json!({"walletId": wid, "chain": "EVM"}),
+        now,
+    );
+    let other_wallet = h.sim.delivery(
+        &created.event_id,
+        "wallet.delegation.revoked",
+        serde_json::json!({"walletId": id(), "chain": "EVM"}),
+        now,
+    );
+    let ping_same_id = h
+        .sim
+        .delivery(&created.event_id, "ping", serde_json::json!({}), now);
+    for d in [&revoke_same_id, &other_wallet, &ping_same_id] {
+        let r = h.deliver(d).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (409, "event_id_conflict"),
+            "{}",
+            r.json
+        );
+    }
+    assert_eq!(h.dump(), before, "nothing changed");
+    assert_eq!(wallet(&h, &wid).unwrap().status, Status::Active);
+    // the true duplicate is still a 200 duplicate
+    let r = h.deliver(&created).await;
+    assert_eq!(
+        (r.status, r.json["status"].as_str()),
+        (200, Some("duplicate"))
+    );
+    // and a revocation under its own id revokes
+    let r = h.deliver(&h.sim.revoke(Chain::Evm, &wid)).await;
+    assert_eq!(r.json["outcome"], "revoked", "{}", r.json);
+}
+
+/// Issue 13: a wallet answers to the environment that delegated it: a `created`
+/// (replace) or `revoked` from another environment is 403 `environment_mismatch`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_from_another_environment_are_refused() {
+    let mut h = start(|_| {}).await;
+    h.sim.environment_id = "env-a".into();
+    let wid = id();
+    let first = h.sim.delegation(Chain::Evm, &wid).unwrap();
+    assert_eq!(h.deliver(&first).await.json["outcome"], "stored");
+    assert_eq!(
+        wallet(&h, &wid).unwrap().environment_id.as_deref(),
+        Some("env-a")
+    );
+    let before = h.dump();
+
+    h.sim.environment_id = "env-b".into();
+    for d in [
+        h.sim.revoke(Chain::Evm, &wid),
+        h.sim.delegation(Chain::Evm, &wid).unwrap(),
+    ] {
+        let r = h.deliver(&d).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (403, "environment_mismatch"),
+            "{}: {}",
+            d.event_name,
+            r.json
+        );
+    }
+    assert_eq!(
+        h.dump(),
+        before,
+        "nothing changed, not even processed_events"
+    );
+    let w = wallet(&h, &wid).unwrap();
+    assert_eq!((w.status, w.address), (Status::Active, first.address));
+
+    // its own environment still can
+    h.sim.environment_id = "env-a".into();
+    let r = h.deliver(&h.sim.revoke(Chain::Evm, &wid)).await;
+    assert_eq!(r.json["outcome"], "revoked", "{}", r.json);
+    // and the tombstone stays bound
+    h.sim.environment_id = "env-b".into();
+    let r = h
+        .deliver(&h.sim.delegation(Chain::Evm, &wid).unwrap())
+        .await;
+    assert_eq!(r.code(), "environment_mismatch", "{}", r.json);
 }

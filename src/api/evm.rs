@@ -74,9 +74,14 @@ pub fn prepare(
         Operation::EvmTypedData => {
             let req: TypedDataReq = parse_body(body)?;
             let info = evm::typed_data(&req.typed_data).map_err(e)?;
+            // the domain name is the client's text: bounded before it enters the audit row
+            let domain_name = info
+                .domain_name
+                .as_ref()
+                .map(|n| n.chars().take(128).collect::<String>());
             let detail = json!({
                 "primaryType": info.primary_type,
-                "domainName": info.domain_name,
+                "domainName": domain_name,
                 "domainChainId": info.domain_chain_id,
                 "verifyingContract": info.domain_verifying_contract.map(|a| format!("{a:#x}")),
             });
@@ -161,9 +166,10 @@ pub fn answer(
             }
             let signed = tx.encode_signed(sig);
             let parity = u64::from(sig.y_parity);
+            // in 128 bits: parsing bounds a legacy chain id, but an answer never overflows
             let v = match tx.tx_type() {
-                0 => tx.chain_id() * 2 + 35 + parity,
-                _ => parity,
+                0 => u128::from(tx.chain_id()) * 2 + 35 + u128::from(parity),
+                _ => u128::from(parity),
             };
             Ok(json!({
                 "rawTransaction": hex0x(&signed.raw),

@@ -19,7 +19,10 @@ impl<'a> Grants<'a> {
     /// The grants `config` gives `identity` (none when it has no entry).
     pub fn of(config: &'a Config, identity: &str) -> Grants<'a> {
         Grants {
-            entry: config.clients.iter().find(|c| c.identity == identity),
+            entry: config
+                .clients
+                .iter()
+                .find(|c| crate::identity::matches(&c.identity, identity)),
         }
     }
 

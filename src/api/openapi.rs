@@ -101,7 +101,7 @@ fn sign_op(op: Operation) -> Value {
             "EIP-712 v4 (`typedData` as in eth_signTypedData_v4, object or JSON string); returns the digest too",
             "EvmTypedDataRequest",
             "EvmSignatureResponse",
-            vec!["invalid_typed_data"],
+            vec!["invalid_typed_data", "typed_data_too_complex"],
         ),
         Operation::EvmTransaction => (
             "Legacy (EIP-155), EIP-2930 or EIP-1559 transaction as in eth_signTransaction; returns rawTransaction, hash, signature",
@@ -114,6 +114,7 @@ fn sign_op(op: Operation) -> Value {
                 "fee_inconsistent",
                 "unsupported_tx_type",
                 "data_too_large",
+                "access_list_too_large",
                 "invalid_quantity",
                 "invalid_address",
                 "from_mismatch",
@@ -126,7 +127,7 @@ fn sign_op(op: Operation) -> Value {
             vec!["invalid_digest"],
         ),
         Operation::SolanaMessage => (
-            "Off-chain message signature. `format: raw` (default) signs the bytes as given, as wallets' signMessage does; `format: offchain` signs the off-chain message envelope (\\xffsolana offchain, header version 0). Bytes that parse as a transaction or transaction message are refused (message_is_transaction).",
+            "Off-chain message signature. `format: raw` (default) signs the bytes as given, as wallets' signMessage does; `format: offchain` signs the off-chain message envelope (\\xffsolana offchain, header version 0). Bytes that are, or begin with, a transaction or transaction message are refused (message_is_transaction).",
             "SolanaMessageRequest",
             "SolanaMessageResponse",
             vec!["invalid_encoding", "invalid_message", "message_is_transaction"],

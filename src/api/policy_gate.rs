@@ -112,17 +112,79 @@ pub fn evaluate(
     Ok((outcome, d.denial))
 }
 
-/// The write job of a sign request: re-checks caps against the totals inside this
-/// transaction; if one would be exceeded the record says so and nothing is counted,
-/// otherwise the spend is recorded with the audit record. Returns the audit id and the
-/// late denial, if any.
+/// Why a decision taken before signing no longer holds when the signature is released.
+#[derive(Debug, Clone)]
+pub enum Late {
+    /// A concurrent request used up a rolling cap first.
+    Policy(Denial),
+    /// An operator (or failsafe) locked the appliance while the request was in flight.
+    Locked(String),
+    /// The wallet was revoked (or removed) while the request was in flight.
+    Revoked,
+}
+
+impl Late {
+    /// The refusal the client gets instead of the signature.
+    pub fn refusal(&self, wallet_id: &str) -> Refusal {
+        match self {
+            Late::Policy(d) => denied(d),
+            Late::Locked(reason) => refuse(
+                "appliance_locked",
+                format!("the appliance was locked ({reason}) while this request was signed; the signature is withheld"),
+            ),
+            Late::Revoked => refuse(
+                "wallet_revoked",
+                format!("wallet {wallet_id} was revoked while this request was signed; the signature is withheld"),
+            ),
+        }
+    }
+}
+
+/// Reads, inside the releasing transaction, what another process or request may have
+/// changed since the decision: the lock and the wallet's status.
+fn recheck(ctx: &WriteCtx<'_>, wallet_id: &str) -> Result<Option<Late>, StoreError> {
+    if let Some(reason) = crate::store::state::get(ctx.conn, crate::appliance::LOCK_KEY)? {
+        return Ok(Some(Late::Locked(reason)));
+    }
+    match crate::store::wallets::status_of(ctx.conn, wallet_id)? {
+        Some(crate::store::wallets::Status::Active) => Ok(None),
+        _ => Ok(Some(Late::Revoked)),
+    }
+}
+
+fn withhold(event: &mut AuditEvent, code: &str, detail: Value) {
+    event.decision = "denied".into();
+    event.result = code.into();
+    if let Some(Value::Object(m)) = &mut event.detail {
+        m.insert("late".into(), detail);
+    }
+}
+
+/// The write job of a sign request. For a signature about to be released (`releasing`),
+/// re-reads the lock and the wallet's status and re-checks rolling caps against the
+/// totals, all inside this transaction; if any no longer allows it, the record says so,
+/// nothing is counted and the late refusal is returned (the caller drops the signature).
+/// Otherwise the spend is recorded with the audit record. Returns the audit id and the
+/// late refusal, if any.
 pub fn commit(
     ctx: &mut WriteCtx<'_>,
     mut event: AuditEvent,
     outcome: Option<Outcome>,
-) -> Result<(String, Option<Denial>), StoreError> {
-    let Some(outcome) = outcome.filter(|_| event.decision == "allowed" && event.result == "ok")
-    else {
+    releasing: bool,
+) -> Result<(String, Option<Late>), StoreError> {
+    let signed = event.decision == "allowed" && event.result == "ok";
+    if releasing && signed {
+        let wallet_id = event.wallet_id.clone().unwrap_or_default();
+        if let Some(late) = recheck(ctx, &wallet_id)? {
+            let (code, detail) = match &late {
+                Late::Locked(reason) => ("appliance_locked", json!({ "locked": reason })),
+                _ => ("wallet_revoked", json!({ "revoked": true })),
+            };
+            withhold(&mut event, code, detail);
+            return Ok((audit::append(ctx, event)?, Some(late)));
+        }
+    }
+    let Some(outcome) = outcome.filter(|_| signed) else {
         return Ok((audit::append(ctx, event)?, None));
     };
     let now = spend::now_ms();
@@ -136,7 +198,7 @@ pub fn commit(
                 json!({ "matchedRules": outcome.matched, "rule": d.rule, "reason": d.reason }),
             );
         }
-        return Ok((audit::append(ctx, event)?, Some(d)));
+        return Ok((audit::append(ctx, event)?, Some(Late::Policy(d))));
     }
     let id = audit::append(ctx, event)?;
     spend::record(ctx.conn, &outcome.spend, now, &id)?;

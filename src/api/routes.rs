@@ -89,7 +89,7 @@ pub const ROUTES: &[Route] = &[
 ];
 
 /// Longest wallet id accepted in a path; longer ones cannot exist.
-pub const MAX_WALLET_ID: usize = 128;
+pub const MAX_WALLET_ID: usize = crate::store::wallets::MAX_ID_LEN;
 
 /// The outcome of matching a request line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,12 +120,8 @@ fn match_template<'p>(template: &str, path: &'p str) -> Option<Option<&'p str>> 
         match (t.next(), p.next()) {
             (None, None) => return Some(wallet),
             (Some("{walletId}"), Some(seg)) => {
-                let ok = !seg.is_empty()
-                    && seg.len() <= MAX_WALLET_ID
-                    && seg
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
-                if !ok {
+                // the same rule the webhook applies before storing a wallet id
+                if !crate::store::wallets::is_valid_id(seg) {
                     return None;
                 }
                 wallet = Some(seg);
@@ -181,6 +177,14 @@ mod tests {
         assert_eq!(route(&Method::GET, "/v1/wallets/"), Matched::NotFound);
         assert_eq!(route(&Method::GET, "/v1/wallets/a/b"), Matched::NotFound);
         assert_eq!(route(&Method::GET, "/v1/wallets/a%2Fb"), Matched::NotFound);
+        assert_eq!(route(&Method::GET, "/v1/wallets/.."), Matched::NotFound);
+        assert!(matches!(
+            route(&Method::GET, "/v1/wallets/a.b:c_d-1"),
+            Matched::Route {
+                wallet_id: Some("a.b:c_d-1"),
+                ..
+            }
+        ));
         assert_eq!(route(&Method::GET, "/v1/whoami/"), Matched::NotFound);
         assert!(matches!(
             route(&Method::GET, "/v1/wallets"),

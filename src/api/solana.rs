@@ -3,7 +3,7 @@
 //! `solana/message` signs raw bytes by default — what wallets' `signMessage` (and Sign In
 //! With Solana) produce and verify — or, with `"format": "offchain"`, the off-chain
 //! message envelope (`\xffsolana offchain`, header version 0) of `chains::solana`. Either
-//! way, bytes that parse as a transaction or a transaction message are refused
+//! way, bytes that are (or begin with) a transaction or a transaction message are refused
 //! (`message_is_transaction`): otherwise a "message" signature would authorise a transfer.
 //! `solana/transaction` signs the message of a legacy or v0 transaction in which the
 //! wallet is a required signer and places the signature in the wallet's slot.

@@ -21,6 +21,8 @@ use alloy_primitives::{Address, Bytes, Signature, TxKind, B256, U256};
 use alloy_sol_types::{sol, SolCall};
 use serde_json::{Map, Value};
 
+pub mod typed_data_limits;
+
 /// Errors produced while interpreting EVM requests. Messages name the
 /// offending field but never echo key material or large payloads.
 #[allow(
@@ -33,6 +35,8 @@ pub enum EvmError {
     InvalidMessage(String),
     #[error("invalid typed data: {0}")]
     InvalidTypedData(String),
+    #[error("typed data too complex: {0}")]
+    TypedDataTooComplex(String),
     #[error("invalid transaction field `{field}`: {reason}")]
     InvalidTransaction { field: String, reason: String },
     #[error("unknown transaction field `{0}`")]
@@ -47,6 +51,12 @@ pub enum EvmError {
     UnsupportedTxType(String),
     #[error("field `{field}` is {len} bytes, above the limit of {max}")]
     DataTooLarge {
+        field: String,
+        len: usize,
+        max: usize,
+    },
+    #[error("`{field}` has {len} entries, above the limit of {max}")]
+    AccessListTooLarge {
         field: String,
         len: usize,
         max: usize,
@@ -72,12 +82,14 @@ impl EvmError {
         match self {
             Self::InvalidMessage(_) => "invalid_message",
             Self::InvalidTypedData(_) => "invalid_typed_data",
+            Self::TypedDataTooComplex(_) => "typed_data_too_complex",
             Self::InvalidTransaction { .. } => "invalid_transaction",
             Self::UnknownField(_) => "unknown_field",
             Self::MissingChainId => "missing_chain_id",
             Self::FeeInconsistent(_) => "fee_inconsistent",
             Self::UnsupportedTxType(_) => "unsupported_tx_type",
             Self::DataTooLarge { .. } => "data_too_large",
+            Self::AccessListTooLarge { .. } => "access_list_too_large",
             Self::InvalidQuantity { .. } => "invalid_quantity",
             Self::InvalidAddress { .. } => "invalid_address",
             Self::InvalidDigest(_) => "invalid_digest",
@@ -219,6 +231,8 @@ pub fn typed_data(json: &Value) -> Result<TypedDataInfo, EvmError> {
     if !obj.is_object() {
         return Err(td_err("expected a JSON object"));
     }
+    // before alloy: its parsing, resolution and hashing recurse as deep as the input says
+    typed_data_limits::check(obj, &typed_data_limits::Limits::DEFAULT)?;
     check_domain_declaration(obj)?;
     let td: TypedData =
         serde_json::from_value(obj.clone()).map_err(|e| td_err(format!("malformed: {e}")))?;
@@ -314,6 +328,15 @@ const KNOWN_TX_FIELDS: &[&str] = &[
     "maxPriorityFeePerGas",
     "accessList",
 ];
+
+/// Most entries in an access list. Real ones name a handful of contracts; every entry
+/// is parsed, hashed and audited, so the count is bounded rather than left to the body.
+pub const MAX_ACCESS_LIST_ENTRIES: usize = 256;
+/// Most storage keys in one access-list entry.
+pub const MAX_STORAGE_KEYS_PER_ENTRY: usize = 256;
+/// Largest chain id of a legacy transaction: its EIP-155 `v` (`2 * chainId + 35 +
+/// parity`) must fit the 64 bits wallets and keyward's answer carry it in.
+pub const MAX_LEGACY_CHAIN_ID: u64 = (u64::MAX - 36) / 2;
 
 /// Fields that only make sense for blob (type 3) or set-code (type 4)
 /// transactions; reported as an unsupported type rather than an unknown field.
@@ -697,6 +720,12 @@ fn legacy(f: &Fields<'_>, c: Common) -> Result<TxLegacy, EvmError> {
     if f.has("accessList") {
         return Err(tx_err("accessList", "not valid on a legacy transaction"));
     }
+    if c.chain_id > MAX_LEGACY_CHAIN_ID {
+        return Err(qty_err(
+            "chainId",
+            &format!("above {MAX_LEGACY_CHAIN_ID}: the EIP-155 `v` of a legacy transaction would not fit 64 bits (use type 1 or 2)"),
+        ));
+    }
     Ok(TxLegacy {
         chain_id: Some(c.chain_id),
         nonce: c.nonce,
@@ -754,6 +783,13 @@ fn access_list(f: &Fields<'_>) -> Result<AccessList, EvmError> {
     let items = v
         .as_array()
         .ok_or_else(|| tx_err("accessList", "expected an array"))?;
+    if items.len() > MAX_ACCESS_LIST_ENTRIES {
+        return Err(EvmError::AccessListTooLarge {
+            field: "accessList".into(),
+            len: items.len(),
+            max: MAX_ACCESS_LIST_ENTRIES,
+        });
+    }
     let items = items
         .iter()
         .enumerate()
@@ -791,6 +827,13 @@ fn access_list_item(i: usize, item: &Value) -> Result<AccessListItem, EvmError> 
 }
 
 fn storage_keys(field: &str, keys: &[Value]) -> Result<Vec<B256>, EvmError> {
+    if keys.len() > MAX_STORAGE_KEYS_PER_ENTRY {
+        return Err(EvmError::AccessListTooLarge {
+            field: field.to_owned(),
+            len: keys.len(),
+            max: MAX_STORAGE_KEYS_PER_ENTRY,
+        });
+    }
     keys.iter()
         .map(|k| {
             k.as_str()
@@ -1167,6 +1210,101 @@ mod tests {
         let mut v = mail_typed_data();
         v["primaryType"] = json!("Missing");
         assert_eq!(code(typed_data(&v)), "invalid_typed_data");
+    }
+
+    /// Runs `f` on a thread with the stack of a tokio worker (2 MiB), where requests run.
+    fn on_worker_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(f)
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    /// `P` → `S1` → … → `S{k-1}`, each reference with `dims` array dimensions, the last
+    /// type holding `bool` with `last_dims`; and a message of that exact shape.
+    fn deepest(k: usize, dims: usize, last_dims: usize) -> Value {
+        let name = |i: usize| {
+            if i == 0 {
+                "P".to_string()
+            } else {
+                format!("S{i}")
+            }
+        };
+        let mut types = Map::new();
+        types.insert("EIP712Domain".into(), json!([]));
+        let mut leaf = json!(true);
+        for _ in 0..last_dims {
+            leaf = json!([leaf]);
+        }
+        let mut msg = json!({ "b": leaf });
+        for i in (0..k).rev() {
+            let field = if i + 1 == k {
+                json!([{"name": "b", "type": format!("bool{}", "[]".repeat(last_dims))}])
+            } else {
+                json!([{"name": "n", "type": format!("{}{}", name(i + 1), "[]".repeat(dims))}])
+            };
+            types.insert(name(i), field);
+            if i + 1 < k {
+                let mut v = msg;
+                for _ in 0..dims {
+                    v = json!([v]);
+                }
+                msg = json!({ "n": v });
+            }
+        }
+        json!({"types": types, "primaryType": "P", "domain": {}, "message": msg})
+    }
+
+    #[test]
+    fn eip712_at_the_limits_hashes_on_a_worker_stack() {
+        let l = typed_data_limits::Limits::DEFAULT;
+        // deepest struct chain, and deepest struct + array nesting the limits allow
+        for (k, dims, last) in [(l.max_struct_depth, 0, 8), (4, 8, 4)] {
+            let v = deepest(k, dims, last);
+            let got = on_worker_stack(move || typed_data(&v).map(|i| i.primary_type));
+            assert_eq!(got, Ok("P".to_string()), "k={k} dims={dims} last={last}");
+        }
+        // one more level is refused before alloy
+        let v = deepest(4, 8, 5);
+        assert_eq!(
+            on_worker_stack(move || typed_data(&v).map(|_| ()))
+                .unwrap_err()
+                .code(),
+            "typed_data_too_complex"
+        );
+    }
+
+    #[test]
+    fn eip712_hostile_shapes_are_refused_on_a_worker_stack() {
+        let dims = format!("uint256{}", "[]".repeat(100_000));
+        let mut chain = Map::new();
+        for i in 0..200 {
+            chain.insert(
+                format!("S{i}"),
+                json!([{"name": "n", "type": format!("S{}", i + 1)}]),
+            );
+        }
+        chain.insert("S200".into(), json!([]));
+        let many: Map<String, Value> = (0..5000).map(|i| (format!("T{i}"), json!([]))).collect();
+        let fields: Vec<Value> = (0..100_000)
+            .map(|i| json!({"name": format!("f{i}"), "type": "uint256"}))
+            .collect();
+        let cases = [
+            json!({"types": {"P": [{"name": "a", "type": dims}]}, "primaryType": "P", "message": {}}),
+            json!({"types": chain, "primaryType": "S0", "message": {}}),
+            json!({"types": many, "primaryType": "T0", "message": {}}),
+            json!({"types": {"P": fields}, "primaryType": "P", "message": {}}),
+        ];
+        for (i, v) in cases.into_iter().enumerate() {
+            let got = on_worker_stack(move || typed_data(&v).map(|_| ()));
+            assert_eq!(
+                got.unwrap_err().code(),
+                "typed_data_too_complex",
+                "case {i}"
+            );
+        }
     }
 
     #[test]
@@ -1575,6 +1713,54 @@ mod tests {
     }
 
     #[test]
+    fn legacy_chain_id_bound() {
+        let legacy = |id: u64| {
+            parse(json!({"chainId": id.to_string(), "nonce": 0, "gas": 1, "gasPrice": 1}))
+        };
+        let tx = legacy(MAX_LEGACY_CHAIN_ID).unwrap();
+        // the largest v (2 * id + 35 + parity 1) fits 64 bits at the bound, not above it
+        let v = |id: u64| u128::from(id) * 2 + 36;
+        assert!(v(tx.chain_id()) <= u128::from(u64::MAX));
+        assert!(v(MAX_LEGACY_CHAIN_ID + 1) > u128::from(u64::MAX));
+        let err = legacy(MAX_LEGACY_CHAIN_ID + 1).unwrap_err();
+        assert_eq!(err.code(), "invalid_quantity");
+        assert!(err.to_string().contains("chainId"), "{err}");
+        assert_eq!(legacy(u64::MAX).unwrap_err().code(), "invalid_quantity");
+        // typed transactions carry parity, not v: any 64-bit chain id is fine
+        let typed = parse(
+            json!({"type": 2, "chainId": u64::MAX.to_string(), "nonce": 0, "gas": 1,
+            "maxFeePerGas": 1, "maxPriorityFeePerGas": 1}),
+        );
+        assert_eq!(typed.unwrap().chain_id(), u64::MAX);
+    }
+
+    #[test]
+    fn access_list_bounds() {
+        let key = json!(format!("0x{}", "11".repeat(32)));
+        let entry = |keys: usize| {
+            json!({"address": "0x0000000000000000000000000000000000000001",
+                   "storageKeys": vec![key.clone(); keys]})
+        };
+        let tx = |list: Vec<Value>| {
+            parse(
+                json!({"type": 1, "chainId": 1, "nonce": 0, "gas": 1, "gasPrice": 1,
+                "accessList": list}),
+            )
+        };
+        let ok = tx(vec![entry(0); MAX_ACCESS_LIST_ENTRIES]).unwrap();
+        assert_eq!(ok.access_list().unwrap().0.len(), MAX_ACCESS_LIST_ENTRIES);
+        let err = tx(vec![entry(0); MAX_ACCESS_LIST_ENTRIES + 1]).unwrap_err();
+        assert_eq!(err.code(), "access_list_too_large");
+        assert!(tx(vec![entry(MAX_STORAGE_KEYS_PER_ENTRY)]).is_ok());
+        let err = tx(vec![entry(0), entry(MAX_STORAGE_KEYS_PER_ENTRY + 1)]).unwrap_err();
+        assert_eq!(err.code(), "access_list_too_large");
+        assert!(
+            err.to_string().contains("accessList[1].storageKeys"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn accepted_tx_edge_cases() {
         // Identical data/input, identical gas/gasLimit, nulls as absent.
         let tx = parse(json!({
@@ -1607,12 +1793,18 @@ mod tests {
         let all = [
             EvmError::InvalidMessage(String::new()),
             EvmError::InvalidTypedData(String::new()),
+            EvmError::TypedDataTooComplex(String::new()),
             tx_err("f", "r"),
             EvmError::UnknownField(String::new()),
             EvmError::MissingChainId,
             EvmError::FeeInconsistent(String::new()),
             EvmError::UnsupportedTxType(String::new()),
             EvmError::DataTooLarge {
+                field: String::new(),
+                len: 0,
+                max: 0,
+            },
+            EvmError::AccessListTooLarge {
                 field: String::new(),
                 len: 0,
                 max: 0,

@@ -315,9 +315,12 @@ pub struct ParsedMessage {
     lookups: Vec<AddressTableLookup>,
 }
 
-/// Whether to enforce the packet size. Detection of transaction-shaped
-/// bytes skips it so that an oversized (or future, larger-packet) message is
-/// still recognised and refused as an off-chain message.
+/// How strictly to parse. Detection of transaction-shaped bytes skips the
+/// packet size, so that an oversized (or future, larger-packet) message is
+/// still recognised and refused as an off-chain message, and accepts trailing
+/// bytes: a message followed by anything is still that message to a parser
+/// that reads what it needs and ignores the rest (bincode-style), and a
+/// signature over those bytes must not be obtainable as a "message".
 #[derive(Clone, Copy)]
 enum SizeLimit {
     Enforce,
@@ -338,8 +341,8 @@ fn parse_message_with(bytes: &[u8], limit: SizeLimit) -> Result<ParsedMessage, S
     }
     let mut r = Reader::new(bytes);
     let msg = read_message(&mut r)?;
-    r.finish()?;
     if matches!(limit, SizeLimit::Enforce) {
+        r.finish()?;
         let n = usize::from(msg.header.num_required_signatures);
         check_size(shortvec_len(n) + n * SIGNATURE_LEN + bytes.len())?;
     }
@@ -764,7 +767,9 @@ fn parse_transaction_with(
     r.take(sig_bytes, "signatures")?;
     let message_offset = r.pos;
     let message = read_message(&mut r)?;
-    r.finish()?;
+    if matches!(limit, SizeLimit::Enforce) {
+        r.finish()?;
+    }
     let required = message.header.num_required_signatures;
     if signatures != usize::from(required) {
         return Err(WireError::SignatureCountMismatch {
@@ -774,7 +779,8 @@ fn parse_transaction_with(
         .into());
     }
     Ok(ParsedTransaction {
-        raw: bytes.to_vec(),
+        // all of `bytes` when strict; without what trails the transaction otherwise
+        raw: bytes[..r.pos].to_vec(),
         message_offset,
         message,
     })
@@ -902,9 +908,11 @@ fn verify(pubkey: &Pubkey, message: &[u8], sig: &[u8; SIGNATURE_LEN]) -> bool {
     key.verify_strict(message, &sig).is_ok()
 }
 
-/// True when `bytes` is a complete legacy/v0 message or a complete
-/// transaction. The packet-size limit is not applied here: refusing too much
-/// is the safe direction for "sign this arbitrary message".
+/// True when `bytes` is, or begins with, a legacy/v0 message or a
+/// transaction. Neither the packet-size limit nor the end of the input is
+/// checked: refusing too much is the safe direction for "sign this arbitrary
+/// message", and a message with bytes appended is still a message to a
+/// parser that ignores what follows it.
 pub fn is_transaction_message(bytes: &[u8]) -> bool {
     parse_message_with(bytes, SizeLimit::Ignore).is_ok()
         || parse_transaction_with(bytes, SizeLimit::Ignore).is_ok()
@@ -1595,6 +1603,28 @@ mod tests {
         assert!(!is_transaction_message(b""));
         assert!(!is_transaction_message(
             &offchain_message_v0(b"hello world").unwrap()
+        ));
+        // a message or transaction followed by anything is still refused
+        for prefix in [legacy.clone(), v0.clone(), unsigned_tx(&legacy, 1)] {
+            for tail in [&b"\0"[..], b" trailing text", &[0xff; 2000]] {
+                let mut bytes = prefix.clone();
+                bytes.extend_from_slice(tail);
+                assert!(
+                    is_transaction_message(&bytes),
+                    "{} + {}",
+                    prefix.len(),
+                    tail.len()
+                );
+            }
+        }
+        // but a message cut short is not one
+        assert!(!is_transaction_message(&legacy[..legacy.len() - 1]));
+        // strict parsing still refuses the trailing bytes
+        let mut trailing = legacy.clone();
+        trailing.push(0);
+        assert!(matches!(
+            wire_err(parse_message(&trailing)),
+            WireError::TrailingBytes { count: 1, .. }
         ));
         let err = ensure_not_transaction(&legacy).unwrap_err();
         assert_eq!(err.code(), "message_is_transaction");

@@ -117,9 +117,9 @@ fn rotate(config: &Config, kind: KeyKind) -> Result<(), CliError> {
                 eprintln!("# register this public key in the vendor's dashboard ({})", k.fingerprint().unwrap_or_default());
                 print!("{}", k.public_pem().unwrap_or_default());
             }
-            println!("both keys decrypt until `keyward keys retire` removes the old one; restart or SIGHUP the service to load it");
+            println!("both keys decrypt until `keyward keys retire` removes the old one; a running service uses the new one from its next delivery");
         }
-        KeyKind::Wrap => println!("new wraps use it after a restart; run `keyward wallets rewrap` to move existing wallets"),
+        KeyKind::Wrap => println!("new wraps use it from now on (a running service too); run `keyward wallets rewrap` to move existing wallets"),
     }
     Ok(())
 }
@@ -143,7 +143,7 @@ fn retire(config: &Config, label: &str) -> Result<(), CliError> {
             )));
         }
         if token.current_wrap_version().map_err(fail)? == v {
-            return Err(fail(format!("{label} is the current wrapping key")));
+            return Err(fail(format!("{label} is the current wrapping key: new wallets are wrapped under it; rotate first (`keyward keys rotate-wrapping`), then `keyward wallets rewrap`")));
         }
     }
     let n = token.destroy(label).map_err(fail)?;

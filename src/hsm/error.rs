@@ -157,6 +157,22 @@ pub(crate) fn classify(err: CkError) -> HsmError {
     }
 }
 
+/// Maps a failed `C_Decrypt` of ciphertext from outside (RSA-OAEP of a webhook
+/// envelope) by what it means, not by its return value alone: tokens report a bad
+/// padding as `CKR_GENERAL_ERROR` or `CKR_FUNCTION_FAILED` as readily as a real fault.
+/// When the session still answers (`session_alive`), those are decryption failures;
+/// only a session that no longer answers makes them an outage.
+pub(crate) fn classify_decrypt(err: CkError, session_alive: impl FnOnce() -> bool) -> HsmError {
+    let ambiguous = matches!(
+        err,
+        CkError::Pkcs11(RvError::GeneralError | RvError::FunctionFailed, _)
+    );
+    if ambiguous && session_alive() {
+        return HsmError::DecryptFailed;
+    }
+    classify(err)
+}
+
 /// True when a mechanism was refused for its parameters rather than the data.
 pub(crate) fn is_mechanism_refusal(err: &CkError) -> bool {
     matches!(
@@ -166,4 +182,37 @@ pub(crate) fn is_mechanism_refusal(err: &CkError) -> bool {
             _
         )
     )
+}
+
+#[cfg(test)]
+mod decrypt_tests {
+    use super::*;
+    use cryptoki::context::Function;
+
+    fn err(rv: RvError) -> CkError {
+        CkError::Pkcs11(rv, Function::Decrypt)
+    }
+
+    #[test]
+    fn a_general_error_from_a_live_session_is_a_decryption_failure() {
+        assert!(matches!(
+            classify_decrypt(err(RvError::GeneralError), || true),
+            HsmError::DecryptFailed
+        ));
+        assert!(matches!(
+            classify_decrypt(err(RvError::FunctionFailed), || true),
+            HsmError::DecryptFailed
+        ));
+        // the same answer from a token that no longer answers is an outage
+        let e = classify_decrypt(err(RvError::GeneralError), || false);
+        assert!(e.is_unavailable(), "{e:?}");
+        // unambiguous codes keep their meaning without a probe
+        assert!(matches!(
+            classify_decrypt(err(RvError::EncryptedDataInvalid), || panic!("no probe")),
+            HsmError::DecryptFailed
+        ));
+        assert!(
+            classify_decrypt(err(RvError::DeviceRemoved), || panic!("no probe")).is_unavailable()
+        );
+    }
 }

@@ -165,14 +165,42 @@ pub(crate) fn discover(
     let handles = session
         .find_objects(&search_template(kind))
         .map_err(classify)?;
-    let mut out = Vec::new();
+    let mut out: Vec<KeyObject> = Vec::new();
     for handle in handles {
         let label = read_label(session, handle)?;
         if let Some(version) = kind.version_of(prefix, &label) {
+            // two objects under one label: which one decrypts, which one wraps? An
+            // object planted beside ours must stop the start, not be picked at random
+            if out.iter().any(|k| k.version == version) {
+                return Err(HsmError::KeyAttributes {
+                    label,
+                    problem: "more than one object carries this label (or version); remove the one keyward did not generate".into(),
+                });
+            }
             out.push(inspect(session, handle, label, kind, version)?);
         }
     }
     out.sort_by_key(|k| k.version);
+    Ok(out)
+}
+
+/// The labels of every keyward key of `kind` in the token (labels only: cheap enough to
+/// ask per webhook delivery, unlike [`discover`], which reads and checks every attribute).
+pub(crate) fn labels(
+    session: &Session,
+    prefix: &str,
+    kind: KeyKind,
+) -> Result<Vec<String>, HsmError> {
+    let handles = session
+        .find_objects(&search_template(kind))
+        .map_err(classify)?;
+    let mut out = Vec::new();
+    for handle in handles {
+        let label = read_label(session, handle)?;
+        if kind.version_of(prefix, &label).is_some() {
+            out.push(label);
+        }
+    }
     Ok(out)
 }
 
@@ -197,6 +225,11 @@ fn required(kind: KeyKind) -> &'static [(&'static str, AttributeType, bool)] {
         ("CKA_PRIVATE", A::Private, true),
         ("CKA_SENSITIVE", A::Sensitive, true),
         ("CKA_EXTRACTABLE", A::Extractable, false),
+        // generated inside the token and never known outside it: an imported key, or
+        // one that was once extractable, may exist in a copy elsewhere
+        ("CKA_ALWAYS_SENSITIVE", A::AlwaysSensitive, true),
+        ("CKA_NEVER_EXTRACTABLE", A::NeverExtractable, true),
+        ("CKA_LOCAL", A::Local, true),
         ("CKA_DECRYPT", A::Decrypt, true),
         ("CKA_SIGN", A::Sign, false),
         ("CKA_UNWRAP", A::Unwrap, false),
@@ -207,6 +240,9 @@ fn required(kind: KeyKind) -> &'static [(&'static str, AttributeType, bool)] {
         ("CKA_PRIVATE", A::Private, true),
         ("CKA_SENSITIVE", A::Sensitive, true),
         ("CKA_EXTRACTABLE", A::Extractable, false),
+        ("CKA_ALWAYS_SENSITIVE", A::AlwaysSensitive, true),
+        ("CKA_NEVER_EXTRACTABLE", A::NeverExtractable, true),
+        ("CKA_LOCAL", A::Local, true),
         ("CKA_ENCRYPT", A::Encrypt, true),
         ("CKA_DECRYPT", A::Decrypt, true),
         ("CKA_WRAP", A::Wrap, false),
@@ -232,6 +268,9 @@ fn bool_attr(a: &Attribute) -> Option<(AttributeType, bool)> {
         Attribute::Wrap(v) => (AttributeType::Wrap, *v),
         Attribute::Unwrap(v) => (AttributeType::Unwrap, *v),
         Attribute::Derive(v) => (AttributeType::Derive, *v),
+        Attribute::AlwaysSensitive(v) => (AttributeType::AlwaysSensitive, *v),
+        Attribute::NeverExtractable(v) => (AttributeType::NeverExtractable, *v),
+        Attribute::Local(v) => (AttributeType::Local, *v),
         _ => return None,
     })
 }

@@ -13,21 +13,21 @@ use super::StoreError;
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// The chain's tip as the writer tracks it.
+/// The chain's tip.
 #[derive(Debug, Clone)]
-pub(crate) struct ChainHead {
+struct ChainHead {
     seq: i64,
     hash: String,
 }
 
 impl ChainHead {
-    pub(crate) fn load(conn: &Connection) -> Result<ChainHead, StoreError> {
+    /// Read inside the appending transaction, never remembered between transactions:
+    /// any keyward process may have appended since (the rightmost-rowid lookup costs a
+    /// few µs, far less than the commit it is part of).
+    fn load(conn: &Connection) -> Result<ChainHead, StoreError> {
         let row: Option<(i64, String)> = conn
-            .query_row(
-                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         Ok(match row {
             Some((seq, hash)) => ChainHead { seq, hash },
@@ -134,10 +134,17 @@ impl AuditRecord {
     }
 }
 
-/// Appends `event` to the chain inside the current write; returns its id.
+/// Appends `event` to the chain inside the write transaction `ctx`; returns its id.
 pub fn append(ctx: &mut WriteCtx<'_>, event: AuditEvent) -> Result<String, StoreError> {
+    append_in(ctx.conn, event)
+}
+
+/// Appends `event` inside the write transaction open on `conn` (which must hold the
+/// write lock: `BEGIN IMMEDIATE`, as the writer's batches do).
+pub fn append_in(conn: &Connection, event: AuditEvent) -> Result<String, StoreError> {
+    let head = ChainHead::load(conn)?;
     let mut rec = AuditRecord {
-        seq: ctx.head.seq + 1,
+        seq: head.seq + 1,
         id: uuid::Uuid::new_v4().to_string(),
         at: super::now_rfc3339(),
         actor: event.actor,
@@ -149,12 +156,12 @@ pub fn append(ctx: &mut WriteCtx<'_>, event: AuditEvent) -> Result<String, Store
         decision: event.decision,
         result: event.result,
         detail: event.detail.map(|d| d.to_string()),
-        prev_hash: ctx.head.hash.clone(),
+        prev_hash: head.hash,
         hash: String::new(),
     };
     rec.hash = rec.compute_hash();
     // one INSERT per audited request on the single writer thread: prepared once per connection
-    ctx.conn.prepare_cached(
+    conn.prepare_cached(
         "INSERT INTO audit (seq, id, at, actor, action, wallet_id, chain, operation, digest, decision, result, detail, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
@@ -164,8 +171,6 @@ pub fn append(ctx: &mut WriteCtx<'_>, event: AuditEvent) -> Result<String, Store
             rec.digest, rec.decision, rec.result, rec.detail, rec.prev_hash, rec.hash
         ],
     )?;
-    ctx.head.seq = rec.seq;
-    ctx.head.hash = rec.hash;
     Ok(rec.id)
 }
 

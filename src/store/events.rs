@@ -22,6 +22,26 @@ pub struct ProcessedEvent {
     pub event_ts_ms: Option<i64>,
 }
 
+/// The record of `event_id`, if it was processed.
+pub fn get(conn: &Connection, event_id: &str) -> Result<Option<ProcessedEvent>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT event_id, event_name, message_id, wallet_id, outcome, event_ts_ms
+         FROM processed_events WHERE event_id = ?1",
+    )?;
+    Ok(stmt
+        .query_row([event_id], |r| {
+            Ok(ProcessedEvent {
+                event_id: r.get(0)?,
+                event_name: r.get(1)?,
+                message_id: r.get(2)?,
+                wallet_id: r.get(3)?,
+                outcome: r.get(4)?,
+                event_ts_ms: r.get(5)?,
+            })
+        })
+        .optional()?)
+}
+
 /// The outcome recorded for `event_id`, if it was processed.
 pub fn outcome(conn: &Connection, event_id: &str) -> Result<Option<String>, StoreError> {
     let mut stmt =

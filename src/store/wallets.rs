@@ -162,6 +162,21 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Wallet> {
     })
 }
 
+/// Longest wallet id.
+pub const MAX_ID_LEN: usize = 128;
+
+/// Whether `s` is a well-formed wallet id: 1 to [`MAX_ID_LEN`] bytes of `A-Z a-z 0-9 . _
+/// : -`, not only dots. Exactly what the signing API routes as one path segment (nothing
+/// to escape, no `.`/`..`), so an id the webhook stores is always reachable; vendor ids
+/// are UUIDs, keyward's own are UUIDs too.
+pub fn is_valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_ID_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        && !s.bytes().all(|b| b == b'.')
+}
+
 /// One wallet by id.
 pub fn get(conn: &Connection, id: &str) -> Result<Option<Wallet>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM wallets WHERE id = ?1"))?;
@@ -277,4 +292,51 @@ pub fn count_by_version(conn: &Connection) -> Result<Vec<(u32, i64)>, StoreError
     )?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The wallet's status alone (the signing path re-reads it inside the write transaction
+/// that releases a signature, so a revocation that committed meanwhile withholds it).
+pub fn status_of(conn: &Connection, id: &str) -> Result<Option<Status>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT status FROM wallets WHERE id = ?1")?;
+    let status: Option<String> = stmt.query_row([id], |r| r.get(0)).optional()?;
+    Ok(status.map(|s| {
+        if s == "active" {
+            Status::Active
+        } else {
+            Status::Revoked
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        let long = "a".repeat(MAX_ID_LEN);
+        for ok in [
+            "0b7e6f5e-3c1d-4a8b-9f2e-1d2c3b4a5f60",
+            "a",
+            "A.b:c_d-1",
+            "...a",
+            long.as_str(),
+        ] {
+            assert!(is_valid_id(ok), "{ok}");
+        }
+        let too_long = "a".repeat(MAX_ID_LEN + 1);
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../../etc/passwd",
+            "a/b",
+            "a b",
+            "a%2Fb",
+            "é",
+            too_long.as_str(),
+        ] {
+            assert!(!is_valid_id(bad), "{bad}");
+        }
+    }
 }

@@ -10,14 +10,17 @@ use std::thread;
 
 use rusqlite::Connection;
 
-use super::audit::ChainHead;
 use super::StoreError;
 
-/// What a job sees: the open transaction and the audit chain head.
+/// What a job sees: the open transaction (`BEGIN IMMEDIATE`, so this process holds the
+/// database's write lock: whatever the job reads is what its writes will follow).
+///
+/// It deliberately carries no cached state (no audit chain head, no lock state): other
+/// keyward processes (`keyward lock`, `wallets rewrap`, …) commit to the same file
+/// between our transactions, so anything read before `BEGIN IMMEDIATE` may be stale.
 pub struct WriteCtx<'a> {
     /// The batch transaction (inside this job's savepoint).
     pub conn: &'a Connection,
-    pub(crate) head: &'a mut ChainHead,
     scrub: &'a mut bool,
 }
 
@@ -45,7 +48,6 @@ const MAX_BATCH: usize = 512;
 
 /// Starts the writer thread on `conn`.
 pub(crate) fn spawn(mut conn: Connection) -> Result<mpsc::Sender<Job>, StoreError> {
-    let mut head = ChainHead::load(&conn)?;
     let (tx, rx) = mpsc::channel::<Job>();
     thread::Builder::new()
         .name("keyward-store-writer".into())
@@ -58,7 +60,7 @@ pub(crate) fn spawn(mut conn: Connection) -> Result<mpsc::Sender<Job>, StoreErro
                         Err(_) => break,
                     }
                 }
-                run_batch(&mut conn, &mut head, batch);
+                run_batch(&mut conn, batch);
             }
         })
         .map_err(|e| StoreError::Io(e.to_string()))?;
@@ -72,7 +74,7 @@ fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<usize> {
     conn.prepare_cached(sql)?.execute([])
 }
 
-fn run_batch(conn: &mut Connection, head: &mut ChainHead, batch: Vec<Job>) {
+fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
     let started = std::time::Instant::now();
     crate::metrics::audit_queue_depth(batch.len());
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
@@ -85,13 +87,11 @@ fn run_batch(conn: &mut Connection, head: &mut ChainHead, batch: Vec<Job>) {
     let mut completions = Vec::with_capacity(batch.len());
     let mut scrub = false;
     for job in batch {
-        let saved = head.clone();
         let savepoint = exec_cached(conn, "SAVEPOINT job");
         let mut wants_scrub = false;
         let ok = savepoint.is_ok()
             && (job.run)(&mut WriteCtx {
                 conn,
-                head,
                 scrub: &mut wants_scrub,
             });
         scrub |= ok && wants_scrub;
@@ -99,16 +99,12 @@ fn run_batch(conn: &mut Connection, head: &mut ChainHead, batch: Vec<Job>) {
             let _ = exec_cached(conn, "RELEASE job");
         } else {
             let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
-            *head = saved;
         }
         completions.push(job.done);
     }
     let commit = conn.execute_batch("COMMIT").map_err(StoreError::from);
     if commit.is_err() {
         let _ = conn.execute_batch("ROLLBACK");
-        if let Ok(h) = ChainHead::load(conn) {
-            *head = h;
-        }
     }
     crate::metrics::record_commit(completions.len(), started.elapsed());
     if scrub && commit.is_ok() {

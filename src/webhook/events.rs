@@ -68,6 +68,10 @@ fn malformed(message: impl Into<String>) -> Refusal {
     Refusal::new(StatusCode::BAD_REQUEST, "payload_malformed", message)
 }
 
+/// What a well-formed `eventId` or `walletId` is (see [`wallets::is_valid_id`]).
+const ID_RULE: &str =
+    "must be 1 to 128 characters of A-Z a-z 0-9 . _ : - (not only dots), such as a UUID";
+
 /// An identifier we store and log: bounded, printable, no whitespace.
 fn valid_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_graphic())
@@ -77,8 +81,9 @@ fn valid_id(s: &str) -> bool {
 pub fn parse_delivery(body: &[u8]) -> Result<Delivery, Refusal> {
     let raw: RawDelivery = serde_json::from_slice(body)
         .map_err(|e| malformed(format!("delivery is not a valid envelope: {e}")))?;
-    if !valid_id(&raw.event_id) {
-        return Err(malformed("`eventId` must be 1 to 128 printable characters"));
+    // the key of idempotency, stored and logged: an id, not arbitrary text
+    if !wallets::is_valid_id(&raw.event_id) {
+        return Err(malformed(format!("`eventId` {ID_RULE}")));
     }
     if raw.event_name.is_empty() || raw.event_name.len() > 128 {
         return Err(malformed("`eventName` must be 1 to 128 characters"));
@@ -223,26 +228,53 @@ fn chain_of(s: &str) -> Result<Chain, Refusal> {
 }
 
 fn envelope_refusal(field: &str, e: &EnvelopeError) -> Refusal {
-    let status = match e {
-        EnvelopeError::Hsm(h) if h.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
-        EnvelopeError::Hsm(_) | EnvelopeError::NoKey => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::UNPROCESSABLE_ENTITY,
-    };
-    Refusal::new(status, e.code(), format!("{field}: {e}"))
+    match e {
+        EnvelopeError::Hsm(h) => hsm_refusal(h),
+        EnvelopeError::NoKey => {
+            tracing::error!(field, error = %e, "no RSA key to decrypt with");
+            Refusal::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "envelope_no_key",
+                "this appliance has no RSA key to decrypt with",
+            )
+        }
+        // One answer for every "cannot decrypt" cause (RSA-OAEP unwrap, content key
+        // length, AES-GCM tag): telling them apart would hand a sender a padding oracle
+        // against the RSA key. The cause goes to the log only.
+        EnvelopeError::KeyUnwrapFailed
+        | EnvelopeError::ContentKeyLength
+        | EnvelopeError::PayloadDecryptFailed => {
+            tracing::info!(field, cause = %e, "envelope not decryptable");
+            Refusal::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "envelope_decrypt_failed",
+                format!("{field}: cannot be decrypted with any of this appliance's RSA keys"),
+            )
+        }
+        _ => Refusal::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            e.code(),
+            format!("{field}: {e}"),
+        ),
+    }
 }
 
+/// Token failures: the sender learns only that it failed and whether to retry; the
+/// PKCS#11 function and return value stay in the log.
 fn hsm_refusal(e: &HsmError) -> Refusal {
     if e.is_unavailable() {
+        tracing::warn!(error = %e, "token unavailable");
         Refusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "hsm_unavailable",
             "the token is unavailable; retry later",
         )
     } else {
+        tracing::error!(error = %e, "token operation failed");
         Refusal::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "hsm_error",
-            format!("token: {e}"),
+            "the token failed; the appliance log has the details",
         )
     }
 }
@@ -343,6 +375,43 @@ enum Written {
     Done(&'static str),
     Duplicate(String),
     Conflict,
+    /// The eventId was processed before as a different event.
+    EventConflict(Box<ProcessedEvent>),
+    /// The wallet belongs to another vendor environment.
+    EnvironmentMismatch,
+}
+
+/// The wallet a delivery is about, as recorded with its eventId: `data.walletId` for the
+/// delegation events, none for events keyward does not act on.
+pub fn wallet_id_of(d: &Delivery) -> Option<&str> {
+    match d.event_name.as_str() {
+        CREATED | REVOKED => d.data.get("walletId").and_then(serde_json::Value::as_str),
+        _ => None,
+    }
+}
+
+/// An eventId seen before: a duplicate only when it is the same event (name and wallet);
+/// anything else reusing the id is a conflict, never a silent "duplicate" (that would
+/// swallow, say, a revocation sent under a created's id).
+fn replay(prev: ProcessedEvent, d: &Delivery) -> Written {
+    if prev.event_name == d.event_name && prev.wallet_id.as_deref() == wallet_id_of(d) {
+        Written::Duplicate(prev.outcome)
+    } else {
+        Written::EventConflict(Box::new(prev))
+    }
+}
+
+/// The answer to a delivery whose eventId is already recorded as `prev`.
+pub fn replayed(d: &Delivery, prev: ProcessedEvent) -> Result<Processed, Refusal> {
+    let wallet_id = prev.wallet_id.clone();
+    finish(d, replay(prev, d), wallet_id)
+}
+
+/// A wallet bound to an environment accepts events from that environment only; a
+/// wallet without one (delegated by an event that named none) accepts any, and a
+/// `created` then binds it.
+fn environment_mismatch(w: &Wallet, d: &Delivery) -> bool {
+    w.environment_id.is_some() && w.environment_id != d.environment_id
 }
 
 fn processed_event(d: &Delivery, wallet_id: Option<&str>, outcome: &str) -> ProcessedEvent {
@@ -407,6 +476,35 @@ fn finish(d: &Delivery, w: Written, wallet_id: Option<String>) -> Result<Process
                 d.event_id
             ),
         )),
+        Written::EventConflict(prev) => {
+            // a vendor bug or a forged replay: either way someone must look
+            tracing::error!(
+                event_id = %d.event_id,
+                event = %d.event_name,
+                wallet_id = wallet_id_of(d).unwrap_or(""),
+                recorded_event = %prev.event_name,
+                recorded_wallet_id = prev.wallet_id.as_deref().unwrap_or(""),
+                "eventId reused for a different event; refused"
+            );
+            Err(Refusal::new(
+                StatusCode::CONFLICT,
+                "event_id_conflict",
+                format!(
+                    "eventId {} was already processed as a different event ({} for wallet {}); nothing changed",
+                    d.event_id,
+                    prev.event_name,
+                    prev.wallet_id.as_deref().unwrap_or("-")
+                ),
+            ))
+        }
+        Written::EnvironmentMismatch => Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "environment_mismatch",
+            format!(
+                "wallet {} was delegated from another environment than this event's environmentId; nothing changed",
+                wallet_id.as_deref().unwrap_or("-")
+            ),
+        )),
     }
 }
 
@@ -414,10 +512,8 @@ fn finish(d: &Delivery, w: Written, wallet_id: Option<String>) -> Result<Process
 pub async fn created(app: Arc<Appliance>, d: Delivery) -> Result<Processed, Refusal> {
     let data: CreatedData = parse_data(&d)?;
     let chain = chain_of(&data.chain)?;
-    if !valid_id(&data.wallet_id) {
-        return Err(malformed(
-            "`walletId` must be 1 to 128 printable characters",
-        ));
+    if !wallets::is_valid_id(&data.wallet_id) {
+        return Err(malformed(format!("`walletId` {ID_RULE}")));
     }
     let address = wallet_key::canonical_address(chain, &data.public_key).map_err(|e| {
         Refusal::new(
@@ -453,8 +549,8 @@ pub async fn created(app: Arc<Appliance>, d: Delivery) -> Result<Processed, Refu
         .store
         .write(move |ctx| {
             let d = dd;
-            if let Some(prev) = processed::outcome(ctx.conn, &d.event_id)? {
-                return Ok(Written::Duplicate(prev));
+            if let Some(prev) = processed::get(ctx.conn, &d.event_id)? {
+                return Ok(replay(prev, &d));
             }
             let existing = wallets::get(ctx.conn, &wallet_id)?;
             if existing
@@ -462,6 +558,12 @@ pub async fn created(app: Arc<Appliance>, d: Delivery) -> Result<Processed, Refu
                 .is_some_and(|w| w.source != Source::Delegation)
             {
                 return Ok(Written::Conflict);
+            }
+            if existing
+                .as_ref()
+                .is_some_and(|w| environment_mismatch(w, &d))
+            {
+                return Ok(Written::EnvironmentMismatch);
             }
             let ts = d.timestamp_ms;
             let stale = existing.as_ref().is_some_and(|w| {
@@ -535,10 +637,8 @@ pub async fn created(app: Arc<Appliance>, d: Delivery) -> Result<Processed, Refu
 pub async fn revoked(app: Arc<Appliance>, d: Delivery) -> Result<Processed, Refusal> {
     let data: RevokedData = parse_data(&d)?;
     let chain = chain_of(&data.chain)?;
-    if !valid_id(&data.wallet_id) {
-        return Err(malformed(
-            "`walletId` must be 1 to 128 printable characters",
-        ));
+    if !wallets::is_valid_id(&data.wallet_id) {
+        return Err(malformed(format!("`walletId` {ID_RULE}")));
     }
     let wallet_id = data.wallet_id.clone();
     let dd = d.clone();
@@ -546,14 +646,15 @@ pub async fn revoked(app: Arc<Appliance>, d: Delivery) -> Result<Processed, Refu
         .store
         .write(move |ctx| {
             let d = dd;
-            if let Some(prev) = processed::outcome(ctx.conn, &d.event_id)? {
-                return Ok(Written::Duplicate(prev));
+            if let Some(prev) = processed::get(ctx.conn, &d.event_id)? {
+                return Ok(replay(prev, &d));
             }
             let ts = d.timestamp_ms;
             let now = now_rfc3339();
             let existing = wallets::get(ctx.conn, &wallet_id)?;
             let (outcome, chain) = match existing {
                 Some(w) if w.source != Source::Delegation => return Ok(Written::Conflict),
+                Some(w) if environment_mismatch(&w, &d) => return Ok(Written::EnvironmentMismatch),
                 // a revoke older than the delegation in force belongs to an earlier
                 // delegation; remember its time so older creates stay dead
                 Some(mut w)
@@ -631,8 +732,8 @@ pub async fn ignored(app: Arc<Appliance>, d: Delivery) -> Result<Processed, Refu
     let written = app
         .store
         .write(move |ctx| {
-            if let Some(prev) = processed::outcome(ctx.conn, &dd.event_id)? {
-                return Ok(Written::Duplicate(prev));
+            if let Some(prev) = processed::get(ctx.conn, &dd.event_id)? {
+                return Ok(replay(prev, &dd));
             }
             processed::record(
                 ctx.conn,
@@ -649,6 +750,89 @@ pub async fn ignored(app: Arc<Appliance>, d: Delivery) -> Result<Processed, Refu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn delivery(name: &str, data: serde_json::Value) -> Delivery {
+        Delivery {
+            event_id: "e1".into(),
+            message_id: None,
+            event_name: name.into(),
+            timestamp_ms: 0,
+            environment_id: Some("env-a".into()),
+            user_id: None,
+            data,
+        }
+    }
+
+    fn recorded(name: &str, wallet: Option<&str>) -> ProcessedEvent {
+        ProcessedEvent {
+            event_id: "e1".into(),
+            event_name: name.into(),
+            message_id: None,
+            wallet_id: wallet.map(str::to_owned),
+            outcome: "stored".into(),
+            event_ts_ms: Some(0),
+        }
+    }
+
+    #[test]
+    fn a_reused_event_id_is_a_duplicate_only_for_the_same_event() {
+        let created = delivery(CREATED, serde_json::json!({"walletId": "w1"}));
+        let same = replayed(&created, recorded(CREATED, Some("w1"))).unwrap();
+        assert!(same.duplicate);
+        assert_eq!(same.outcome, "stored");
+        for prev in [
+            recorded(REVOKED, Some("w1")),
+            recorded(CREATED, Some("w2")),
+            recorded("ping", None),
+        ] {
+            let r = replayed(&created, prev).unwrap_err();
+            assert_eq!(
+                (r.status, r.code),
+                (StatusCode::CONFLICT, "event_id_conflict")
+            );
+        }
+        let ping = delivery("ping", serde_json::json!({"walletId": "ignored"}));
+        assert!(replayed(&ping, recorded("ping", None)).unwrap().duplicate);
+        assert_eq!(
+            replayed(&ping, recorded(CREATED, Some("w1")))
+                .unwrap_err()
+                .code,
+            "event_id_conflict"
+        );
+    }
+
+    #[test]
+    fn environment_binding() {
+        let (_, address) = wallet_key::generate(Chain::Evm);
+        let w = |env: Option<&str>| Wallet {
+            id: "w1".into(),
+            chain: Chain::Evm,
+            address: Some(address.clone()),
+            label: None,
+            source: Source::Delegation,
+            engine: Engine::Local,
+            status: Status::Active,
+            key_version: Some(1),
+            wrapped_share: None,
+            wrapped_api_key: None,
+            public_key: None,
+            environment_id: env.map(str::to_owned),
+            user_id: None,
+            delegated_at_ms: None,
+            revoked_at_ms: None,
+            created_at: String::new(),
+            updated_at: String::new(),
+        };
+        let d = delivery(REVOKED, serde_json::json!({}));
+        assert!(!environment_mismatch(&w(Some("env-a")), &d));
+        assert!(environment_mismatch(&w(Some("env-b")), &d));
+        // unbound wallets accept any environment
+        assert!(!environment_mismatch(&w(None), &d));
+        // a bound wallet refuses an event that names no environment
+        let mut anonymous = d.clone();
+        anonymous.environment_id = None;
+        assert!(environment_mismatch(&w(Some("env-a")), &anonymous));
+    }
 
     #[test]
     fn chains() {
@@ -700,6 +884,9 @@ mod tests {
             br#"{"eventId":7,"eventName":"ping","timestamp":"2025-01-01T00:00:00.000Z"}"#,
             br#"{"eventId":"e","eventName":"ping","timestamp":"yesterday"}"#,
             br#"{"eventId":"e e","eventName":"ping","timestamp":"2025-01-01T00:00:00Z"}"#,
+            br#"{"eventId":"../../etc/passwd","eventName":"ping","timestamp":"2025-01-01T00:00:00Z"}"#,
+            br#"{"eventId":"..","eventName":"ping","timestamp":"2025-01-01T00:00:00Z"}"#,
+            br#"{"eventId":"","eventName":"ping","timestamp":"2025-01-01T00:00:00Z"}"#,
             b"[]",
         ] {
             assert_eq!(parse_delivery(bad).unwrap_err().code, "payload_malformed");

@@ -9,14 +9,7 @@ use std::net::IpAddr;
 use hyper::header::HeaderMap;
 use ipnet::IpNet;
 
-/// Maps an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) to its IPv4 form, so a
-/// dual-stack listener is matched against IPv4 CIDRs correctly.
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
-}
+pub use crate::http::admission::canonical;
 
 fn in_any(ip: IpAddr, nets: &[IpNet]) -> bool {
     nets.iter().any(|n| n.contains(&ip))

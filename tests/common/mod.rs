@@ -9,6 +9,8 @@
     reason = "each test binary uses a different part of the helper"
 )]
 
+pub mod daemon;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
@@ -222,6 +224,18 @@ pub fn mtls_request(
     path: &str,
     body: Option<&str>,
 ) -> Result<(u16, String), String> {
+    mtls_request_as(env, &env.pki.client, addr, method, path, body)
+}
+
+/// Like [`mtls_request`], presenting `client`'s certificate.
+pub fn mtls_request_as(
+    env: &Env,
+    client: &Issued,
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<(u16, String), String> {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
     use std::io::{Read, Write};
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
@@ -230,13 +244,12 @@ pub fn mtls_request(
         roots.add(c.unwrap()).unwrap();
     }
     let certs: Vec<CertificateDer<'static>> =
-        rustls_pemfile::certs(&mut env.pki.client.cert_pem.as_bytes())
+        rustls_pemfile::certs(&mut client.cert_pem.as_bytes())
             .map(Result::unwrap)
             .collect();
-    let key: PrivateKeyDer<'static> =
-        rustls_pemfile::private_key(&mut env.pki.client.key_pem.as_bytes())
-            .unwrap()
-            .unwrap();
+    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut client.key_pem.as_bytes())
+        .unwrap()
+        .unwrap();
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
@@ -269,4 +282,81 @@ pub fn mtls_request(
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| format!("no HTTP status in {text:?}"))?;
     Ok((status, text))
+}
+
+/// Serves `service` (the signing API over `app`) in-process on a fresh loopback port,
+/// until the test's runtime ends; returns the address.
+pub async fn serve_api(app: std::sync::Arc<Appliance>, service: keyward::api::Api) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let _stop = stop;
+        keyward::api::serve_with(app, service, listener, rx)
+            .await
+            .expect("api serves");
+    });
+    addr
+}
+
+/// A TLS client trusting `ca_pem`, presenting `cert` when given (mTLS).
+pub fn client_config(ca_pem: &str, cert: Option<&Issued>) -> std::sync::Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let b = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    std::sync::Arc::new(match cert {
+        Some(i) => {
+            let certs = rustls_pemfile::certs(&mut i.cert_pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = rustls_pemfile::private_key(&mut i.key_pem.as_bytes())
+                .unwrap()
+                .unwrap();
+            b.with_client_auth_cert(certs, key).unwrap()
+        }
+        None => b.with_no_client_auth(),
+    })
+}
+
+/// A legacy or v0 transfer from `from` (required signer 0) with `extra_signer` optional.
+pub fn solana_tx(from: &[u8; 32], other_signer: Option<[u8; 32]>, v0: bool) -> Vec<u8> {
+    let to = [7u8; 32];
+    let mut keys = vec![*from];
+    if let Some(o) = other_signer {
+        keys.push(o);
+    }
+    let required = keys.len() as u8;
+    keys.push(to);
+    keys.push(keyward::chains::solana::SYSTEM_PROGRAM_ID);
+    let mut msg = Vec::new();
+    if v0 {
+        msg.push(0x80);
+    }
+    msg.extend([required, 0, 1]);
+    msg.push(keys.len() as u8);
+    for k in &keys {
+        msg.extend_from_slice(k);
+    }
+    msg.extend_from_slice(&[9u8; 32]); // recent blockhash
+    msg.push(1); // one instruction
+    msg.push((keys.len() - 1) as u8); // system program
+    msg.extend([2, 0, (keys.len() - 2) as u8]); // accounts: from, to
+    let mut data = 2u32.to_le_bytes().to_vec(); // SystemInstruction::Transfer
+    data.extend(1_000_000u64.to_le_bytes());
+    msg.push(data.len() as u8);
+    msg.extend(data);
+    if v0 {
+        msg.push(0); // no address table lookups
+    }
+    let mut tx = vec![required];
+    tx.extend(vec![0u8; 64 * required as usize]);
+    tx.extend(msg);
+    tx
 }

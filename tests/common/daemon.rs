@@ -1,0 +1,163 @@
+//! A real `keyward serve` process for tests that drive the appliance as an operator does:
+//! started from the built binary, its log captured, stopped (and reaped) on drop.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::Env;
+
+/// The `keyward` binary with a clean log environment.
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_keyward"));
+    c.env_remove("RUST_LOG");
+    c
+}
+
+/// Runs `keyward ARGS --config <env's config>`.
+pub fn keyward(env: &Env, args: &[&str]) -> Output {
+    let cfg = env.config_path.to_str().unwrap();
+    bin()
+        .args(args)
+        .args(["--config", cfg])
+        .stdin(Stdio::null())
+        .output()
+        .expect("keyward runs")
+}
+
+/// Like [`keyward`], and fails the test unless the command succeeded.
+pub fn keyward_ok(env: &Env, args: &[&str]) -> String {
+    let out = keyward(env, args);
+    assert!(
+        out.status.success(),
+        "keyward {args:?} failed ({:?}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A plain-HTTP GET (the admin listener): status and the whole response text.
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    (status, out)
+}
+
+/// A running daemon.
+pub struct Daemon {
+    child: Child,
+    /// Signing API address.
+    pub api: String,
+    /// Webhook face address.
+    pub webhook: String,
+    /// Admin address.
+    pub admin: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+fn field(line: &str, name: &str) -> Option<String> {
+    let start = line.find(&format!("{name}="))? + name.len() + 1;
+    line[start..].split_whitespace().next().map(str::to_owned)
+}
+
+impl Daemon {
+    /// `keyward init` (idempotent), then `keyward serve` until its ready line.
+    pub fn start(env: &Env) -> Daemon {
+        std::fs::set_permissions(&env.config_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        keyward_ok(env, &["init"]);
+        let mut child = bin()
+            .args(["serve", "--config", env.config_path.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("serve starts");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("keyward ready") {
+                    let _ = ready_tx.send(line.clone());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let line = match ready_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "serve never logged ready: {:?}\n{}",
+                    child.wait(),
+                    log.lock().unwrap().join("\n")
+                );
+            }
+        };
+        Daemon {
+            api: field(&line, "api").expect("api address"),
+            webhook: field(&line, "webhook").expect("webhook address"),
+            admin: field(&line, "admin").expect("admin address"),
+            child,
+            log,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything it logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// The webhook URL, for `keyward simulate --to`.
+    pub fn webhook_url(&self) -> String {
+        format!("https://{}/webhooks/dynamic", self.webhook)
+    }
+
+    /// Waits (bounded) until the log holds a line containing `needle`.
+    pub fn wait_for_log(&self, needle: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Sends `signal` (e.g. "HUP") to the daemon.
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{signal}");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
