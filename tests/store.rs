@@ -238,3 +238,30 @@ fn a_public_key_is_filled_only_for_the_key_it_was_proven_for() {
     assert!(!fill(b"blob-2", b"pk-3"));
     assert_eq!(stored(), None);
 }
+
+#[test]
+fn upgrades_a_version_3_file_keeping_its_wallets_without_public_keys() {
+    use keyward::store::wallets;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    drop(Store::open(&path, 1).unwrap());
+    // make it what a version-3 keyward left: no public_key column, one wallet row
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch(
+        "ALTER TABLE wallets DROP COLUMN public_key;
+         INSERT INTO wallets (id, chain, address, source, engine, status, key_version,
+           wrapped_share, created_at, updated_at)
+         VALUES ('w3', 'evm', '0x00', 'generated', 'local', 'active', 1, x'00', 't', 't');
+         PRAGMA user_version = 3;",
+    )
+    .unwrap();
+    drop(c);
+    let store = Store::open(&path, 1).unwrap();
+    assert_eq!(
+        store.pragma("user_version").unwrap(),
+        keyward::store::SCHEMA_VERSION.to_string()
+    );
+    const { assert!(keyward::store::SCHEMA_VERSION >= 4) };
+    let w = store.read(|c| wallets::get(c, "w3")).unwrap().unwrap();
+    assert_eq!((w.address.as_deref(), w.public_key), (Some("0x00"), None));
+}

@@ -9,7 +9,8 @@
 //! - `run`: drives the signing API and the webhook face over TLS on loopback (keep-alive,
 //!   N connections, bounded duration) and prints, per scenario, a table row and one JSON
 //!   line with throughput, latency percentiles, errors, server CPU per request (from
-//!   `/proc/<pid>/stat`) and server RSS (from `/proc/<pid>/status`).
+//!   `/proc/<pid>/stat`), server context switches per request (all threads, from
+//!   `/proc/<pid>/task/*/status`) and server RSS (from `/proc/<pid>/status`).
 //!
 //! It refuses any target that is not a loopback address.
 
@@ -544,6 +545,27 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
+/// Context switches (voluntary + involuntary) of all the server's threads so far: how
+/// many times a request's work is handed between threads shows here. A thread that exits
+/// during a run takes its count with it (tokio's blocking threads linger 10 s, longer
+/// than the gaps in a run), so short-lived threads would be undercounted.
+fn ctx_switches(pid: u32) -> Option<u64> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(status) = std::fs::read_to_string(task.ok()?.path().join("status")) else {
+            continue; // the thread ended between the listing and the read
+        };
+        for line in status.lines() {
+            if line.starts_with("voluntary_ctxt_switches:")
+                || line.starts_with("nonvoluntary_ctxt_switches:")
+            {
+                total += line.split_whitespace().nth(1)?.parse::<u64>().ok()?;
+            }
+        }
+    }
+    Some(total)
+}
+
 fn rss_mib(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -562,6 +584,7 @@ struct Outcome {
     max_ms: f64,
     errors: u64,
     cpu_us_per_req: Option<f64>,
+    ctx_switches_per_req: Option<f64>,
     rss_mib: Option<f64>,
 }
 
@@ -605,6 +628,7 @@ async fn run_scenario(
         }
     }
     let cpu0 = args.server_pid.and_then(cpu_ticks);
+    let ctx0 = args.server_pid.and_then(ctx_switches);
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.duration);
     let mut tasks = Vec::new();
@@ -670,6 +694,7 @@ async fn run_scenario(
     }
     let elapsed = started.elapsed().as_secs_f64();
     let cpu1 = args.server_pid.and_then(cpu_ticks);
+    let ctx1 = args.server_pid.and_then(ctx_switches);
     if let Some(e) = first_error {
         eprintln!("  {name}: {errors} errors, first: {e}");
     }
@@ -677,6 +702,10 @@ async fn run_scenario(
     let total = lat.len() as u64 + errors;
     let cpu_us_per_req = match (cpu0, cpu1) {
         (Some(a), Some(b)) if total > 0 => Some((b - a) as f64 / USER_HZ * 1e6 / total as f64),
+        _ => None,
+    };
+    let ctx_switches_per_req = match (ctx0, ctx1) {
+        (Some(a), Some(b)) if total > 0 => Some(b.saturating_sub(a) as f64 / total as f64),
         _ => None,
     };
     Ok(Outcome {
@@ -687,6 +716,7 @@ async fn run_scenario(
         max_ms: lat.last().map_or(0.0, |&m| m as f64 / 1000.0),
         errors,
         cpu_us_per_req,
+        ctx_switches_per_req,
         rss_mib: args.server_pid.and_then(rss_mib),
     })
 }
@@ -824,6 +854,7 @@ async fn run(args: RunArgs) -> Res<()> {
                 "max_ms": round(o.max_ms, 3),
                 "errors": o.errors,
                 "server_cpu_us_per_req": o.cpu_us_per_req.map(|c| round(c, 1)),
+                "server_ctx_switches_per_req": o.ctx_switches_per_req.map(|c| round(c, 2)),
                 "rss_mib": o.rss_mib.map(|r| round(r, 1)),
             })
         );
