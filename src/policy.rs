@@ -180,6 +180,49 @@ impl Decision {
     }
 }
 
+/// Why a covering rule refuses: in its own name, or (for what no rule can price) in the
+/// name of a built-in rule, so the refusal says the engine could not price it rather
+/// than that the operator's rule forbade it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refuse {
+    pub(crate) builtin: Option<&'static str>,
+    pub(crate) reason: String,
+}
+
+impl Refuse {
+    /// A refusal by built-in rule `id`.
+    pub(crate) fn builtin(id: &'static str, reason: impl Into<String>) -> Refuse {
+        Refuse {
+            builtin: Some(id),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<String> for Refuse {
+    fn from(reason: String) -> Refuse {
+        Refuse {
+            builtin: None,
+            reason,
+        }
+    }
+}
+
+impl From<&str> for Refuse {
+    fn from(reason: &str) -> Refuse {
+        reason.to_owned().into()
+    }
+}
+
+/// Built-in rule refusing a Solana instruction the engine cannot price.
+pub const UNPRICED_INSTRUCTION: &str = "builtin.unpriced_instruction";
+/// Built-in rule refusing an EVM call the engine cannot price.
+pub const UNPRICED_CALL: &str = "builtin.unpriced_call";
+/// Built-in rule refusing EIP-712 typed data the engine cannot price.
+pub const UNPRICED_TYPED_DATA: &str = "builtin.unpriced_typed_data";
+/// Built-in rule refusing asset-moving EIP-712 typed data no covering rule lists.
+pub const SPENDING_TYPED_DATA: &str = "builtin.spending_typed_data";
+
 /// Whose bucket a rate limit fills.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -248,7 +291,7 @@ impl Rule {
         req: &Request<'_>,
         spend: &[(SpendKey, U256)],
         caps: &mut Vec<Cap>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refuse> {
         match req.subject {
             Subject::EvmMessage { len } | Subject::SolanaMessage { len } => {
                 let m = self.message.as_ref().ok_or("no message section")?;
@@ -257,7 +300,7 @@ impl Rule {
                 }
                 match m.max_len {
                     Some(max) if *len > max => {
-                        Err(format!("message is {len} bytes; message.max_len is {max}"))
+                        Err(format!("message is {len} bytes; message.max_len is {max}").into())
                     }
                     _ => Ok(()),
                 }
@@ -269,7 +312,8 @@ impl Rule {
             Subject::EvmTypedData(info) => typed_data::check(
                 self.typed_data.as_ref().ok_or("no typed_data section")?,
                 info,
-            ),
+            )
+            .map_err(Refuse::from),
             Subject::EvmTransaction(tx) => evm::check(
                 self.evm.as_ref().ok_or("no evm section")?,
                 &self.id,
@@ -277,7 +321,8 @@ impl Rule {
                 tx,
                 spend,
                 caps,
-            ),
+            )
+            .map_err(Refuse::from),
             Subject::SolanaTransaction { tx, wallet } => solana::check(
                 self.solana.as_ref().ok_or("no solana section")?,
                 &self.id,
@@ -375,8 +420,8 @@ impl Policy {
         for r in covering {
             d.matched.push(r.id.clone());
             let mut caps = Vec::new();
-            if let Err(reason) = r.check(req, &d.spend, &mut caps) {
-                d.deny(&r.id, reason);
+            if let Err(refuse) = r.check(req, &d.spend, &mut caps) {
+                d.deny(refuse.builtin.unwrap_or(&r.id), refuse.reason);
                 return d;
             }
             // a request that adds nothing to a counter fits under its cap, even one that a
