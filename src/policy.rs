@@ -321,8 +321,7 @@ impl Rule {
                 tx,
                 spend,
                 caps,
-            )
-            .map_err(Refuse::from),
+            ),
             Subject::SolanaTransaction { tx, wallet } => solana::check(
                 self.solana.as_ref().ok_or("no solana section")?,
                 &self.id,
