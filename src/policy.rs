@@ -241,18 +241,6 @@ pub struct Policy {
     pub(crate) rate_limits: Vec<RateLimit>,
 }
 
-/// Primary types that let the signature holder move the signer's assets.
-pub const SPENDING_PRIMARY_TYPES: &[&str] = &[
-    "Permit",
-    "PermitSingle",
-    "PermitBatch",
-    "PermitTransferFrom",
-    "PermitBatchTransferFrom",
-    "PermitWitnessTransferFrom",
-    "PermitBatchWitnessTransferFrom",
-    "OrderComponents",
-];
-
 fn client_matches(list: &[String], client: &str) -> bool {
     list.iter().any(|c| c == "*" || c == client)
 }
@@ -311,9 +299,13 @@ impl Rule {
             },
             Subject::EvmTypedData(info) => typed_data::check(
                 self.typed_data.as_ref().ok_or("no typed_data section")?,
+                self.evm.as_ref(),
+                &self.id,
+                req.wallet.id,
                 info,
-            )
-            .map_err(Refuse::from),
+                spend,
+                caps,
+            ),
             Subject::EvmTransaction(tx) => evm::check(
                 self.evm.as_ref().ok_or("no evm section")?,
                 &self.id,
@@ -385,18 +377,20 @@ impl Policy {
         };
         let covering: Vec<&Rule> = self.rules.iter().filter(|r| r.covers(req)).collect();
         if let Subject::EvmTypedData(info) = req.subject {
-            let spending = SPENDING_PRIMARY_TYPES.contains(&info.primary_type.as_str());
-            let allowed = covering.iter().any(|r| {
+            // asset-moving families need a covering rule that names them, also when no
+            // rule covers the request and `default = allow` (or there is no policy)
+            let named = covering.iter().any(|r| {
                 r.typed_data
                     .as_ref()
-                    .is_some_and(|t| t.allow_primary_types.contains(&info.primary_type))
+                    .is_some_and(|t| t.names(&info.primary_type))
             });
-            if spending && !allowed {
+            if info.family.moves_assets() && !named {
                 d.deny(
-                    "builtin.spending_typed_data",
+                    SPENDING_TYPED_DATA,
                     format!(
-                        "EIP-712 primary type {:?} grants spending; it is refused unless a rule lists it in typed_data.allow_primary_types",
-                        info.primary_type
+                        "EIP-712 primary type {:?} ({}) moves or hands over assets; it is refused unless a covering rule lists it in typed_data",
+                        info.primary_type,
+                        typed_data::family_name(&info.family)
                     ),
                 );
                 return d;
@@ -463,6 +457,7 @@ fn spend_of(req: &Request<'_>) -> Vec<(SpendKey, U256)> {
     let raw = match req.subject {
         Subject::EvmTransaction(tx) => evm::spend(tx),
         Subject::SolanaTransaction { tx, wallet } => solana::spend(tx, wallet),
+        Subject::EvmTypedData(info) => typed_data::spend(info),
         _ => Vec::new(),
     };
     let mut merged: BTreeMap<SpendKey, U256> = BTreeMap::new();

@@ -21,9 +21,11 @@ use alloy_primitives::{Address, Bytes, Signature, TxKind, B256, U256};
 use serde_json::{Map, Value};
 
 pub mod erc20;
+pub mod typed_data;
 pub mod typed_data_limits;
 
 pub use erc20::{decode_erc20, decode_permit2, Erc20Call, Permit2Call, ERC20_SELECTORS, PERMIT2};
+pub use typed_data::{TypedFamily, TypedMove};
 
 /// Errors produced while interpreting EVM requests. Messages name the
 /// offending field but never echo key material or large payloads.
@@ -201,6 +203,8 @@ pub struct TypedDataInfo {
     pub domain_chain_id: Option<u64>,
     pub domain_verifying_contract: Option<Address>,
     pub domain_salt: Option<B256>,
+    /// The asset-moving family, if any, and what it moves.
+    pub family: TypedFamily,
 }
 
 /// Canonical domain field order and types. alloy hashes the domain in this
@@ -241,10 +245,15 @@ pub fn typed_data(json: &Value) -> Result<TypedDataInfo, EvmError> {
     let digest = td
         .eip712_signing_hash()
         .map_err(|e| td_err(format!("cannot hash `{}`: {e}", td.primary_type)))?;
-    typed_data_info(td, digest)
+    let family = typed_data::classify(&td, obj.get("types").unwrap_or(&Value::Null));
+    typed_data_info(td, digest, family)
 }
 
-fn typed_data_info(td: TypedData, digest: B256) -> Result<TypedDataInfo, EvmError> {
+fn typed_data_info(
+    td: TypedData,
+    digest: B256,
+    family: TypedFamily,
+) -> Result<TypedDataInfo, EvmError> {
     let domain_chain_id = td
         .domain
         .chain_id
@@ -259,6 +268,7 @@ fn typed_data_info(td: TypedData, digest: B256) -> Result<TypedDataInfo, EvmErro
         domain_chain_id,
         domain_verifying_contract: td.domain.verifying_contract,
         domain_salt: td.domain.salt,
+        family,
     })
 }
 

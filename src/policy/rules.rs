@@ -157,7 +157,8 @@ pub struct TypedDataRuleConfig {
     /// Allowed domains (empty = any); each listed field must match.
     #[serde(default)]
     pub domains: Vec<DomainConfig>,
-    /// Primary types allowed although they grant spending (`Permit`, …).
+    /// Primary types signed on every listed domain (or any domain when `domains` is
+    /// empty); `"*"` = any type that moves no assets. Asset-moving types must be named.
     #[serde(default)]
     pub allow_primary_types: Vec<String>,
     /// Primary types refused.
@@ -181,6 +182,9 @@ pub struct DomainConfig {
     /// `verifyingContract`.
     #[serde(default)]
     pub verifying_contract: Option<String>,
+    /// Primary types signed on this domain (absent: the rule's `allow_primary_types`).
+    #[serde(default)]
+    pub primary_types: Option<Vec<String>>,
 }
 
 /// `[rule.message]`
@@ -406,6 +410,15 @@ pub(crate) struct EvmRule {
     pub(crate) tokens: Vec<Token>,
 }
 
+impl EvmRule {
+    /// The `[[evm.token]]` entry for `contract` on `chain`.
+    pub(crate) fn token(&self, contract: Address, chain: u64) -> Option<&Token> {
+        self.tokens
+            .iter()
+            .find(|t| t.contract == contract && t.chain_id.is_none_or(|c| c == chain))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Token {
     pub(crate) contract: Address,
@@ -428,6 +441,7 @@ pub(crate) struct Domain {
     pub(crate) version: Option<String>,
     pub(crate) chain_id: Option<u64>,
     pub(crate) verifying_contract: Option<Address>,
+    pub(crate) primary_types: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -640,6 +654,7 @@ fn compile_rule(r: &RuleConfig, at: &str) -> Result<Rule, PolicyError> {
                             .as_deref()
                             .map(|a| address(a, &format!("{k}.domains[{i}].verifying_contract")))
                             .transpose()?,
+                        primary_types: d.primary_types.clone(),
                     })
                 })
                 .collect::<Result<_, PolicyError>>()?;
