@@ -843,3 +843,52 @@ async fn solana_families_are_priced_or_refused() {
         assert_eq!(a.status, StatusCode::OK, "{name}: {}", a.body);
     }
 }
+
+/// `keyward policy test`: the shipped golden cases pass against the example policy, and a
+/// case whose expectation is wrong fails the command and is named.
+#[test]
+fn golden_cases_for_the_example_policy() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let run = |cases: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .args(["policy", "test"])
+            .arg(root.join("keyward.example.toml"))
+            .arg(cases)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    let out = run(&root.join("policy-cases.jsonl"));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(" 0 failed"), "{stdout}");
+    assert!(stdout.contains("builtin.unpriced_instruction"), "{stdout}");
+
+    let text = std::fs::read_to_string(root.join("policy-cases.jsonl")).unwrap();
+    let wrong = text.replacen(
+        r#""name":"evm.value_over_max_value","#,
+        r#""name":"evm.value_over_max_value.wrong","#,
+        1,
+    );
+    let wrong = wrong.replacen(r#""expect":"payments-hot-evm"}"#, r#""expect":"allow"}"#, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cases.jsonl");
+    std::fs::write(&path, wrong).unwrap();
+    let out = run(&path);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("FAIL  evm.value_over_max_value.wrong"),
+        "{all}"
+    );
+    assert!(all.contains("1 failed"), "{all}");
+}
