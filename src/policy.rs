@@ -8,15 +8,17 @@
 //! rules that matched, and the spend to record.
 //!
 //! Must never: do I/O, read the clock, keep state between calls, or put a secret in a
-//! reason. Evaluation is deny-on-doubt: anything a rule cannot price (an ERC-20 call that
-//! does not decode, a Solana transfer whose mint is not in the bytes) is refused.
+//! reason. Evaluation is decode-or-refuse: what a capped or allowlisting rule cannot price
+//! (an instruction, a call, a typed-data family) is refused by a named built-in rule
+//! ([`UNPRICED_INSTRUCTION`], [`UNPRICED_CALL`], [`UNPRICED_TYPED_DATA`]), never priced as
+//! zero; and approvals are spend: an allowance counts against the caps like a transfer.
 //!
 //! Semantics: a rule *covers* a request when its clients and wallets match and it has a
 //! section for the request's kind (`evm`, `typed_data`, `message`, `hash`, `solana`).
 //! Every covering rule must allow the request. When none covers it, `default` decides
 //! (`deny` once a `[policy]` is written; `allow` without one, so grants alone decide).
-//! EIP-712 primary types that grant spending are refused unless a covering rule lists
-//! them in `allow_primary_types` — also when no rule covers the request.
+//! EIP-712 messages of a known asset-moving family are refused ([`SPENDING_TYPED_DATA`])
+//! unless a covering rule names their primary type — also when no rule covers the request.
 
 mod evm;
 pub mod rate;
