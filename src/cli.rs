@@ -70,7 +70,10 @@ enum Command {
     /// Send a delivery the way the vendor does (delegation, revoke, ping).
     #[command(subcommand)]
     Simulate(simulate::SimulateCmd),
-    #[command(subcommand, about = "Policy files: validate one (`policy check FILE`)")]
+    #[command(
+        subcommand,
+        about = "Policy files: validate one (`policy check FILE`), decide golden cases (`policy test POLICY CASES.jsonl`)"
+    )]
     Policy(policy::PolicyCmd),
     /// Development helpers.
     #[command(subcommand)]

@@ -8,15 +8,17 @@
 //! rules that matched, and the spend to record.
 //!
 //! Must never: do I/O, read the clock, keep state between calls, or put a secret in a
-//! reason. Evaluation is deny-on-doubt: anything a rule cannot price (an ERC-20 call that
-//! does not decode, a Solana transfer whose mint is not in the bytes) is refused.
+//! reason. Evaluation is decode-or-refuse: what a capped or allowlisting rule cannot price
+//! (an instruction, a call, a typed-data family) is refused by a named built-in rule
+//! ([`UNPRICED_INSTRUCTION`], [`UNPRICED_CALL`], [`UNPRICED_TYPED_DATA`]), never priced as
+//! zero; and approvals are spend: an allowance counts against the caps like a transfer.
 //!
 //! Semantics: a rule *covers* a request when its clients and wallets match and it has a
 //! section for the request's kind (`evm`, `typed_data`, `message`, `hash`, `solana`).
 //! Every covering rule must allow the request. When none covers it, `default` decides
 //! (`deny` once a `[policy]` is written; `allow` without one, so grants alone decide).
-//! EIP-712 primary types that grant spending are refused unless a covering rule lists
-//! them in `allow_primary_types` — also when no rule covers the request.
+//! EIP-712 messages of a known asset-moving family are refused ([`SPENDING_TYPED_DATA`])
+//! unless a covering rule names their primary type — also when no rule covers the request.
 
 mod evm;
 pub mod rate;
@@ -180,6 +182,49 @@ impl Decision {
     }
 }
 
+/// Why a covering rule refuses: in its own name, or (for what no rule can price) in the
+/// name of a built-in rule, so the refusal says the engine could not price it rather
+/// than that the operator's rule forbade it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refuse {
+    pub(crate) builtin: Option<&'static str>,
+    pub(crate) reason: String,
+}
+
+impl Refuse {
+    /// A refusal by built-in rule `id`.
+    pub(crate) fn builtin(id: &'static str, reason: impl Into<String>) -> Refuse {
+        Refuse {
+            builtin: Some(id),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<String> for Refuse {
+    fn from(reason: String) -> Refuse {
+        Refuse {
+            builtin: None,
+            reason,
+        }
+    }
+}
+
+impl From<&str> for Refuse {
+    fn from(reason: &str) -> Refuse {
+        reason.to_owned().into()
+    }
+}
+
+/// Built-in rule refusing a Solana instruction the engine cannot price.
+pub const UNPRICED_INSTRUCTION: &str = "builtin.unpriced_instruction";
+/// Built-in rule refusing an EVM call the engine cannot price.
+pub const UNPRICED_CALL: &str = "builtin.unpriced_call";
+/// Built-in rule refusing EIP-712 typed data the engine cannot price.
+pub const UNPRICED_TYPED_DATA: &str = "builtin.unpriced_typed_data";
+/// Built-in rule refusing asset-moving EIP-712 typed data no covering rule lists.
+pub const SPENDING_TYPED_DATA: &str = "builtin.spending_typed_data";
+
 /// Whose bucket a rate limit fills.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -197,18 +242,6 @@ pub struct Policy {
     pub(crate) rules: Vec<Rule>,
     pub(crate) rate_limits: Vec<RateLimit>,
 }
-
-/// Primary types that let the signature holder move the signer's assets.
-pub const SPENDING_PRIMARY_TYPES: &[&str] = &[
-    "Permit",
-    "PermitSingle",
-    "PermitBatch",
-    "PermitTransferFrom",
-    "PermitBatchTransferFrom",
-    "PermitWitnessTransferFrom",
-    "PermitBatchWitnessTransferFrom",
-    "OrderComponents",
-];
 
 fn client_matches(list: &[String], client: &str) -> bool {
     list.iter().any(|c| crate::identity::matches(c, client))
@@ -248,7 +281,7 @@ impl Rule {
         req: &Request<'_>,
         spend: &[(SpendKey, U256)],
         caps: &mut Vec<Cap>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refuse> {
         match req.subject {
             Subject::EvmMessage { len } | Subject::SolanaMessage { len } => {
                 let m = self.message.as_ref().ok_or("no message section")?;
@@ -257,7 +290,7 @@ impl Rule {
                 }
                 match m.max_len {
                     Some(max) if *len > max => {
-                        Err(format!("message is {len} bytes; message.max_len is {max}"))
+                        Err(format!("message is {len} bytes; message.max_len is {max}").into())
                     }
                     _ => Ok(()),
                 }
@@ -268,7 +301,12 @@ impl Rule {
             },
             Subject::EvmTypedData(info) => typed_data::check(
                 self.typed_data.as_ref().ok_or("no typed_data section")?,
+                self.evm.as_ref(),
+                &self.id,
+                req.wallet.id,
                 info,
+                spend,
+                caps,
             ),
             Subject::EvmTransaction(tx) => evm::check(
                 self.evm.as_ref().ok_or("no evm section")?,
@@ -341,18 +379,20 @@ impl Policy {
         };
         let covering: Vec<&Rule> = self.rules.iter().filter(|r| r.covers(req)).collect();
         if let Subject::EvmTypedData(info) = req.subject {
-            let spending = SPENDING_PRIMARY_TYPES.contains(&info.primary_type.as_str());
-            let allowed = covering.iter().any(|r| {
+            // asset-moving families need a covering rule that names them, also when no
+            // rule covers the request and `default = allow` (or there is no policy)
+            let named = covering.iter().any(|r| {
                 r.typed_data
                     .as_ref()
-                    .is_some_and(|t| t.allow_primary_types.contains(&info.primary_type))
+                    .is_some_and(|t| t.names(&info.primary_type))
             });
-            if spending && !allowed {
+            if info.family.moves_assets() && !named {
                 d.deny(
-                    "builtin.spending_typed_data",
+                    SPENDING_TYPED_DATA,
                     format!(
-                        "EIP-712 primary type {:?} grants spending; it is refused unless a rule lists it in typed_data.allow_primary_types",
-                        info.primary_type
+                        "EIP-712 primary type {:?} ({}) moves or hands over assets; it is refused unless a covering rule lists it in typed_data",
+                        info.primary_type,
+                        typed_data::family_name(&info.family)
                     ),
                 );
                 return d;
@@ -375,8 +415,8 @@ impl Policy {
         for r in covering {
             d.matched.push(r.id.clone());
             let mut caps = Vec::new();
-            if let Err(reason) = r.check(req, &d.spend, &mut caps) {
-                d.deny(&r.id, reason);
+            if let Err(refuse) = r.check(req, &d.spend, &mut caps) {
+                d.deny(refuse.builtin.unwrap_or(&r.id), refuse.reason);
                 return d;
             }
             // a request that adds nothing to a counter fits under its cap, even one that a
@@ -419,6 +459,7 @@ fn spend_of(req: &Request<'_>) -> Vec<(SpendKey, U256)> {
     let raw = match req.subject {
         Subject::EvmTransaction(tx) => evm::spend(tx),
         Subject::SolanaTransaction { tx, wallet } => solana::spend(tx, wallet),
+        Subject::EvmTypedData(info) => typed_data::spend(info),
         _ => Vec::new(),
     };
     let mut merged: BTreeMap<SpendKey, U256> = BTreeMap::new();

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use common::fixtures::solana_fixture;
 use common::{Env, EnvOptions};
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, StatusCode};
@@ -66,7 +67,39 @@ max = "10"
 [[rule]]
 id = "typed"
 clients = ["test-client"]
+wallets = ["label:typed"]
 typed_data = {}
+
+[[rule]]
+id = "tokens"
+clients = ["test-client"]
+wallets = ["label:tokens"]
+[rule.evm]
+to_deny = ["0x00000000000000000000000000000000000000dd"]
+[[rule.evm.token]]
+contract = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48"
+chain_id = 1
+max_per_tx = "100"
+window = "1h"
+max_per_window = "150"
+[rule.typed_data]
+allow_primary_types = ["Permit", "TransferWithAuthorization", "SafeTx"]
+
+[[rule]]
+id = "sol-capped"
+clients = ["test-client"]
+wallets = ["label:sol-capped"]
+[rule.solana]
+programs = ["system", "token", "token-2022", "compute-budget", "associated-token", "memo"]
+max_lamports_per_tx = "5000000"
+[[rule.solana.spend]]
+window = "24h"
+max = "8000000"
+[[rule.solana.token]]
+mint = "CktRuQ2mttgRGkXJtyksdKHjUdc2C4TgDzyB98oEzy8"
+max_per_tx = "3000000"
+window = "24h"
+max_per_window = "4000000"
 
 [[rule]]
 id = "permits"
@@ -77,7 +110,7 @@ allow_primary_types = ["Permit"]
 [[rule]]
 id = "sol"
 clients = ["test-client"]
-wallets = ["chain:solana"]
+wallets = ["label:sol-plain"]
 solana = { programs = ["system", "compute-budget"], require_fee_payer = true }
 
 [[rule]]
@@ -406,7 +439,7 @@ fn solana_tx(payer: &[u8; 32], extra_program: Option<[u8; 32]>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn solana_transaction_with_an_unknown_program_is_refused() {
     let s = start().await;
-    let w = keyward::wallets::create(&s.app, Chain::Solana, None).unwrap();
+    let w = keyward::wallets::create(&s.app, Chain::Solana, Some("sol-plain")).unwrap();
     let pk = solana::parse_pubkey(w.address.as_deref().unwrap()).unwrap();
     let c = s.client();
     let a = c
@@ -483,7 +516,7 @@ async fn reload_with_a_broken_policy_keeps_the_old_one() {
     .unwrap();
     let e = Config::load(&s.env.config_path).unwrap_err().to_string();
     assert!(e.contains("policy.toml"), "{e}");
-    assert!(e.contains("rule[5]"), "{e}");
+    assert!(e.contains("rule[7]"), "{e}");
     let a = c.post(&path(&w, "evm/message"), long.clone()).await;
     assert_eq!(
         a.status,
@@ -510,4 +543,352 @@ fn example_and_dev_configs_validate() {
         let c = Config::parse(&text, &root.join(name)).unwrap();
         c.policy.compile().unwrap();
     }
+}
+
+// --- issue 14: every asset-moving family is priced or refused through the signing API ---
+
+const USDC: &str = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48";
+const PERMIT2: &str = "0x000000000022d473030f116ddee9f6b43ac78ba3";
+
+fn call(nonce: u64, to: &str, data: Vec<u8>) -> Value {
+    json!({ "transaction": {
+        "type": "0x2", "chainId": "0x1", "nonce": format!("{nonce:#x}"), "to": to, "value": "0x0",
+        "gas": "0x30000", "maxFeePerGas": "0x3b9aca00", "maxPriorityFeePerGas": "0x1",
+        "data": format!("0x{}", hex::encode(data)),
+    }})
+}
+
+alloy_sol_types::sol! {
+    interface Calls {
+        function increaseAllowance(address spender, uint256 added);
+        function approve(address spender, uint256 amount);
+        function transfer(address to, uint256 amount);
+        function multicall(bytes[] calls);
+    }
+    interface Permit2 {
+        function approve(address token, address spender, uint160 amount, uint48 expiration);
+    }
+}
+
+fn denied_by(a: &Answer, rule: &str) {
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+    assert_eq!(a.body["error"]["code"], "policy_denied", "{}", a.body);
+    assert_eq!(a.body["error"]["rule"], rule, "{}", a.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erc20_allowances_are_spend_and_unpriced_calls_are_refused() {
+    use alloy_sol_types::SolCall;
+    let s = start().await;
+    let w = keyward::wallets::create(&s.app, Chain::Evm, Some("tokens")).unwrap();
+    let c = s.client();
+    let p = path(&w, "evm/transaction");
+    let bob: alloy_primitives::Address = "0x00000000000000000000000000000000000000b0"
+        .parse()
+        .unwrap();
+    let inc = |n: u64| {
+        Calls::increaseAllowanceCall {
+            spender: bob,
+            added: alloy_primitives::U256::from(n),
+        }
+        .abi_encode()
+    };
+    // increaseAllowance is priced: 100 fits, another 100 overruns the rolling 150
+    let a = c.post(&p, call(0, USDC, inc(100))).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let a = c.post(&p, call(1, USDC, inc(100))).await;
+    denied_by(&a, "tokens");
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rolling"),
+        "{}",
+        a.body
+    );
+    // and so is approve: 60 more would also overrun it (100 + 60 > 150)
+    let approve = Calls::approveCall {
+        spender: bob,
+        amount: alloy_primitives::U256::from(60),
+    }
+    .abi_encode();
+    denied_by(&c.post(&p, call(1, USDC, approve)).await, "tokens");
+    // unlimited
+    let unl = Calls::increaseAllowanceCall {
+        spender: bob,
+        added: alloy_primitives::U256::MAX,
+    }
+    .abi_encode();
+    denied_by(&c.post(&p, call(1, USDC, unl)).await, "tokens");
+    // any other selector at the capped token: a multicall wrapping a transfer
+    let inner = Calls::transferCall {
+        to: bob,
+        amount: alloy_primitives::U256::from(10_000),
+    }
+    .abi_encode();
+    let multi = Calls::multicallCall {
+        calls: vec![inner.into()],
+    }
+    .abi_encode();
+    let a = c.post(&p, call(1, USDC, multi)).await;
+    denied_by(&a, "builtin.unpriced_call");
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("0xac9650d8"),
+        "{}",
+        a.body
+    );
+    // Permit2 approve of the token: priced on the same counter (already at 100)
+    let p2 = Permit2::approveCall {
+        token: USDC.parse().unwrap(),
+        spender: bob,
+        amount: alloy_primitives::aliases::U160::from(51u64),
+        expiration: alloy_primitives::aliases::U48::from(1u64),
+    }
+    .abi_encode();
+    denied_by(&c.post(&p, call(1, PERMIT2, p2)).await, "tokens");
+    // a decoded recipient on the deny list
+    let dead = Calls::transferCall {
+        to: "0x00000000000000000000000000000000000000dd"
+            .parse()
+            .unwrap(),
+        amount: alloy_primitives::U256::from(1),
+    }
+    .abi_encode();
+    let a = c.post(&p, call(1, USDC, dead)).await;
+    denied_by(&a, "tokens");
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("to_deny"),
+        "{}",
+        a.body
+    );
+}
+
+fn typed(primary: &str, fields: Value, message: Value) -> Value {
+    json!({ "typedData": {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}
+            ],
+            primary: fields
+        },
+        "primaryType": primary,
+        "domain": {"name": "USD Coin", "version": "2", "chainId": 1, "verifyingContract": USDC},
+        "message": message
+    }})
+}
+
+fn eip2612(value: u64) -> Value {
+    typed(
+        "Permit",
+        json!([
+            {"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
+            {"name": "value", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
+            {"name": "deadline", "type": "uint256"}
+        ]),
+        json!({"owner": USDC, "spender": USDC, "value": value.to_string(), "nonce": 0, "deadline": 1}),
+    )
+}
+
+fn eip3009(value: u64) -> Value {
+    typed(
+        "TransferWithAuthorization",
+        json!([
+            {"name": "from", "type": "address"}, {"name": "to", "type": "address"},
+            {"name": "value", "type": "uint256"}, {"name": "validAfter", "type": "uint256"},
+            {"name": "validBefore", "type": "uint256"}, {"name": "nonce", "type": "bytes32"}
+        ]),
+        json!({"from": USDC, "to": USDC, "value": value.to_string(), "validAfter": 0,
+               "validBefore": 1, "nonce": format!("0x{}", "11".repeat(32))}),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_permits_and_authorizations_count_against_token_caps() {
+    let s = start().await;
+    let w = keyward::wallets::create(&s.app, Chain::Evm, Some("tokens")).unwrap();
+    let c = s.client();
+    let p = path(&w, "evm/typed-data");
+    let a = c.post(&p, eip2612(101)).await;
+    denied_by(&a, "tokens");
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_per_tx"),
+        "{}",
+        a.body
+    );
+    let a = c.post(&p, eip2612(100)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(s.spend_rows(&w.id), 1, "the permit is recorded as spend");
+    // an EIP-3009 transfer authorisation shares the rolling 150: 100 + 60 overruns it
+    denied_by(&c.post(&p, eip3009(60)).await, "tokens");
+    let a = c.post(&p, eip3009(50)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    // a listed family the engine cannot price, under a rule with caps
+    let safe = typed(
+        "SafeTx",
+        json!([{"name": "nonce", "type": "uint256"}]),
+        json!({"nonce": 1}),
+    );
+    denied_by(&c.post(&p, safe).await, "builtin.unpriced_typed_data");
+    // an unlisted family
+    let order = typed(
+        "Order",
+        json!([{"name": "nonce", "type": "uint256"}]),
+        json!({"nonce": 1}),
+    );
+    denied_by(&c.post(&p, order).await, "builtin.spending_typed_data");
+    // and a benign type that the allowlist does not name
+    let mail = typed(
+        "Mail",
+        json!([{"name": "nonce", "type": "uint256"}]),
+        json!({"nonce": 1}),
+    );
+    denied_by(&c.post(&p, mail).await, "tokens");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn solana_families_are_priced_or_refused() {
+    let s = start().await;
+    let w = keyward::wallets::create(&s.app, Chain::Solana, Some("sol-capped")).unwrap();
+    let pk = solana::parse_pubkey(w.address.as_deref().unwrap()).unwrap();
+    let c = s.client();
+    let p = path(&w, "solana/transaction");
+    let send = |name: &str| json!({ "transaction": solana_fixture(name, &pk) });
+    // CreateAccount funds 7_000_000 lamports: over max_lamports_per_tx 5_000_000
+    let a = c.post(&p, send("system.create_account")).await;
+    denied_by(&a, "sol-capped");
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_lamports_per_tx"),
+        "{}",
+        a.body
+    );
+    // TransferWithSeed (3_000_000, counted against its base), WithdrawNonceAccount
+    // (1_234_567), TransferWithSeed, CreateAccountAllowPrefund (11) fit the rolling
+    // 8_000_000; a third TransferWithSeed does not
+    for name in ["system.transfer_with_seed", "system.withdraw_nonce_account"] {
+        let a = c.post(&p, send(name)).await;
+        assert_eq!(a.status, StatusCode::OK, "{name}: {}", a.body);
+    }
+    let a = c.post(&p, send("system.transfer_with_seed")).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body); // 7_234_567
+    let a = c
+        .post(&p, send("system.create_account_allow_prefund"))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body); // + 11
+    denied_by(
+        &c.post(&p, send("system.transfer_with_seed")).await,
+        "sol-capped",
+    );
+    // authority changes
+    for name in [
+        "system.assign",
+        "system.authorize_nonce_account",
+        "token.set_authority",
+        "token.close_account",
+        "token-2022.set_authority",
+    ] {
+        let a = c.post(&p, send(name)).await;
+        denied_by(&a, "builtin.unpriced_instruction");
+        assert!(
+            a.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("solana.instructions"),
+            "{}",
+            a.body
+        );
+    }
+    // an unlimited SPL approval
+    denied_by(
+        &c.post(&p, send("token.approve_checked")).await,
+        "sol-capped",
+    );
+    // a plain Transfer names no mint: unpriced under token caps
+    denied_by(
+        &c.post(&p, send("token.transfer")).await,
+        "builtin.unpriced_instruction",
+    );
+    // TransferChecked of 2_500_000 fits per tx; the with-fee transfer (1_000_000) then fits the
+    // rolling 4_000_000, and another TransferChecked does not
+    let a = c.post(&p, send("token.transfer_checked")).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let a = c
+        .post(&p, send("token-2022.transfer_checked_with_fee"))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    denied_by(
+        &c.post(&p, send("token.transfer_checked")).await,
+        "sol-capped",
+    );
+    // inert
+    for name in [
+        "memo",
+        "associated-token.create_idempotent",
+        "token.sync_native",
+        "token.revoke",
+    ] {
+        let a = c.post(&p, send(name)).await;
+        assert_eq!(a.status, StatusCode::OK, "{name}: {}", a.body);
+    }
+}
+
+/// `keyward policy test`: the shipped golden cases pass against the example policy, and a
+/// case whose expectation is wrong fails the command and is named.
+#[test]
+fn golden_cases_for_the_example_policy() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let run = |cases: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .args(["policy", "test"])
+            .arg(root.join("keyward.example.toml"))
+            .arg(cases)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    let out = run(&root.join("policy-cases.jsonl"));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(" 0 failed"), "{stdout}");
+    assert!(stdout.contains("builtin.unpriced_instruction"), "{stdout}");
+
+    let text = std::fs::read_to_string(root.join("policy-cases.jsonl")).unwrap();
+    let wrong = text.replacen(
+        r#""name":"evm.value_over_max_value","#,
+        r#""name":"evm.value_over_max_value.wrong","#,
+        1,
+    );
+    let wrong = wrong.replacen(r#""expect":"payments-hot-evm"}"#, r#""expect":"allow"}"#, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cases.jsonl");
+    std::fs::write(&path, wrong).unwrap();
+    let out = run(&path);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("FAIL  evm.value_over_max_value.wrong"),
+        "{all}"
+    );
+    assert!(all.contains("1 failed"), "{all}");
 }

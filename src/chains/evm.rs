@@ -18,10 +18,14 @@ use alloy_dyn_abi::TypedData;
 use alloy_eips::eip2718::Encodable2718;
 use alloy_eips::eip2930::{AccessList, AccessListItem};
 use alloy_primitives::{Address, Bytes, Signature, TxKind, B256, U256};
-use alloy_sol_types::{sol, SolCall};
 use serde_json::{Map, Value};
 
+pub mod erc20;
+pub mod typed_data;
 pub mod typed_data_limits;
+
+pub use erc20::{decode_erc20, decode_permit2, Erc20Call, Permit2Call, ERC20_SELECTORS, PERMIT2};
+pub use typed_data::{TypedFamily, TypedMove};
 
 /// Errors produced while interpreting EVM requests. Messages name the
 /// offending field but never echo key material or large payloads.
@@ -199,6 +203,8 @@ pub struct TypedDataInfo {
     pub domain_chain_id: Option<u64>,
     pub domain_verifying_contract: Option<Address>,
     pub domain_salt: Option<B256>,
+    /// The asset-moving family, if any, and what it moves.
+    pub family: TypedFamily,
 }
 
 /// Canonical domain field order and types. alloy hashes the domain in this
@@ -239,10 +245,15 @@ pub fn typed_data(json: &Value) -> Result<TypedDataInfo, EvmError> {
     let digest = td
         .eip712_signing_hash()
         .map_err(|e| td_err(format!("cannot hash `{}`: {e}", td.primary_type)))?;
-    typed_data_info(td, digest)
+    let family = typed_data::classify(&td, obj.get("types").unwrap_or(&Value::Null));
+    typed_data_info(td, digest, family)
 }
 
-fn typed_data_info(td: TypedData, digest: B256) -> Result<TypedDataInfo, EvmError> {
+fn typed_data_info(
+    td: TypedData,
+    digest: B256,
+    family: TypedFamily,
+) -> Result<TypedDataInfo, EvmError> {
     let domain_chain_id = td
         .domain
         .chain_id
@@ -257,6 +268,7 @@ fn typed_data_info(td: TypedData, digest: B256) -> Result<TypedDataInfo, EvmErro
         domain_chain_id,
         domain_verifying_contract: td.domain.verifying_contract,
         domain_salt: td.domain.salt,
+        family,
     })
 }
 
@@ -953,79 +965,6 @@ pub fn sign_digest(sk: &k256::ecdsa::SigningKey, digest: &B256) -> RecoverableSi
     RecoverableSig::from_k256(&sig, recid)
 }
 
-// ---------------------------------------------------------------------------
-// ERC-20 call decoding
-// ---------------------------------------------------------------------------
-
-sol! {
-    interface IERC20 {
-        function transfer(address to, uint256 amount) external returns (bool);
-        function approve(address spender, uint256 amount) external returns (bool);
-        function transferFrom(address from, address to, uint256 amount) external returns (bool);
-    }
-}
-
-/// An ERC-20 call policy may want to limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Erc20Call {
-    Transfer {
-        to: Address,
-        amount: U256,
-    },
-    Approve {
-        spender: Address,
-        amount: U256,
-    },
-    TransferFrom {
-        from: Address,
-        to: Address,
-        amount: U256,
-    },
-}
-
-/// Decodes ERC-20 `transfer`/`approve`/`transferFrom` call data.
-///
-/// Returns `None` for other selectors *and* for malformed arguments (short
-/// data, address words with dirty high bytes). Policy must therefore treat
-/// `None` with an ERC-20 selector as "deny", never as "not a token transfer".
-/// Trailing bytes are allowed because contracts ignore them and some wallets
-/// append attribution tags.
-pub fn decode_erc20(data: &[u8]) -> Option<Erc20Call> {
-    let selector: [u8; 4] = data.get(..4)?.try_into().ok()?;
-    match selector {
-        IERC20::transferCall::SELECTOR => {
-            let c = decode_call::<IERC20::transferCall>(data)?;
-            Some(Erc20Call::Transfer {
-                to: c.to,
-                amount: c.amount,
-            })
-        }
-        IERC20::approveCall::SELECTOR => {
-            let c = decode_call::<IERC20::approveCall>(data)?;
-            Some(Erc20Call::Approve {
-                spender: c.spender,
-                amount: c.amount,
-            })
-        }
-        IERC20::transferFromCall::SELECTOR => {
-            let c = decode_call::<IERC20::transferFromCall>(data)?;
-            Some(Erc20Call::TransferFrom {
-                from: c.from,
-                to: c.to,
-                amount: c.amount,
-            })
-        }
-        _ => None,
-    }
-}
-
-fn decode_call<C: SolCall>(data: &[u8]) -> Option<C> {
-    let config = alloy_sol_types::abi::AbiDecoderConfig::new()
-        .validate(true)
-        .validate_allow_trailing_bytes(true);
-    C::abi_decode_with_config(data, config).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1536,48 +1475,6 @@ mod tests {
             code(tx.encode_signed_checked(&sig, Address::ZERO)),
             "signer_mismatch"
         );
-    }
-
-    // -- ERC-20 -------------------------------------------------------------------
-
-    #[test]
-    fn erc20_decoding() {
-        let to = Address::repeat_byte(0xbb);
-        let from = Address::repeat_byte(0xaa);
-        let amount = U256::from(5u64);
-        let data = IERC20::transferCall { to, amount }.abi_encode();
-        assert_eq!(
-            decode_erc20(&data),
-            Some(Erc20Call::Transfer { to, amount })
-        );
-        let data = IERC20::approveCall {
-            spender: to,
-            amount,
-        }
-        .abi_encode();
-        assert_eq!(
-            decode_erc20(&data),
-            Some(Erc20Call::Approve {
-                spender: to,
-                amount
-            })
-        );
-        let data = IERC20::transferFromCall { from, to, amount }.abi_encode();
-        assert_eq!(
-            decode_erc20(&data),
-            Some(Erc20Call::TransferFrom { from, to, amount })
-        );
-
-        let mut tagged = IERC20::transferCall { to, amount }.abi_encode();
-        tagged.extend_from_slice(b"tag");
-        assert!(decode_erc20(&tagged).is_some());
-
-        let mut dirty = IERC20::transferCall { to, amount }.abi_encode();
-        dirty[4] = 0xff; // high byte of the address word
-        assert_eq!(decode_erc20(&dirty), None);
-        assert_eq!(decode_erc20(&data[..40]), None);
-        assert_eq!(decode_erc20(&[0xde, 0xad, 0xbe, 0xef]), None);
-        assert_eq!(decode_erc20(&[]), None);
     }
 
     // -- error codes ----------------------------------------------------------------

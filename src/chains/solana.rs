@@ -34,6 +34,13 @@
 
 use std::fmt;
 
+pub mod instructions;
+pub use instructions::{
+    instruction_name, Acct, AssociatedTokenInstruction, ComputeBudgetInstruction, Instruction,
+    SystemInstruction, TokenInstruction, ASSOCIATED_TOKEN_PROGRAM_ID, COMPUTE_BUDGET_PROGRAM_ID,
+    MEMO_PROGRAM_ID, MEMO_V1_PROGRAM_ID,
+};
+
 use thiserror::Error;
 
 /// Largest transaction the cluster accepts (IPv6 minimum MTU less headers).
@@ -600,124 +607,6 @@ impl ParsedMessage {
         let index = *self.instructions.get(ix)?.accounts.get(position)?;
         self.account_keys.get(usize::from(index)).copied()
     }
-
-    /// Recognises the value-moving instructions that policy rules price.
-    /// Anything else is [`KnownInstruction::Other`], which policy must treat
-    /// as "not understood", never as "harmless".
-    pub fn decode_instruction(&self, ix: usize) -> KnownInstruction {
-        let (Some(program), Some(instruction)) = (self.program_id(ix), self.instructions.get(ix))
-        else {
-            return KnownInstruction::Other;
-        };
-        let acct = |p: usize| -> Option<Option<Pubkey>> {
-            (p < instruction.accounts.len()).then(|| self.instruction_account(ix, p))
-        };
-        let data = instruction.data.as_slice();
-        if program == SYSTEM_PROGRAM_ID {
-            decode_system(data, acct)
-        } else if program == SPL_TOKEN_PROGRAM_ID || program == SPL_TOKEN_2022_PROGRAM_ID {
-            decode_spl_token(program, data, acct)
-        } else {
-            None
-        }
-        .unwrap_or(KnownInstruction::Other)
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Instruction decoding
-// ---------------------------------------------------------------------------
-
-/// Instructions that spending policy understands. Account fields are `None`
-/// when the account is loaded from an address lookup table: its address is
-/// not in the transaction bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KnownInstruction {
-    SystemTransfer {
-        from: Option<Pubkey>,
-        to: Option<Pubkey>,
-        lamports: u64,
-    },
-    SystemTransferWithSeed {
-        from: Option<Pubkey>,
-        base: Option<Pubkey>,
-        to: Option<Pubkey>,
-        lamports: u64,
-    },
-    SplTransfer {
-        program: Pubkey,
-        source: Option<Pubkey>,
-        destination: Option<Pubkey>,
-        authority: Option<Pubkey>,
-        amount: u64,
-    },
-    SplTransferChecked {
-        program: Pubkey,
-        source: Option<Pubkey>,
-        mint: Option<Pubkey>,
-        destination: Option<Pubkey>,
-        authority: Option<Pubkey>,
-        amount: u64,
-        decimals: u8,
-    },
-    Other,
-}
-
-fn le_u64(data: &[u8], at: usize) -> Option<u64> {
-    let bytes = data.get(at..at.checked_add(8)?)?;
-    Some(u64::from_le_bytes(bytes.try_into().ok()?))
-}
-
-/// The programs decode only a prefix and ignore extra data (bincode with
-/// trailing bytes allowed; SPL's manual unpack), so we match on the prefix
-/// too: anything the chain would execute as a transfer must be seen as one.
-fn decode_system(
-    data: &[u8],
-    acct: impl Fn(usize) -> Option<Option<Pubkey>>,
-) -> Option<KnownInstruction> {
-    let tag = u32::from_le_bytes(data.get(..4)?.try_into().ok()?);
-    let lamports = le_u64(data, 4)?;
-    match tag {
-        2 => Some(KnownInstruction::SystemTransfer {
-            from: acct(0)?,
-            to: acct(1)?,
-            lamports,
-        }),
-        11 => Some(KnownInstruction::SystemTransferWithSeed {
-            from: acct(0)?,
-            base: acct(1)?,
-            to: acct(2)?,
-            lamports,
-        }),
-        _ => None,
-    }
-}
-
-fn decode_spl_token(
-    program: Pubkey,
-    data: &[u8],
-    acct: impl Fn(usize) -> Option<Option<Pubkey>>,
-) -> Option<KnownInstruction> {
-    let amount = le_u64(data, 1)?;
-    match *data.first()? {
-        3 => Some(KnownInstruction::SplTransfer {
-            program,
-            source: acct(0)?,
-            destination: acct(1)?,
-            authority: acct(2)?,
-            amount,
-        }),
-        12 => Some(KnownInstruction::SplTransferChecked {
-            program,
-            source: acct(0)?,
-            mint: acct(1)?,
-            destination: acct(2)?,
-            authority: acct(3)?,
-            amount,
-            decimals: *data.get(9)?,
-        }),
-        _ => None,
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -849,7 +738,8 @@ impl ParsedTransaction {
         self.message.has_lookup_tables()
     }
 
-    pub fn decode_instruction(&self, ix: usize) -> KnownInstruction {
+    /// Decodes top-level instruction `ix` (see [`instructions`]).
+    pub fn decode_instruction(&self, ix: usize) -> Instruction {
         self.message.decode_instruction(ix)
     }
 }
@@ -1176,11 +1066,11 @@ mod tests {
         assert_eq!(parsed.message().recent_blockhash(), &[7; 32]);
         assert_eq!(
             parsed.decode_instruction(0),
-            KnownInstruction::SystemTransfer {
+            Instruction::System(SystemInstruction::Transfer {
                 from: Some(payer),
                 to: Some(to),
                 lamports: 1_500_000
-            }
+            })
         );
         assert_eq!(parse_message(&msg).unwrap(), *parsed.message());
         sign_and_check(&sk, &tx);
@@ -1218,14 +1108,17 @@ mod tests {
         assert_eq!(parsed.account_keys().len(), 2);
         assert_eq!(
             parsed.decode_instruction(0),
-            KnownInstruction::SplTransferChecked {
+            Instruction::Token {
                 program: SPL_TOKEN_PROGRAM_ID,
-                source: None,
-                mint: None,
-                destination: None,
+                ix: TokenInstruction::TransferChecked {
+                    source: None,
+                    mint: None,
+                    destination: None,
+                    amount: 42_000,
+                    decimals: 6,
+                },
                 authority: Some(payer),
-                amount: 42_000,
-                decimals: 6,
+                signers: vec![],
             }
         );
     }
@@ -1643,30 +1536,50 @@ mod tests {
         let p = parse_message(&m.encode()).unwrap();
         assert!(matches!(
             p.decode_instruction(0),
-            KnownInstruction::SystemTransfer { lamports: 1, .. }
+            Instruction::System(SystemInstruction::Transfer { lamports: 1, .. })
         ));
         m.ixs[0].2.truncate(11);
         let p = parse_message(&m.encode()).unwrap();
-        assert_eq!(p.decode_instruction(0), KnownInstruction::Other);
-        assert_eq!(p.decode_instruction(5), KnownInstruction::Other);
+        assert!(matches!(
+            p.decode_instruction(0),
+            Instruction::Undecoded {
+                program: SYSTEM_PROGRAM_ID,
+                ..
+            }
+        ));
+        assert!(matches!(
+            p.decode_instruction(5),
+            Instruction::Undecoded { .. }
+        ));
         // Too few accounts for a transfer: not understood.
         m.ixs[0] = (2, vec![0], transfer_data(1));
         let p = parse_message(&m.encode()).unwrap();
-        assert_eq!(p.decode_instruction(0), KnownInstruction::Other);
+        assert!(matches!(
+            p.decode_instruction(0),
+            Instruction::Undecoded { .. }
+        ));
 
         let mut seed = 11u32.to_le_bytes().to_vec();
         seed.extend_from_slice(&77u64.to_le_bytes());
         seed.extend_from_slice(&0u64.to_le_bytes());
+        m.ixs[0] = (2, vec![1, 0, 1], seed.clone());
+        // without `from_owner` the program cannot deserialize it
+        let p = parse_message(&m.encode()).unwrap();
+        assert!(matches!(
+            p.decode_instruction(0),
+            Instruction::Undecoded { .. }
+        ));
+        seed.extend_from_slice(&[4; 32]);
         m.ixs[0] = (2, vec![1, 0, 1], seed);
         let p = parse_message(&m.encode()).unwrap();
         assert_eq!(
             p.decode_instruction(0),
-            KnownInstruction::SystemTransferWithSeed {
+            Instruction::System(SystemInstruction::TransferWithSeed {
                 from: Some(to),
                 base: Some(payer),
                 to: Some(to),
                 lamports: 77
-            }
+            })
         );
     }
 
@@ -1686,12 +1599,15 @@ mod tests {
         let p = parse_message(&m.encode()).unwrap();
         assert_eq!(
             p.decode_instruction(0),
-            KnownInstruction::SplTransfer {
+            Instruction::Token {
                 program: SPL_TOKEN_2022_PROGRAM_ID,
-                source: Some([2; 32]),
-                destination: Some([3; 32]),
+                ix: TokenInstruction::Transfer {
+                    source: Some([2; 32]),
+                    destination: Some([3; 32]),
+                    amount: 9
+                },
                 authority: Some(payer),
-                amount: 9
+                signers: vec![],
             }
         );
     }
@@ -1812,11 +1728,11 @@ mod tests {
         assert_eq!(parsed.signer_index(&from), Some(0));
         assert_eq!(
             parsed.decode_instruction(0),
-            KnownInstruction::SystemTransfer {
+            Instruction::System(SystemInstruction::Transfer {
                 from: Some(from),
                 to: Some(to),
                 lamports: 5000
-            }
+            })
         );
     }
 }

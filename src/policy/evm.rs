@@ -1,23 +1,26 @@
 //! EVM transaction rules: chain ids, recipients, selectors, contract creation, value,
-//! gas and fee caps, ERC-20 amounts and approvals, rolling caps on `value` and tokens.
+//! gas and fee caps, ERC-20 and Permit2 amounts and approvals, rolling caps on `value`
+//! and tokens.
 //!
 //! Must never: treat call data it cannot decode as harmless. An ERC-20 selector whose
-//! arguments do not decode is refused.
+//! arguments do not decode is refused; at a token contract with an `[[evm.token]]` entry
+//! and at Permit2 only decoded selectors (or ones `evm.selectors` lists for that
+//! contract) pass, others are refused with [`UNPRICED_CALL`]. Approvals are spend: an
+//! allowance counts against the same caps as a transfer of that amount.
 
 use alloy_primitives::{Address, U256};
 
 use super::rules::{EvmRule, Token};
-use super::{Cap, SpendKey};
-use crate::chains::evm::{decode_erc20, Erc20Call, UnsignedTx};
+use super::{Cap, Refuse, SpendKey, UNPRICED_CALL};
+use crate::chains::evm::{
+    decode_erc20, decode_permit2, Erc20Call, Permit2Call, UnsignedTx, ERC20_SELECTORS, PERMIT2,
+};
 
-const TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
-const APPROVE: [u8; 4] = [0x09, 0x5e, 0xa7, 0xb3];
-const TRANSFER_FROM: [u8; 4] = [0x23, 0xb8, 0x72, 0xdd];
-
-/// Approvals at or above 2^255 are "unlimited": wallets send `type(uint256).max`, and
-/// nothing that large is a deliberate finite amount.
-fn unlimited(amount: U256) -> bool {
-    amount.bit(255)
+/// Approvals with the top bit of their width set are "unlimited": wallets send the
+/// type's maximum (`uint256` for tokens, `uint160` for Permit2), and nothing that large is
+/// a deliberate finite amount.
+fn unlimited(amount: U256, bits: usize) -> bool {
+    amount.bit(bits - 1) || amount.bit(255)
 }
 
 fn chain_key(tx: &UnsignedTx) -> String {
@@ -28,24 +31,134 @@ fn erc20_key(contract: Address) -> String {
     format!("erc20:{contract:#x}")
 }
 
-/// `(chain, asset, amount)` moved out by `tx`: its `value`, and ERC-20 transfers.
+/// One token movement or allowance a call makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Movement {
+    /// The token contract.
+    pub(super) token: Address,
+    /// Amount moved or allowed.
+    pub(super) amount: U256,
+    /// The recipient or spender (checked against `to_allow` / `to_deny`).
+    pub(super) party: Address,
+    /// An allowance rather than a transfer.
+    pub(super) approval: bool,
+    /// An allowance at the type's maximum.
+    pub(super) unlimited: bool,
+}
+
+impl Movement {
+    /// What it adds to the token's spend counter: nothing for an unlimited approval,
+    /// which is refused or else explicitly exempt.
+    pub(super) fn counted(&self) -> U256 {
+        if self.unlimited {
+            U256::ZERO
+        } else {
+            self.amount
+        }
+    }
+}
+
+/// What `tx`'s call data does to tokens: `Ok(None)` when it is not a call policy prices,
+/// `Err` naming the selector when it looks like one but does not decode.
+fn movements(tx: &UnsignedTx) -> Result<Option<Vec<Movement>>, String> {
+    let (Some(to), Some(sel)) = (tx.to(), tx.selector()) else {
+        return Ok(None);
+    };
+    let data = tx.data();
+    if to == PERMIT2 {
+        let Some(call) = decode_permit2(data) else {
+            return Ok(None);
+        };
+        let approval = |token, party, amount| Movement {
+            token,
+            amount,
+            party,
+            approval: true,
+            unlimited: unlimited(amount, 160),
+        };
+        return Ok(Some(match call {
+            Permit2Call::Approve {
+                token,
+                spender,
+                amount,
+            } => vec![approval(token, spender, amount)],
+            Permit2Call::Permit {
+                spender, details, ..
+            } => details
+                .into_iter()
+                .map(|(token, amount)| approval(token, spender, amount))
+                .collect(),
+            Permit2Call::TransferFrom(moves) => moves
+                .into_iter()
+                .map(|(_, to, amount, token)| Movement {
+                    token,
+                    amount,
+                    party: to,
+                    approval: false,
+                    unlimited: false,
+                })
+                .collect(),
+            Permit2Call::Revoke => Vec::new(),
+        }));
+    }
+    if !ERC20_SELECTORS.contains(&sel) {
+        return Ok(None);
+    }
+    let Some(call) = decode_erc20(data) else {
+        return Err(format!(
+            "call data has the ERC-20 selector 0x{} but its arguments do not decode",
+            hex::encode(sel)
+        ));
+    };
+    let transfer = |party, amount| Movement {
+        token: to,
+        amount,
+        party,
+        approval: false,
+        unlimited: false,
+    };
+    let approval = |party, amount| Movement {
+        token: to,
+        amount,
+        party,
+        approval: true,
+        unlimited: unlimited(amount, 256),
+    };
+    Ok(Some(match call {
+        Erc20Call::Transfer { to, amount } | Erc20Call::TransferFrom { to, amount, .. } => {
+            vec![transfer(to, amount)]
+        }
+        Erc20Call::Approve { spender, amount }
+        | Erc20Call::IncreaseAllowance {
+            spender,
+            added: amount,
+        }
+        | Erc20Call::Permit {
+            spender,
+            value: amount,
+            ..
+        } => vec![approval(spender, amount)],
+        // only lowers an allowance
+        Erc20Call::DecreaseAllowance { .. } => Vec::new(),
+    }))
+}
+
+/// `(chain, asset, amount)` moved out or approved by `tx`: its `value`, and ERC-20 /
+/// Permit2 transfers and allowances.
 pub(super) fn spend(tx: &UnsignedTx) -> Vec<(String, String, U256)> {
     let mut out = vec![(chain_key(tx), "native".to_owned(), tx.value())];
-    if let (Some(to), Some(call)) = (tx.to(), decode_erc20(tx.data())) {
-        match call {
-            Erc20Call::Transfer { amount, .. } | Erc20Call::TransferFrom { amount, .. } => {
-                out.push((chain_key(tx), erc20_key(to), amount));
-            }
-            Erc20Call::Approve { .. } => {}
+    if let Ok(Some(moves)) = movements(tx) {
+        for m in moves {
+            out.push((chain_key(tx), erc20_key(m.token), m.counted()));
         }
     }
     out
 }
 
-fn token_for(rule: &EvmRule, to: Address, chain: u64) -> Option<&Token> {
+fn token_for(rule: &EvmRule, contract: Address, chain: u64) -> Option<&Token> {
     rule.tokens
         .iter()
-        .find(|t| t.contract == to && t.chain_id.is_none_or(|c| c == chain))
+        .find(|t| t.contract == contract && t.chain_id.is_none_or(|c| c == chain))
 }
 
 fn spent(spend: &[(SpendKey, U256)], chain: &str, asset: &str) -> U256 {
@@ -56,6 +169,13 @@ fn spent(spend: &[(SpendKey, U256)], chain: &str, asset: &str) -> U256 {
         .fold(U256::ZERO, U256::saturating_add)
 }
 
+fn selector_listed(rule: &EvmRule, to: Address, sel: [u8; 4]) -> bool {
+    rule.selectors
+        .iter()
+        .filter(|(t, _)| t.is_none_or(|t| t == to))
+        .any(|(_, sels)| sels.contains(&sel))
+}
+
 /// Checks `tx` against `rule`; pushes the rolling caps it must also fit under.
 pub(super) fn check(
     rule: &EvmRule,
@@ -64,47 +184,90 @@ pub(super) fn check(
     tx: &UnsignedTx,
     spend: &[(SpendKey, U256)],
     caps: &mut Vec<Cap>,
-) -> Result<(), String> {
+) -> Result<(), Refuse> {
     let chain = tx.chain_id();
     if !rule.chain_ids.is_empty() && !rule.chain_ids.contains(&chain) {
         return Err(format!(
             "chain id {chain} is not in evm.chain_ids {:?}",
             rule.chain_ids
-        ));
+        )
+        .into());
     }
     let Some(to) = tx.to() else {
         if !rule.contract_creation {
             return Err("contract creation is refused (evm.contract_creation is false)".into());
         }
-        return check_amounts(rule, rule_id, wallet, tx, None, spend, caps);
+        return check_amounts(rule, rule_id, wallet, tx, &[], spend, caps);
     };
-    if rule.to_deny.contains(&to) {
-        return Err(format!("recipient {to:#x} is in evm.to_deny"));
-    }
-    if !rule.to_allow.is_empty() && !rule.to_allow.contains(&to) {
-        return Err(format!("recipient {to:#x} is not in evm.to_allow"));
-    }
+    check_party(rule, to, "recipient")?;
     let data = tx.data();
     if !rule.selectors.is_empty() && !data.is_empty() {
         let Some(sel) = tx.selector() else {
-            return Err(format!(
-                "call data of {} bytes has no 4-byte selector",
-                data.len()
-            ));
+            return Err(format!("call data of {} bytes has no 4-byte selector", data.len()).into());
         };
-        let allowed = rule
-            .selectors
-            .iter()
-            .filter(|(t, _)| t.is_none_or(|t| t == to))
-            .any(|(_, sels)| sels.contains(&sel));
-        if !allowed {
+        if !selector_listed(rule, to, sel) {
             return Err(format!(
                 "function selector 0x{} is not allowed for {to:#x} (evm.selectors)",
                 hex::encode(sel)
+            )
+            .into());
+        }
+    }
+    let moves = match movements(tx) {
+        Ok(m) => m,
+        Err(reason) => return Err(Refuse::builtin(UNPRICED_CALL, reason)),
+    };
+    if moves.is_none() && !data.is_empty() {
+        // a capped token and Permit2 can move the wallet's tokens through any function:
+        // only what is decoded, or what the operator lists for that contract, passes
+        let guarded = to == PERMIT2 || token_for(rule, to, chain).is_some();
+        let listed = tx.selector().is_some_and(|s| selector_listed(rule, to, s));
+        if guarded && !listed {
+            let what = tx.selector().map_or_else(
+                || format!("{} bytes of call data without a selector", data.len()),
+                |s| format!("selector 0x{}", hex::encode(s)),
+            );
+            let whom = if to == PERMIT2 {
+                "Permit2".to_owned()
+            } else {
+                "a token with an evm.token cap".to_owned()
+            };
+            return Err(Refuse::builtin(
+                UNPRICED_CALL,
+                format!(
+                    "call to {to:#x} ({whom}) with {what} cannot be priced; it is refused unless evm.selectors lists it for that contract"
+                ),
             ));
         }
     }
-    check_amounts(rule, rule_id, wallet, tx, Some(to), spend, caps)
+    let moves = moves.unwrap_or_default();
+    for m in &moves {
+        check_party(
+            rule,
+            m.party,
+            if m.approval { "spender" } else { "recipient" },
+        )?;
+        if m.unlimited && !token_for(rule, m.token, chain).is_some_and(|t| t.unlimited_approval) {
+            return Err(format!(
+                "unlimited allowance of token {:#x} to {:#x} is refused (evm.token.unlimited_approval)",
+                m.token, m.party
+            )
+            .into());
+        }
+    }
+    check_amounts(rule, rule_id, wallet, tx, &moves, spend, caps)
+}
+
+/// `to_deny` / `to_allow` for the transaction's `to` and for every decoded recipient and
+/// spender.
+fn check_party(rule: &EvmRule, who: Address, role: &str) -> Result<(), Refuse> {
+    if rule.to_deny.contains(&who) {
+        return Err(format!("{role} {who:#x} is in evm.to_deny").into());
+    }
+    if !rule.to_allow.is_empty() && !rule.to_allow.contains(&who) {
+        return Err(format!("{role} {who:#x} is not in evm.to_allow").into());
+    }
+    Ok(())
 }
 
 fn check_amounts(
@@ -112,10 +275,10 @@ fn check_amounts(
     rule_id: &str,
     wallet: &str,
     tx: &UnsignedTx,
-    to: Option<Address>,
+    moves: &[Movement],
     spend: &[(SpendKey, U256)],
     caps: &mut Vec<Cap>,
-) -> Result<(), String> {
+) -> Result<(), Refuse> {
     let chain = tx.chain_id();
     let value = tx.value();
     // a cap for this exact chain wins over "*"
@@ -128,7 +291,8 @@ fn check_amounts(
         if value > *max {
             return Err(format!(
                 "value {value} wei exceeds evm.max_value {max} wei for chain {chain}"
-            ));
+            )
+            .into());
         }
     }
     if let Some(max) = rule.max_gas_limit {
@@ -136,15 +300,16 @@ fn check_amounts(
             return Err(format!(
                 "gas limit {} exceeds evm.max_gas_limit {max}",
                 tx.gas_limit()
-            ));
+            )
+            .into());
         }
     }
     if let Some(max) = rule.max_fee_per_gas {
         let fee = U256::from(tx.max_fee_per_gas());
         if fee > max {
-            return Err(format!(
-                "fee per gas {fee} wei exceeds evm.max_fee_per_gas {max} wei"
-            ));
+            return Err(
+                format!("fee per gas {fee} wei exceeds evm.max_fee_per_gas {max} wei").into(),
+            );
         }
     }
     let ck = chain_key(tx);
@@ -163,54 +328,40 @@ fn check_amounts(
             });
         }
     }
-    let Some(to) = to else { return Ok(()) };
-    let Some(sel) = tx.selector() else {
-        return Ok(());
-    };
-    if ![TRANSFER, APPROVE, TRANSFER_FROM].contains(&sel) {
-        return Ok(());
-    }
-    let Some(call) = decode_erc20(tx.data()) else {
-        return Err(format!(
-            "call data has the ERC-20 selector 0x{} but its arguments do not decode",
-            hex::encode(sel)
-        ));
-    };
-    let token = token_for(rule, to, chain);
-    let amount = match call {
-        Erc20Call::Approve { spender, amount } => {
-            if unlimited(amount) && !token.is_some_and(|t| t.unlimited_approval) {
+    let mut seen: Vec<Address> = Vec::new();
+    for m in moves {
+        if seen.contains(&m.token) {
+            continue;
+        }
+        seen.push(m.token);
+        let Some(token) = token_for(rule, m.token, chain) else {
+            continue;
+        };
+        let asset = erc20_key(m.token);
+        // every transfer and allowance of this token in the transaction, together
+        let amount = spent(spend, &ck, &asset);
+        if let Some(max) = token.max_per_tx {
+            if amount > max {
                 return Err(format!(
-                    "unlimited ERC-20 approval of {to:#x} to {spender:#x} is refused (evm.token.unlimited_approval)"
-                ));
+                    "ERC-20 amount {amount} of token {:#x} (transfers and allowances) exceeds evm.token.max_per_tx {max}",
+                    m.token
+                )
+                .into());
             }
-            amount
         }
-        Erc20Call::Transfer { amount, .. } | Erc20Call::TransferFrom { amount, .. } => amount,
-    };
-    let Some(token) = token else { return Ok(()) };
-    if let Some(max) = token.max_per_tx {
-        if amount > max && !(unlimited(amount) && token.unlimited_approval) {
-            return Err(format!(
-                "ERC-20 amount {amount} of token {to:#x} exceeds evm.token.max_per_tx {max}"
-            ));
+        if let Some((window_ms, limit)) = token.window {
+            caps.push(Cap {
+                rule: rule_id.to_owned(),
+                amount,
+                key: SpendKey {
+                    wallet: wallet.to_owned(),
+                    chain: ck.clone(),
+                    asset,
+                },
+                window_ms,
+                limit,
+            });
         }
-    }
-    if let (Some((window_ms, limit)), false) =
-        (token.window, matches!(call, Erc20Call::Approve { .. }))
-    {
-        let asset = erc20_key(to);
-        caps.push(Cap {
-            rule: rule_id.to_owned(),
-            amount: spent(spend, &ck, &asset),
-            key: SpendKey {
-                wallet: wallet.to_owned(),
-                chain: ck,
-                asset,
-            },
-            window_ms,
-            limit,
-        });
     }
     Ok(())
 }
@@ -357,5 +508,252 @@ mod tests {
             decide(&p, "c", "evm", &s, &totals).denial.unwrap().rule,
             "e"
         );
+    }
+
+    // --- every selector family, with call data from alloy `sol!` encoders declared here ---
+
+    use crate::policy::UNPRICED_CALL;
+    use alloy_primitives::aliases::{U160, U48};
+    use alloy_sol_types::{sol, SolCall};
+
+    sol! {
+        interface Token {
+            function transfer(address, uint256);
+            function approve(address, uint256);
+            function increaseAllowance(address, uint256);
+            function decreaseAllowance(address, uint256);
+            function permit(address, address, uint256, uint256, uint8, bytes32, bytes32);
+            function multicall(bytes[] calls);
+        }
+        interface P2 {
+            function approve(address, address, uint160, uint48);
+            function transferFrom(address, address, uint160, address);
+            function permitTransferFrom(bytes blob);
+        }
+    }
+
+    const PERMIT2_HEX: &str = "0x000000000022d473030f116ddee9f6b43ac78ba3";
+
+    fn addr(s: &str) -> Address {
+        s.parse().unwrap()
+    }
+
+    fn call(data: Vec<u8>) -> String {
+        format!("0x{}", hex::encode(data))
+    }
+
+    fn capped() -> super::super::Policy {
+        policy(&format!(
+            "[[rule]]\nid = \"e\"\n[rule.evm]\nto_deny = [\"0x00000000000000000000000000000000000000dd\"]\n[[rule.evm.token]]\ncontract = \"{TOKEN}\"\nmax_per_tx = \"100\"\nwindow = \"1h\"\nmax_per_window = \"150\"\n"
+        ))
+    }
+
+    fn refusal(p: &super::super::Policy, to: &str, data: Vec<u8>) -> Option<(String, String)> {
+        decide(p, "c", "evm", &tx(Some(to), 0, &call(data)), &Totals::new())
+            .denial
+            .map(|d| (d.rule, d.reason))
+    }
+
+    #[test]
+    fn allowances_are_priced_like_transfers() {
+        let p = capped();
+        let bob = addr(BOB);
+        for data in [
+            Token::approveCall {
+                _0: bob,
+                _1: U256::from(100),
+            }
+            .abi_encode(),
+            Token::increaseAllowanceCall {
+                _0: bob,
+                _1: U256::from(100),
+            }
+            .abi_encode(),
+            Token::permitCall {
+                _0: bob,
+                _1: bob,
+                _2: U256::from(100),
+                _3: U256::from(1),
+                _4: 27,
+                _5: Default::default(),
+                _6: Default::default(),
+            }
+            .abi_encode(),
+        ] {
+            assert_eq!(refusal(&p, TOKEN, data.clone()), None);
+            let mut over = data.clone();
+            // amount word of the approval: 100 -> 101
+            let at = if data[..4] == Token::permitCall::SELECTOR {
+                4 + 3 * 32 - 1
+            } else {
+                4 + 2 * 32 - 1
+            };
+            over[at] = 101;
+            let (rule, reason) = refusal(&p, TOKEN, over).expect("over the cap");
+            assert_eq!(rule, "e");
+            assert!(reason.contains("max_per_tx 100"), "{reason}");
+            // and the rolling window counts it
+            let s = tx(Some(TOKEN), 0, &call(data));
+            let d = decide(&p, "c", "evm", &s, &Totals::new());
+            let q = d.queries();
+            assert_eq!(q.len(), 1);
+            let mut t = Totals::new();
+            t.insert(q[0].clone(), U256::from(51));
+            assert!(!decide(&p, "c", "evm", &s, &t).allowed());
+        }
+        // lowering an allowance moves nothing
+        let dec = Token::decreaseAllowanceCall {
+            _0: bob,
+            _1: U256::MAX,
+        }
+        .abi_encode();
+        assert_eq!(refusal(&p, TOKEN, dec), None);
+    }
+
+    #[test]
+    fn unlimited_increase_allowance_is_refused() {
+        let data = Token::increaseAllowanceCall {
+            _0: addr(BOB),
+            _1: U256::MAX,
+        }
+        .abi_encode();
+        let (rule, reason) = refusal(&capped(), TOKEN, data.clone()).unwrap();
+        assert_eq!(rule, "e");
+        assert!(reason.contains("unlimited"), "{reason}");
+        // at any contract, not only capped tokens
+        assert!(refusal(&capped(), BOB, data)
+            .unwrap()
+            .1
+            .contains("unlimited"));
+    }
+
+    #[test]
+    fn other_selectors_at_a_capped_token_are_unpriced() {
+        let inner = Token::transferCall {
+            _0: addr(BOB),
+            _1: U256::from(10_000),
+        }
+        .abi_encode();
+        let multicall = Token::multicallCall {
+            calls: vec![inner.into()],
+        }
+        .abi_encode();
+        let (rule, reason) = refusal(&capped(), TOKEN, multicall.clone()).unwrap();
+        assert_eq!(rule, UNPRICED_CALL);
+        assert!(reason.contains("0xac9650d8"), "{reason}");
+        // a contract without a token entry is priced by value only
+        assert_eq!(refusal(&capped(), BOB, multicall.clone()), None);
+        // listed for that contract: the operator accepts it unpriced
+        let p = policy(&format!(
+            "[[rule]]\nid = \"e\"\n[rule.evm]\nselectors = {{ \"{TOKEN}\" = [\"0xac9650d8\", \"0xa9059cbb\"] }}\n[[rule.evm.token]]\ncontract = \"{TOKEN}\"\nmax_per_tx = \"100\"\n"
+        ));
+        assert_eq!(refusal(&p, TOKEN, multicall), None);
+        // no selector at all (a fallback call) at a capped token
+        assert_eq!(
+            refusal(&capped(), TOKEN, vec![1, 2]).unwrap().0,
+            UNPRICED_CALL
+        );
+    }
+
+    #[test]
+    fn permit2_allowances_and_transfers_are_priced_on_the_token() {
+        let p = capped();
+        let token = addr(TOKEN);
+        let bob = addr(BOB);
+        let approve = |amount: U160| {
+            P2::approveCall {
+                _0: token,
+                _1: bob,
+                _2: amount,
+                _3: U48::from(1u64),
+            }
+            .abi_encode()
+        };
+        assert_eq!(refusal(&p, PERMIT2_HEX, approve(U160::from(100u64))), None);
+        let (rule, reason) = refusal(&p, PERMIT2_HEX, approve(U160::from(101u64))).unwrap();
+        assert_eq!(rule, "e");
+        assert!(reason.contains("max_per_tx"), "{reason}");
+        let (rule, reason) = refusal(&p, PERMIT2_HEX, approve(U160::MAX)).unwrap();
+        assert_eq!(rule, "e");
+        assert!(reason.contains("unlimited"), "{reason}");
+        let d = decide(
+            &p,
+            "c",
+            "evm",
+            &tx(Some(PERMIT2_HEX), 0, &call(approve(U160::from(7u64)))),
+            &Totals::new(),
+        );
+        assert_eq!(d.spend[0].0.asset, format!("erc20:{TOKEN}"));
+        assert_eq!(d.spend[0].1, U256::from(7));
+        let pull = P2::transferFromCall {
+            _0: bob,
+            _1: bob,
+            _2: U160::from(101u64),
+            _3: token,
+        }
+        .abi_encode();
+        assert!(refusal(&p, PERMIT2_HEX, pull)
+            .unwrap()
+            .1
+            .contains("max_per_tx"));
+        // any other Permit2 function is refused, in every evm rule
+        let other = P2::permitTransferFromCall {
+            blob: vec![1u8].into(),
+        }
+        .abi_encode();
+        let plain = policy("[[rule]]\nid = \"e\"\nevm = {}\n");
+        assert_eq!(
+            refusal(&plain, PERMIT2_HEX, other).unwrap().0,
+            UNPRICED_CALL
+        );
+    }
+
+    #[test]
+    fn decoded_recipients_and_spenders_meet_the_address_lists() {
+        let dead = addr("0x00000000000000000000000000000000000000dd");
+        let p = capped();
+        let t = Token::transferCall {
+            _0: dead,
+            _1: U256::from(1),
+        }
+        .abi_encode();
+        let (rule, reason) = refusal(&p, TOKEN, t).unwrap();
+        assert_eq!(rule, "e");
+        assert!(
+            reason
+                .contains("recipient 0x00000000000000000000000000000000000000dd is in evm.to_deny"),
+            "{reason}"
+        );
+        let a = Token::approveCall {
+            _0: dead,
+            _1: U256::from(1),
+        }
+        .abi_encode();
+        assert!(refusal(&p, TOKEN, a).unwrap().1.contains("spender"));
+        let p2 = P2::approveCall {
+            _0: addr(TOKEN),
+            _1: dead,
+            _2: U160::from(1u64),
+            _3: U48::from(1u64),
+        }
+        .abi_encode();
+        assert!(refusal(&p, PERMIT2_HEX, p2).unwrap().1.contains("spender"));
+        // to_allow: the token contract and the recipient must both be listed
+        let p = policy(&format!(
+            "[[rule]]\nid = \"e\"\n[rule.evm]\nto_allow = [\"{TOKEN}\"]\n"
+        ));
+        let t = Token::transferCall {
+            _0: addr(BOB),
+            _1: U256::from(1),
+        }
+        .abi_encode();
+        assert!(refusal(&p, TOKEN, t.clone())
+            .unwrap()
+            .1
+            .contains("not in evm.to_allow"));
+        let p = policy(&format!(
+            "[[rule]]\nid = \"e\"\n[rule.evm]\nto_allow = [\"{TOKEN}\", \"{BOB}\"]\n"
+        ));
+        assert_eq!(refusal(&p, TOKEN, t), None);
     }
 }

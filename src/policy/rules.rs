@@ -157,7 +157,8 @@ pub struct TypedDataRuleConfig {
     /// Allowed domains (empty = any); each listed field must match.
     #[serde(default)]
     pub domains: Vec<DomainConfig>,
-    /// Primary types allowed although they grant spending (`Permit`, …).
+    /// Primary types signed on every listed domain (or any domain when `domains` is
+    /// empty); `"*"` = any type that moves no assets. Asset-moving types must be named.
     #[serde(default)]
     pub allow_primary_types: Vec<String>,
     /// Primary types refused.
@@ -181,6 +182,9 @@ pub struct DomainConfig {
     /// `verifyingContract`.
     #[serde(default)]
     pub verifying_contract: Option<String>,
+    /// Primary types signed on this domain (absent: the rule's `allow_primary_types`).
+    #[serde(default)]
+    pub primary_types: Option<Vec<String>>,
 }
 
 /// `[rule.message]`
@@ -227,6 +231,14 @@ pub struct SolanaRuleConfig {
     /// The wallet must be the fee payer.
     #[serde(default)]
     pub require_fee_payer: bool,
+    /// Largest priority fee (`compute_unit_price` × `compute_unit_limit`), lamports.
+    #[serde(default)]
+    pub max_priority_fee: Option<String>,
+    /// Instructions accepted although unpriced, per program (base58 or alias): data
+    /// prefixes in hex (`"e517cb977ae3ad2a"`) or, for `system` / `token` / `token-2022`,
+    /// instruction names (`"SetAuthority"`).
+    #[serde(default)]
+    pub instructions: BTreeMap<String, Vec<String>>,
 }
 
 /// `[[rule.solana.spend]]`
@@ -254,6 +266,9 @@ pub struct SplTokenConfig {
     /// Largest sum in `window`, base units.
     #[serde(default)]
     pub max_per_window: Option<String>,
+    /// Allow `Approve` / `ApproveChecked` of an unlimited amount (≥ 2^63).
+    #[serde(default)]
+    pub unlimited_approval: bool,
 }
 
 /// `[[rate_limit]]`
@@ -395,6 +410,15 @@ pub(crate) struct EvmRule {
     pub(crate) tokens: Vec<Token>,
 }
 
+impl EvmRule {
+    /// The `[[evm.token]]` entry for `contract` on `chain`.
+    pub(crate) fn token(&self, contract: Address, chain: u64) -> Option<&Token> {
+        self.tokens
+            .iter()
+            .find(|t| t.contract == contract && t.chain_id.is_none_or(|c| c == chain))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Token {
     pub(crate) contract: Address,
@@ -417,6 +441,7 @@ pub(crate) struct Domain {
     pub(crate) version: Option<String>,
     pub(crate) chain_id: Option<u64>,
     pub(crate) verifying_contract: Option<Address>,
+    pub(crate) primary_types: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -432,6 +457,20 @@ pub(crate) struct SolanaRule {
     pub(crate) spend: Vec<(u64, U256)>,
     pub(crate) tokens: Vec<SplToken>,
     pub(crate) require_fee_payer: bool,
+    pub(crate) max_priority_fee: Option<U256>,
+    /// Data prefixes accepted unpriced, per program.
+    pub(crate) instructions: Vec<(Pubkey, Vec<Vec<u8>>)>,
+}
+
+impl SolanaRule {
+    /// True when the rule caps something, so an instruction that could move a capped
+    /// asset through a program the engine does not price is refused.
+    pub(crate) fn caps_anything(&self) -> bool {
+        self.max_lamports_per_tx.is_some()
+            || !self.spend.is_empty()
+            || !self.tokens.is_empty()
+            || self.max_priority_fee.is_some()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -439,6 +478,7 @@ pub(crate) struct SplToken {
     pub(crate) mint: Pubkey,
     pub(crate) max_per_tx: Option<U256>,
     pub(crate) window: Option<(u64, U256)>,
+    pub(crate) unlimited_approval: bool,
 }
 
 /// Longest rolling window: the spend table keeps rows this long.
@@ -480,21 +520,19 @@ fn pubkey(s: &str, key: &str) -> Result<Pubkey, PolicyError> {
         "system" => Some(solana::SYSTEM_PROGRAM_ID),
         "token" => Some(solana::SPL_TOKEN_PROGRAM_ID),
         "token-2022" => Some(solana::SPL_TOKEN_2022_PROGRAM_ID),
+        "associated-token" => Some(solana::ASSOCIATED_TOKEN_PROGRAM_ID),
+        "compute-budget" => Some(solana::COMPUTE_BUDGET_PROGRAM_ID),
+        "memo" => Some(solana::MEMO_PROGRAM_ID),
+        "memo-v1" => Some(solana::MEMO_V1_PROGRAM_ID),
         _ => None,
     };
     if let Some(p) = alias {
         return Ok(p);
     }
-    let s = match s {
-        "associated-token" => "ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL",
-        "compute-budget" => "ComputeBudget111111111111111111111111111111",
-        "memo" => "MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr",
-        other => other,
-    };
     solana::parse_pubkey(s).map_err(|_| {
         err(
             key,
-            format!("{s:?} is not a base58 address or a known program alias"),
+            format!("{s:?} is not a base58 address or a known program alias (system, token, token-2022, associated-token, compute-budget, memo, memo-v1)"),
         )
     })
 }
@@ -616,6 +654,7 @@ fn compile_rule(r: &RuleConfig, at: &str) -> Result<Rule, PolicyError> {
                             .as_deref()
                             .map(|a| address(a, &format!("{k}.domains[{i}].verifying_contract")))
                             .transpose()?,
+                        primary_types: d.primary_types.clone(),
                     })
                 })
                 .collect::<Result<_, PolicyError>>()?;
@@ -782,11 +821,48 @@ fn compile_solana(s: &SolanaRuleConfig, at: &str) -> Result<SolanaRule, PolicyEr
                         .map(|m| amount(m, &format!("{k}.max_per_tx")))
                         .transpose()?,
                     window: window_cap(&t.window, &t.max_per_window, &k)?,
+                    unlimited_approval: t.unlimited_approval,
                 })
             })
             .collect::<Result<_, PolicyError>>()?,
         require_fee_payer: s.require_fee_payer,
+        max_priority_fee: s
+            .max_priority_fee
+            .as_deref()
+            .map(|m| amount(m, &format!("{at}.max_priority_fee")))
+            .transpose()?,
+        instructions: s
+            .instructions
+            .iter()
+            .map(|(program, list)| {
+                let k = format!("{at}.instructions.{program}");
+                let p = pubkey(program, &k)?;
+                let prefixes = list
+                    .iter()
+                    .map(|d| instruction_prefix(&p, d, &k))
+                    .collect::<Result<_, _>>()?;
+                Ok((p, prefixes))
+            })
+            .collect::<Result<_, PolicyError>>()?,
     })
+}
+
+/// An entry of `solana.instructions`: an instruction name of the System Program or a
+/// token program, or 1 to 32 bytes of hex that the instruction data must start with.
+fn instruction_prefix(program: &Pubkey, s: &str, key: &str) -> Result<Vec<u8>, PolicyError> {
+    if let Some(d) = solana::instructions::named_discriminator(program, s) {
+        return Ok(d);
+    }
+    let h = s.strip_prefix("0x").unwrap_or(s);
+    match hex::decode(h) {
+        Ok(b) if (1..=32).contains(&b.len()) => Ok(b),
+        _ => Err(err(
+            key,
+            format!(
+                "{s:?} is neither 1 to 32 bytes of hex (the instruction data prefix) nor an instruction name this program's refusals can be lifted for (System: Assign, AssignWithSeed, AuthorizeNonceAccount, Allocate, AllocateWithSeed; token: SetAuthority, CloseAccount, FreezeAccount, ThawAccount, MintTo, MintToChecked)"
+            ),
+        )),
+    }
 }
 
 #[cfg(test)]
