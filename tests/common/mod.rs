@@ -10,6 +10,7 @@
 )]
 
 pub mod daemon;
+pub mod rpc;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
