@@ -645,7 +645,10 @@ async fn handshake_refused_without_a_valid_client_certificate() {
     }
     // and the router serves every route the table names: a wrong method is 405, not 404
     for r in keyward::api::routes::ROUTES {
-        let p = r.template.replace("{walletId}", "nope");
+        let p = r
+            .template
+            .replace("{walletId}", "nope")
+            .replace("{chainId}", "1");
         let other = if r.method == hyper::Method::GET {
             "DELETE"
         } else {

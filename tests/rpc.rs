@@ -1,22 +1,18 @@
 //! The Ethereum JSON-RPC face end to end: real mTLS on loopback, a real SoftHSM2 token, a
 //! real SQLite file. Every signature is recovered with alloy, every signing call's audit
-//! record is read back. The upstream node of the forwarding tests is a loopback JSON-RPC
-//! stand-in behind TLS from the test CA (the interop run in `scripts/test` uses a real
-//! node from npm).
+//! record is read back. The upstream node: tests/rpc_upstream.rs.
 
 mod common;
-
-use std::sync::{Arc, Mutex};
 
 use alloy_consensus::transaction::SignerRecoverable;
 use alloy_consensus::Transaction as _;
 use alloy_eips::eip2718::Decodable2718;
-use alloy_primitives::{Address, Signature, B256};
-use common::{Env, EnvOptions};
-use keyward::appliance::{Appliance, LOCK_KEY};
+use alloy_primitives::Address;
+use common::rpc::{
+    eip155_tx, recover, start, Server, COW_ADDR, COW_KEY, EIP155_ADDR, EIP155_KEY, EIP155_RAW,
+};
 use keyward::custody::{self, Binding, Purpose};
 use keyward::store::audit;
-use keyward::store::state;
 use keyward::store::wallets::{self as rows, Chain, Engine, Source, Wallet};
 use keyward::wallet_key;
 use serde_json::{json, Value};
@@ -53,150 +49,8 @@ requests = 2
 per = "1h"
 "#;
 
-/// EIP-155's example key (0x9d8a…) and EIP-712's "cow" key (0xcd2a…).
-const EIP155_KEY: &str = "4646464646464646464646464646464646464646464646464646464646464646";
-const COW_KEY: &str = "c85ef7d79691fe79573b1a7064c19c1a9819ebdbd1faaab1a8ec92344438aaf4";
-const EIP155_ADDR: &str = "0x9d8A62f656a8d1615C1294fd71e9CFb3E4855A4F";
-const COW_ADDR: &str = "0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826";
-
-struct Server {
-    env: Env,
-    app: Arc<Appliance>,
-    addr: String,
-}
-
-async fn start(extra: &str) -> Server {
-    let env = Env::with(EnvOptions {
-        extra: format!("{CLIENTS}\n{extra}"),
-        ..Default::default()
-    });
-    let app = Arc::new(env.appliance());
-    let addr = common::serve_api(app.clone(), keyward::api::Api::new(app.clone())).await;
-    Server { env, app, addr }
-}
-
-struct Rpc {
-    tls: Arc<rustls::ClientConfig>,
-    addr: String,
-    path: String,
-}
-
-impl Rpc {
-    async fn post(&self, body: &Value) -> common::HttpAnswer {
-        self.raw(Some("application/json"), serde_json::to_vec(body).unwrap())
-            .await
-    }
-
-    async fn raw(&self, ct: Option<&str>, body: Vec<u8>) -> common::HttpAnswer {
-        common::https_request(self.tls.clone(), &self.addr, "POST", &self.path, ct, body)
-            .await
-            .unwrap()
-    }
-
-    /// One call; the whole response object.
-    async fn call(&self, method: &str, params: Value) -> Value {
-        let a = self
-            .post(&json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }))
-            .await;
-        assert_eq!(
-            a.status,
-            200,
-            "{method}: {}",
-            String::from_utf8_lossy(&a.body)
-        );
-        let v = a.json();
-        assert_eq!(v["jsonrpc"], "2.0");
-        assert_eq!(v["id"], 1);
-        v
-    }
-
-    /// One call that must succeed.
-    async fn ok(&self, method: &str, params: Value) -> Value {
-        let v = self.call(method, params).await;
-        assert!(v.get("error").is_none(), "{method}: {v}");
-        v["result"].clone()
-    }
-
-    /// One call that must fail with `code`; the error object.
-    async fn err(&self, method: &str, params: Value, code: i64) -> Value {
-        let v = self.call(method, params).await;
-        assert_eq!(v["error"]["code"], code, "{method}: {v}");
-        assert!(v.get("result").is_none(), "{v}");
-        v["error"].clone()
-    }
-}
-
-impl Server {
-    fn rpc_as(&self, cn: &str, serial: u64, path: &str) -> Rpc {
-        let ca = &self.env.pki.ca.cert_pem;
-        let tls = if cn == "test-client" {
-            common::client_config(ca, Some(&self.env.pki.client))
-        } else {
-            let cert = self
-                .env
-                .pki
-                .ca
-                .client(cn, None, keyward::pki::Validity::Current, serial)
-                .unwrap();
-            common::client_config(ca, Some(&cert))
-        };
-        Rpc {
-            tls,
-            addr: self.addr.clone(),
-            path: path.into(),
-        }
-    }
-
-    fn rpc(&self, path: &str) -> Rpc {
-        self.rpc_as("test-client", 0, path)
-    }
-
-    fn import(&self, hex_key: &str, label: Option<&str>) -> Wallet {
-        keyward::wallets::import(
-            &self.app,
-            Chain::Evm,
-            wallet_key::parse_secret_hex(hex_key).unwrap(),
-            label,
-        )
-        .unwrap()
-    }
-
-    fn record(&self, id: &str) -> audit::AuditRecord {
-        let id = id.to_owned();
-        self.app
-            .store
-            .read(move |c| audit::get(c, &id))
-            .unwrap()
-            .expect("audit record exists")
-    }
-
-    fn detail(&self, id: &str) -> Value {
-        serde_json::from_str(self.record(id).detail.as_deref().unwrap()).unwrap()
-    }
-
-    fn put(&self, w: Wallet) {
-        self.app
-            .store
-            .write_blocking(move |ctx| rows::upsert(ctx.conn, &w))
-            .unwrap();
-    }
-
-    fn lock(&self, reason: Option<&'static str>) {
-        self.app
-            .store
-            .write_blocking(move |ctx| state::set(ctx.conn, LOCK_KEY, reason))
-            .unwrap();
-    }
-}
-
-fn recover(sig_hex: &str, digest: &B256) -> Address {
-    let bytes = hex::decode(sig_hex.strip_prefix("0x").unwrap()).unwrap();
-    assert_eq!(bytes.len(), 65);
-    assert!(bytes[64] == 27 || bytes[64] == 28, "v is 27/28");
-    Signature::from_raw(&bytes)
-        .unwrap()
-        .recover_address_from_prehash(digest)
-        .unwrap()
+async fn server(extra: &str) -> Server {
+    start(&format!("{CLIENTS}\n{extra}")).await
 }
 
 fn mail_typed_data() -> Value {
@@ -230,19 +84,9 @@ fn mail_typed_data() -> Value {
 
 const MAIL_SIGNATURE: &str = "0x4355c47d63924e8a72e509b65029052eb6c299d53a04e167c5775fd466751c9d07299936d304c153f6443dfa05f40ff007d72911b6f72307f996231605b915621c";
 
-/// EIP-155's example transaction, without its chain id (the endpoint's is used).
-fn eip155_tx() -> Value {
-    json!({
-        "from": EIP155_ADDR, "nonce": "0x9", "gasPrice": "0x4a817c800", "gas": "0x5208",
-        "to": "0x3535353535353535353535353535353535353535", "value": "0xde0b6b3a7640000", "data": "0x"
-    })
-}
-
-const EIP155_RAW: &str = "0xf86c098504a817c800825208943535353535353535353535353535353535353535880de0b6b3a76400008025a028ef61340bd939bc2195fe537567866003e1a15d3c71ff63e1590620aa636276a067cbe9d8997f761aecb703304b3800ccf555c9f3dc64214b297fb1966a3b6d83";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_method_signs_and_is_audited() {
-    let s = start("[rpc]\nchain_id = 1\n").await;
+    let s = server("[rpc]\nchain_id = 1\n").await;
     let eip155 = s.import(EIP155_KEY, Some("hot"));
     let cow = s.import(COW_KEY, None);
     let sol = keyward::wallets::create(&s.app, Chain::Solana, None).unwrap();
@@ -391,7 +235,7 @@ async fn every_method_signs_and_is_audited() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_use_the_codes_clients_handle() {
-    let s = start("").await;
+    let s = server("").await;
     let eip155 = s.import(EIP155_KEY, Some("hot"));
     let c = s.rpc("/v1/rpc");
 
@@ -623,7 +467,7 @@ async fn errors_use_the_codes_clients_handle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_answers_each_call_in_order() {
-    let s = start("[rpc]\nchain_id = 1\n").await;
+    let s = server("[rpc]\nchain_id = 1\n").await;
     s.import(EIP155_KEY, None);
     let c = s.rpc("/v1/rpc");
     let long = "y".repeat(100);
@@ -708,231 +552,4 @@ async fn a_batch_answers_each_call_in_order() {
     assert!(all
         .iter()
         .all(|(op, _, d)| op == "evm.message" && d.contains("\"face\":\"rpc\"")));
-}
-
-// ---------------------------------------------------------------------------------------
-// upstream
-// ---------------------------------------------------------------------------------------
-
-/// A loopback JSON-RPC node behind TLS (certificate from the test CA): fixed chain state,
-/// and a record of every method it was asked for and every raw transaction sent to it.
-struct StandIn {
-    addr: String,
-    methods: Arc<Mutex<Vec<String>>>,
-    sent: Arc<Mutex<Vec<String>>>,
-}
-
-fn stand_in_answer(method: &str, params: &Value, sent: &Mutex<Vec<String>>) -> Value {
-    match method {
-        "eth_chainId" => json!({"result": "0x539"}),
-        "eth_getTransactionCount" => json!({"result": "0x7"}),
-        "eth_getBlockByNumber" => {
-            json!({"result": {"number": "0x10", "baseFeePerGas": "0x3b9aca00"}})
-        }
-        "eth_maxPriorityFeePerGas" => json!({"result": "0x77359400"}),
-        "eth_estimateGas" => json!({"result": "0x5300"}),
-        "eth_blockNumber" => json!({"result": "0x10"}),
-        "eth_call" => {
-            json!({"error": {"code": 3, "message": "execution reverted", "data": "0x08c379a0"}})
-        }
-        "eth_sendRawTransaction" => {
-            let raw = params[0].as_str().unwrap_or_default().to_owned();
-            let bytes = hex::decode(raw.trim_start_matches("0x")).unwrap_or_default();
-            sent.lock().unwrap().push(raw);
-            json!({"result": format!("{:#x}", alloy_primitives::keccak256(bytes))})
-        }
-        _ => json!({"error": {"code": -32601, "message": "the stand-in does not serve it"}}),
-    }
-}
-
-async fn stand_in(env_server: &keyward::pki::Issued) -> StandIn {
-    use http_body_util::BodyExt;
-    let certs = rustls_pemfile::certs(&mut env_server.cert_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let key = rustls_pemfile::private_key(&mut env_server.key_pem.as_bytes())
-        .unwrap()
-        .unwrap();
-    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let methods = Arc::new(Mutex::new(Vec::new()));
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let (m, snt) = (methods.clone(), sent.clone());
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                return;
-            };
-            let acceptor = acceptor.clone();
-            let (m, snt) = (m.clone(), snt.clone());
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let svc = hyper::service::service_fn(
-                    move |req: hyper::Request<hyper::body::Incoming>| {
-                        let (m, snt) = (m.clone(), snt.clone());
-                        async move {
-                            let body = req.into_body().collect().await.unwrap().to_bytes();
-                            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                            let method = v["method"].as_str().unwrap_or_default().to_owned();
-                            m.lock().unwrap().push(method.clone());
-                            let mut answer = stand_in_answer(&method, &v["params"], &snt);
-                            answer["jsonrpc"] = json!("2.0");
-                            answer["id"] = v["id"].clone();
-                            Ok::<_, std::convert::Infallible>(hyper::Response::new(
-                                http_body_util::Full::new(bytes::Bytes::from(
-                                    serde_json::to_vec(&answer).unwrap(),
-                                )),
-                            ))
-                        }
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                    .await;
-            });
-        }
-    });
-    StandIn {
-        addr,
-        methods,
-        sent,
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upstream_fills_sends_and_forwards_but_never_signing_methods() {
-    // the stand-in's certificate comes from a CA made here; keyward trusts it through
-    // rpc.upstream_ca (the Env's own PKI is made inside Env::with, after the config)
-    let ca = keyward::pki::DevCa::new("stand-in node CA").unwrap();
-    let node_cert = ca.server(&["localhost", "127.0.0.1"], 9).unwrap();
-    let node = stand_in(&node_cert).await;
-    let dir = tempfile::tempdir().unwrap();
-    let ca_path = dir.path().join("node-ca.pem");
-    std::fs::write(&ca_path, &ca.cert_pem).unwrap();
-    let s = start(&format!(
-        "[rpc]\nupstream = \"https://{}\"\nupstream_ca = \"{}\"\n",
-        node.addr.replace("127.0.0.1", "localhost"),
-        ca_path.display()
-    ))
-    .await;
-    s.import(EIP155_KEY, None);
-    let c = s.rpc("/v1/rpc");
-
-    // no local chain id: the node's
-    assert_eq!(c.ok("eth_chainId", json!([])).await, "0x539");
-    // forwarded as the node answers, results and errors alike
-    assert_eq!(c.ok("eth_blockNumber", json!([])).await, "0x10");
-    let e = c
-        .err("eth_call", json!([{"to": EIP155_ADDR}, "latest"]), 3)
-        .await;
-    assert_eq!(
-        e,
-        json!({"code": 3, "message": "execution reverted", "data": "0x08c379a0"})
-    );
-
-    // eth_sendTransaction: nonce, fees and gas from the node, signed, sent as raw
-    let hash = c
-        .ok("eth_sendTransaction", json!([{"from": EIP155_ADDR, "to": "0x3535353535353535353535353535353535353535", "value": "0x1"}]))
-        .await;
-    let sent = node.sent.lock().unwrap().clone();
-    assert_eq!(sent.len(), 1);
-    let bytes = hex::decode(&sent[0][2..]).unwrap();
-    assert_eq!(hash, format!("{:#x}", alloy_primitives::keccak256(&bytes)));
-    let env = alloy_consensus::TxEnvelope::decode_2718(&mut bytes.as_slice()).unwrap();
-    assert_eq!(
-        env.recover_signer().unwrap(),
-        EIP155_ADDR.parse::<Address>().unwrap()
-    );
-    assert_eq!(env.chain_id(), Some(1337));
-    assert_eq!(env.nonce(), 7);
-    assert_eq!(env.gas_limit(), 0x5300);
-    assert_eq!(env.max_priority_fee_per_gas(), Some(2_000_000_000));
-    // 2 × base fee (1 gwei) + tip (2 gwei)
-    assert_eq!(env.max_fee_per_gas(), 4_000_000_000);
-    // eth_signTransaction: only the missing fields are asked for
-    node.methods.lock().unwrap().clear();
-    let raw = c
-        .ok(
-            "eth_signTransaction",
-            json!([{"from": EIP155_ADDR, "to": EIP155_ADDR, "nonce": "0x2", "gasPrice": "0x1"}]),
-        )
-        .await;
-    let bytes = hex::decode(&raw.as_str().unwrap()[2..]).unwrap();
-    let env = alloy_consensus::TxEnvelope::decode_2718(&mut bytes.as_slice()).unwrap();
-    assert_eq!(
-        (env.nonce(), env.gas_limit(), env.is_legacy()),
-        (2, 0x5300, true)
-    );
-    assert_eq!(*node.methods.lock().unwrap(), vec!["eth_estimateGas"]);
-
-    // refused by policy? never sent. Signing and account methods never reach the node.
-    node.methods.lock().unwrap().clear();
-    let long = "z".repeat(100);
-    c.err("personal_sign", json!([long, EIP155_ADDR]), 4001)
-        .await;
-    for m in [
-        "personal_unlockAccount",
-        "personal_sendTransaction",
-        "eth_signTypedData_v3",
-        "admin_peers",
-        "debug_traceTransaction",
-    ] {
-        c.err(m, json!([]), -32601).await;
-    }
-    assert!(
-        node.methods.lock().unwrap().is_empty(),
-        "{:?}",
-        node.methods.lock().unwrap()
-    );
-    // a stranger cannot use keyward as a node proxy
-    s.rpc_as("stranger", 80, "/v1/rpc")
-        .err("eth_blockNumber", json!([]), 4100)
-        .await;
-    assert!(node.methods.lock().unwrap().is_empty());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_upstream_is_an_audited_refusal() {
-    // a port nothing listens on: bound, then closed
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let s = start(&format!(
-        "[rpc]\nchain_id = 1\nupstream = \"http://127.0.0.1:{port}\"\nupstream_timeout = \"2s\"\n"
-    ))
-    .await;
-    s.import(EIP155_KEY, None);
-    let c = s.rpc("/v1/rpc");
-    let e = c.err("eth_blockNumber", json!([]), -32603).await;
-    assert_eq!(e["data"]["code"], "upstream_unavailable");
-    // a transaction that needs filling: refused, audited as an error
-    let e = c
-        .err(
-            "eth_signTransaction",
-            json!([{"from": EIP155_ADDR, "to": EIP155_ADDR, "gasPrice": "0x1", "gas": "0x5208"}]),
-            -32603,
-        )
-        .await;
-    assert_eq!(e["data"]["code"], "upstream_unavailable");
-    let rec = s.record(e["data"]["auditId"].as_str().unwrap());
-    assert_eq!(
-        (rec.decision.as_str(), rec.result.as_str()),
-        ("error", "upstream_unavailable")
-    );
-    // a complete one needs no upstream
-    let raw = c.ok("eth_signTransaction", json!([eip155_tx()])).await;
-    assert_eq!(raw, EIP155_RAW);
 }

@@ -11,6 +11,7 @@
 
 pub mod daemon;
 pub mod fixtures;
+pub mod rpc;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};

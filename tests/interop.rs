@@ -1,0 +1,207 @@
+//! The JSON-RPC face with the real client libraries: ethers v6, viem and web3.py sign
+//! through keyward over mTLS, each verifying with its own recovery, and transactions sent
+//! through keyward are mined by a real Ethereum node (ganache, on 127.0.0.1, stopped
+//! after). Needs node and python3 with the clients installed: `scripts/interop` installs
+//! them (tests/interop/package.json, requirements.txt) into `KEYWARD_INTEROP_DIR` and runs
+//! this test, and `scripts/test` runs `scripts/interop`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Env, EnvOptions};
+use keyward::store::audit;
+use keyward::store::wallets::Chain;
+
+/// Ganache's deterministic account 0 (funded; ganache runs with its accounts locked, so
+/// only keyward can sign for it).
+const GANACHE_KEY: &str = "4f3edf983ac636a65a842ce7c78d9aa706d3b113bce9c46f30d7d21715b23b1d";
+const GANACHE_CHAIN_ID: u64 = 1337;
+
+const CONFIG: &str = r#"
+[[clients]]
+identity = "test-client"
+wallets = ["*"]
+operations = ["evm.message", "evm.typed_data", "evm.transaction"]
+
+[policy]
+default = "allow"
+
+[[policy.rule]]
+id = "short-messages"
+clients = ["*"]
+message = { max_len = 64 }
+"#;
+
+/// Kills the child (ganache) when the test ends, however it ends.
+struct Reap(Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls the node until it answers (bounded: a node that never comes up fails the test).
+fn wait_for_node(port: u16) {
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#;
+    for _ in 0..240 {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let req = format!(
+                "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let mut out = String::new();
+            if s.write_all(req.as_bytes()).is_ok()
+                && s.read_to_string(&mut out).is_ok()
+                && out.contains("\"result\"")
+            {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("ganache did not answer on 127.0.0.1:{port}");
+}
+
+fn run(what: &str, cmd: &mut Command) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("--- {what}\n{stdout}{stderr}");
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\n{stdout}\n{stderr}",
+        out.status
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs node and python3 with the client libraries: run by scripts/interop"]
+async fn ethers_viem_and_web3py_sign_through_keyward() {
+    let dir = PathBuf::from(
+        std::env::var("KEYWARD_INTEROP_DIR").expect("KEYWARD_INTEROP_DIR (set by scripts/interop)"),
+    );
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
+    // ESM resolves packages next to the script: the script runs from the install folder
+    std::fs::copy(here.join("clients.mjs"), dir.join("clients.mjs")).unwrap();
+
+    let node_port = free_port();
+    let ganache = Command::new("node")
+        .arg(dir.join("node_modules/ganache/dist/node/cli.js"))
+        .args([
+            "--server.host=127.0.0.1",
+            &format!("--server.port={node_port}"),
+            "--wallet.deterministic",
+            "--wallet.lock",
+            &format!("--chain.chainId={GANACHE_CHAIN_ID}"),
+            "--logging.quiet",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start ganache");
+    let _ganache = Reap(ganache);
+    wait_for_node(node_port);
+
+    let env = Env::with(EnvOptions {
+        extra: format!("{CONFIG}\n[rpc]\nupstream = \"http://127.0.0.1:{node_port}\"\n"),
+        ..Default::default()
+    });
+    let app = Arc::new(env.appliance());
+    let wallet = keyward::wallets::import(
+        &app,
+        Chain::Evm,
+        keyward::wallet_key::parse_secret_hex(GANACHE_KEY).unwrap(),
+        None,
+    )
+    .unwrap();
+    let address = wallet.address.clone().unwrap();
+    let addr = common::serve_api(app.clone(), keyward::api::Api::new(app.clone())).await;
+    let port = addr.rsplit(':').next().unwrap();
+    let cert = env.path("client.pem");
+    let key = env.path("client.key");
+    keyward::pki::write_private(&cert, &env.pki.client.cert_pem).unwrap();
+    keyward::pki::write_private(&key, &env.pki.client.key_pem).unwrap();
+    let vars = [
+        ("KW_URL", format!("https://127.0.0.1:{port}/v1/rpc")),
+        ("KW_CA", env.path("ca.pem").display().to_string()),
+        ("KW_CERT", cert.display().to_string()),
+        ("KW_KEY", key.display().to_string()),
+        ("KW_ADDRESS", address.clone()),
+        ("KW_CHAIN_ID", GANACHE_CHAIN_ID.to_string()),
+    ];
+
+    // the clients block on keyward, which serves on this runtime: run them off it
+    let (d, v) = (dir.clone(), vars.clone());
+    tokio::task::spawn_blocking(move || {
+        run(
+            "ethers + viem",
+            Command::new("node").arg(d.join("clients.mjs")).envs(v),
+        )
+    })
+    .await
+    .unwrap();
+    let (d, v, script) = (dir.clone(), vars.clone(), here.join("web3_client.py"));
+    tokio::task::spawn_blocking(move || {
+        run(
+            "web3.py",
+            Command::new(d.join("venv/bin/python")).arg(script).envs(v),
+        )
+    })
+    .await
+    .unwrap();
+
+    // every signature went through the decision path and its audit record
+    let records = app
+        .store
+        .read(|c| {
+            let mut stmt =
+                c.prepare("SELECT result, detail FROM audit WHERE action = 'sign' ORDER BY seq")?;
+            let rows =
+                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .unwrap();
+    let count = |method: &str, result: &str| {
+        records
+            .iter()
+            .filter(|(r, d)| r == result && d.contains(&format!("\"rpcMethod\":\"{method}\"")))
+            .count()
+    };
+    assert_eq!(
+        count("eth_sendTransaction", "ok"),
+        2,
+        "ethers and viem each sent one"
+    );
+    assert!(count("personal_sign", "ok") >= 2);
+    assert!(count("eth_sign", "ok") >= 1, "web3.py's eth.sign");
+    assert!(count("eth_signTypedData_v4", "ok") >= 2);
+    assert!(
+        count("eth_signTypedData", "ok") >= 1,
+        "web3.py's eth.sign_typed_data"
+    );
+    assert!(count("eth_signTransaction", "ok") >= 4);
+    assert_eq!(
+        count("personal_sign", "policy_denied") + count("eth_sign", "policy_denied"),
+        3
+    );
+    assert!(records.iter().all(|(_, d)| d.contains("\"face\":\"rpc\"")));
+    assert!(app.store.read(audit::verify).unwrap().is_ok());
+}
