@@ -287,7 +287,9 @@ impl ReloadableTls {
 }
 
 /// The identity of a verified client certificate: its first URI SAN (e.g. a SPIFFE id),
-/// else its subject common name.
+/// else its subject common name. An empty (or blank) CN is no identity: the config
+/// refuses blank identities, so such a client is `unauthenticated`, not a client named ""
+/// with audit records whose actor is empty.
 pub fn client_identity(cert: &CertificateDer<'_>) -> Option<String> {
     use x509_parser::prelude::*;
     let (_, parsed) = X509Certificate::from_der(cert.as_ref()).ok()?;
@@ -303,6 +305,7 @@ pub fn client_identity(cert: &CertificateDer<'_>) -> Option<String> {
         .iter_common_name()
         .next()
         .and_then(|cn| cn.as_str().ok())
+        .filter(|cn| !cn.trim().is_empty())
         .map(str::to_owned);
     cn
 }

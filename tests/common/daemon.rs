@@ -144,6 +144,14 @@ impl Daemon {
         false
     }
 
+    /// SIGKILL, and reaps it: no drain, no shutdown code runs.
+    pub fn kill9(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        let status = self.child.wait().expect("reaped");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9), "{status:?}");
+    }
+
     /// Sends `signal` (e.g. "HUP") to the daemon.
     pub fn signal(&self, signal: &str) {
         let ok = Command::new("kill")

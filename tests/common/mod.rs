@@ -9,7 +9,10 @@
     reason = "each test binary uses a different part of the helper"
 )]
 
+pub mod api;
 pub mod daemon;
+pub mod fixtures;
+pub mod store;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
