@@ -34,3 +34,24 @@ pub fn mail_typed_data() -> Value {
         }
     })
 }
+
+/// An RSA-3072 public key that is none of the token's (made once with
+/// `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072`): envelopes encrypted
+/// to it cannot be opened. Generating one in a debug build takes seconds.
+pub fn foreign_rsa_public() -> rsa::RsaPublicKey {
+    use rsa::pkcs8::DecodePublicKey;
+    rsa::RsaPublicKey::from_public_key_pem(
+        "-----BEGIN PUBLIC KEY-----
+MIIBojANBgkqhkiG9w0BAQEFAAOCAY8AMIIBigKCAYEAnkV7ucGp3X3jkrbu8VX+
+OlsgUXv634cFe0y/zKhYcLp2xajpydqvI/eCk3UgHGrrczhgUgf65k/Hx1HWzgzw
+GlCKO7XR1DQPtE7roHFSfLXV0Zw3VPmfDfGQnEUvCzgnt5k5K1KaKwgDm6FnjRHz
+bX+h5SjYw942YPkEw3O1agZ8zTT9Irb657ddcKeR2OtM8C+W3qheAx7ql+TAh6Fp
+LMaFcmFxGmjw2gfZXNRRraTv+Ngx9AIEkuvPCVLbFJX4zAdElWq5GQ89nm/hT0xQ
+ahl+sG6ekMeJcXOns3XvSYegx6F6NKBe86EPMUsdIZ1hpSVK3SMe/pp37gqbWxyh
+u5VXeLo4urolSipYbVqOzBM6oj72WSA9tth9eioh0xtJc+VtgTsfLNHFeXgPm3uI
+A3c+m162wIDlvaIPCcnbF9FP98wRh+Zz+W8wyq5jv0f54ScGC9pYRoQuEuqL/YAe
+o/7ww2TgyvjhaMUzWdF9B7F5E5QQ7XsRrDIAcUSFknjtAgMBAAE=
+-----END PUBLIC KEY-----",
+    )
+    .expect("fixture key parses")
+}
