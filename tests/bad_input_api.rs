@@ -24,23 +24,6 @@ use keyward::store::state;
 use keyward::store::wallets::{self as rows, Chain, Engine, Source, Wallet};
 use serde_json::{json, Value};
 
-const CLIENTS: &str = r#"
-[[clients]]
-identity = "test-client"
-wallets = ["*"]
-operations = ["evm.message", "evm.typed_data", "evm.transaction", "solana.message", "solana.transaction"]
-
-[[clients]]
-identity = "hash-client"
-wallets = ["label:hot"]
-operations = ["evm.hash", "evm.message"]
-
-[[clients]]
-identity = "spiffe://keyward.test/svc/payments"
-wallets = ["chain:solana"]
-operations = ["solana.message"]
-"#;
-
 /// Who sends a case.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Who {
@@ -1440,19 +1423,13 @@ async fn run(
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    common::assert_no_failures(&failures, cases.len());
     per_class
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_request_has_its_code_changes_nothing_and_is_audited() {
-    let s = common::api::start(CLIENTS).await;
+    let s = common::api::start(common::api::CLIENTS).await;
     let evm = keyward::wallets::create(&s.app, Chain::Evm, Some("hot")).unwrap();
     let other_evm = keyward::wallets::create(&s.app, Chain::Evm, None).unwrap();
     let sol = keyward::wallets::create(&s.app, Chain::Solana, None).unwrap();

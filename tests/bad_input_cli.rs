@@ -590,13 +590,7 @@ fn every_bad_command_exits_with_its_status_says_why_and_changes_nothing() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    common::assert_no_failures(&failures, cases.len());
     assert_eq!(
         token_objects(&env),
         objects,

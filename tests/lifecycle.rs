@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::Env;
 use keyward::store::wallets::Chain;
 
-use common::daemon::{bin, http_get, Daemon};
+use common::daemon::{bin, http_get, keyward_ok, Daemon};
 
 /// Kills the daemon if the test fails half-way, so no server outlives its test.
 struct Reaped(std::process::Child);
@@ -27,12 +27,7 @@ impl Drop for Reaped {
 fn serve_hardens_reports_ready_and_stops_on_sigterm() {
     let env = Env::new();
     let cfg = env.config_path.to_str().unwrap().to_owned();
-    assert!(bin()
-        .args(["init", "--config", &cfg])
-        .output()
-        .unwrap()
-        .status
-        .success());
+    keyward_ok(&env, &["init"]);
 
     std::fs::set_permissions(&env.config_path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let refused = bin().args(["serve", "--config", &cfg]).output().unwrap();
@@ -195,13 +190,6 @@ fn mtls_get(env: &Env, addr: &str, path: &str) -> Result<u16, String> {
 #[test]
 fn sighup_reloads_crls_and_refuses_a_broken_config() {
     let env = Env::new();
-    let cfg = env.config_path.to_str().unwrap().to_owned();
-    assert!(bin()
-        .args(["init", "--config", &cfg])
-        .output()
-        .unwrap()
-        .status
-        .success());
     let original = std::fs::read_to_string(&env.config_path).unwrap();
     let daemon = Daemon::start(&env);
     let api = daemon.api.clone();

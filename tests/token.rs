@@ -52,12 +52,7 @@ fn init_is_idempotent_and_keys_have_safe_attributes() {
 
     // an independent PKCS#11 session cannot read the secret values
     let ctx = cryptoki::context::Pkcs11::new(common::MODULE).unwrap();
-    let slot = ctx
-        .get_slots_with_token()
-        .unwrap()
-        .into_iter()
-        .find(|s| ctx.get_token_info(*s).unwrap().label() == env.token_label)
-        .unwrap();
+    let slot = common::token_slot(&ctx, &env.token_label);
     let session = ctx.open_ro_session(slot).unwrap();
     let _ = session.login(
         cryptoki::session::UserType::User,
@@ -318,12 +313,7 @@ fn softhsm_mechanisms_match_the_notes() {
     let token = env.token();
     appliance::init_keys(&token).unwrap();
     let ctx = cryptoki::context::Pkcs11::new(common::MODULE).unwrap();
-    let slot = ctx
-        .get_slots_with_token()
-        .unwrap()
-        .into_iter()
-        .find(|s| ctx.get_token_info(*s).unwrap().label() == env.token_label)
-        .unwrap();
+    let slot = common::token_slot(&ctx, &env.token_label);
     let list = ctx.get_mechanism_list(slot).unwrap();
     for m in [
         MechanismType::RSA_PKCS_KEY_PAIR_GEN,

@@ -71,7 +71,7 @@ async fn every_received_signature_survives_kill_9() {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     let env = Env::with(EnvOptions {
-        extra: CLIENTS.into(),
+        extra: crate::common::api::CLIENTS.into(),
         ..Default::default()
     });
     let wallet = {

@@ -18,31 +18,13 @@ use alloy_primitives::{Address, Signature, B256};
 use keyward::store::wallets::Wallet;
 use serde_json::Value;
 
-/// The grants every API test server has.
-const CLIENTS: &str = r#"
-[[clients]]
-identity = "test-client"
-wallets = ["*"]
-operations = ["evm.message", "evm.typed_data", "evm.transaction", "solana.message", "solana.transaction"]
-
-[[clients]]
-identity = "hash-client"
-wallets = ["label:hot"]
-operations = ["evm.hash", "evm.message"]
-
-[[clients]]
-identity = "spiffe://keyward.test/svc/payments"
-wallets = ["chain:solana"]
-operations = ["solana.message"]
-"#;
-
 /// EIP-155's example key (0x4646…46) and EIP-712's "cow" key.
 const EIP155_KEY: &str = "4646464646464646464646464646464646464646464646464646464646464646";
 const COW_KEY: &str = "c85ef7d79691fe79573b1a7064c19c1a9819ebdbd1faaab1a8ec92344438aaf4";
 
-/// A server with [`CLIENTS`].
+/// A server with the standard grants ([`common::api::CLIENTS`]).
 async fn start() -> common::api::Server {
-    common::api::start(CLIENTS).await
+    common::api::start(common::api::CLIENTS).await
 }
 
 fn b256(s: &str) -> B256 {

@@ -17,6 +17,25 @@ use serde_json::Value;
 
 use super::{client_config, Env, EnvOptions};
 
+/// The grants of the API test servers: a client with every operation but raw digests,
+/// one with raw digests on `label:hot`, and a URI-SAN identity on Solana messages.
+pub const CLIENTS: &str = r#"
+[[clients]]
+identity = "test-client"
+wallets = ["*"]
+operations = ["evm.message", "evm.typed_data", "evm.transaction", "solana.message", "solana.transaction"]
+
+[[clients]]
+identity = "hash-client"
+wallets = ["label:hot"]
+operations = ["evm.hash", "evm.message"]
+
+[[clients]]
+identity = "spiffe://keyward.test/svc/payments"
+wallets = ["chain:solana"]
+operations = ["solana.message"]
+"#;
+
 /// A running signing API over its own environment.
 pub struct Server {
     pub env: Env,

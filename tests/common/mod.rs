@@ -233,6 +233,26 @@ pub fn all_bytes_under(dir: &Path) -> Vec<u8> {
     out
 }
 
+/// The slot holding the token labelled `label`, in an independent PKCS#11 context (for
+/// tests that look at or disturb the token behind keyward's back).
+pub fn token_slot(ctx: &cryptoki::context::Pkcs11, label: &str) -> cryptoki::slot::Slot {
+    ctx.get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label() == label)
+        .unwrap_or_else(|| panic!("no token labelled {label}"))
+}
+
+/// For table-driven corpora: fails listing every failed case at once.
+pub fn assert_no_failures(failures: &[String], cases: usize) {
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
