@@ -25,10 +25,9 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -67,41 +66,13 @@ const API_KEY: &str = "dyn_kwtestwalletapikey_53e2c9a1f0b84d7e";
 // log capture (process-wide)
 // ---------------------------------------------------------------------------------------
 
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn logs() -> Buf {
-    static LOGS: OnceLock<Buf> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = Buf::default();
-        let writer = buf.clone();
-        // `try_init` also routes the `log` crate's records (the vendor SDK's HTTP stack
-        // logs through it) into the capture
-        tracing_subscriber::util::SubscriberInitExt::try_init(
-            tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::TRACE)
-                .with_ansi(false)
-                .with_writer(move || writer.clone())
-                .finish(),
-        )
-        .expect("one subscriber per test binary");
-        buf
-    })
-    .clone()
+/// The process-wide capture (`common::logs`), installed on first use.
+fn logs() -> common::logs::Capture {
+    common::logs::capture()
 }
 
 fn assert_no_secret_logged() {
-    let text = logs().0.lock().unwrap().clone();
+    let text = logs().bytes();
     for (what, needle) in [("share", SHARE_SECRET), ("API key", API_KEY)] {
         assert!(
             !common::contains(&text, needle.as_bytes()),
@@ -532,7 +503,7 @@ async fn without_the_feature_a_configured_engine_is_still_unavailable() {
         .as_str()
         .unwrap()
         .contains("dynamic-mpc"));
-    let text = String::from_utf8(logs().0.lock().unwrap().clone()).unwrap();
+    let text = logs().text();
     assert!(
         text.contains("built without the cargo feature `dynamic-mpc`"),
         "the startup warning is logged"
