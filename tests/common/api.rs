@@ -55,13 +55,23 @@ pub async fn start(extra: &str) -> Server {
 
 /// Serves the signing API of `env` (token keys created first).
 pub async fn start_in(env: Env) -> Server {
+    start_with(env, |app| keyward::api::Api::new(app.clone())).await
+}
+
+/// Serves the API that `service` builds over the appliance of `env` (a test signer,
+/// stand-in engines).
+pub async fn start_with(
+    env: Env,
+    service: impl FnOnce(&Arc<Appliance>) -> keyward::api::Api,
+) -> Server {
     let app = Arc::new(env.appliance());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, rx) = tokio::sync::watch::channel(false);
     let serving = app.clone();
+    let service = service(&app);
     tokio::spawn(async move {
-        keyward::api::serve(serving, listener, rx)
+        keyward::api::serve_with(serving, service, listener, rx)
             .await
             .expect("api serves");
     });
@@ -228,6 +238,16 @@ impl Server {
     /// The environment's own client certificate (`test-client`).
     pub fn client(&self) -> Client {
         Client::new(&self.env, self.addr, Some(&self.env.pki.client))
+    }
+
+    /// POSTs `body` as `test-client`.
+    pub async fn post(&self, path: &str, body: Value) -> Answer {
+        self.client().post(path, body).await
+    }
+
+    /// A client presenting `cert`.
+    pub fn client_with(&self, cert: &Issued) -> Client {
+        Client::new(&self.env, self.addr, Some(cert))
     }
 
     /// A certificate from the environment's CA for `cn` (and a URI SAN).
