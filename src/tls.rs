@@ -411,7 +411,9 @@ fn uri_sans(cert: &CertificateDer<'_>) -> Vec<String> {
 
 /// The typed identity of a verified client certificate: `uri:<URI SAN>` (e.g. a SPIFFE
 /// id) when it has one, else `cn:<subject CN>`. The kind is part of the identity, so a
-/// certificate whose CN spells a URI can never be taken for the holder of that URI.
+/// certificate whose CN spells a URI can never be taken for the holder of that URI. An
+/// empty (or blank) CN is no identity: such a client is `unauthenticated`, not a client
+/// named "" with audit records whose actor is empty.
 pub fn client_identity(cert: &CertificateDer<'_>) -> Option<String> {
     use x509_parser::prelude::*;
     if let Some(uri) = uri_sans(cert).into_iter().next() {
@@ -422,6 +424,7 @@ pub fn client_identity(cert: &CertificateDer<'_>) -> Option<String> {
         .subject()
         .iter_common_name()
         .next()
-        .and_then(|cn| cn.as_str().ok())?;
+        .and_then(|cn| cn.as_str().ok())
+        .filter(|cn| !cn.trim().is_empty())?;
     Some(crate::identity::Identity::Cn(cn.to_owned()).to_string())
 }

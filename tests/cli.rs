@@ -139,5 +139,6 @@ fn lock_unlock_backup_and_audit_verify() {
     let copy = keyward::store::Store::open(&dest, 1).unwrap();
     assert_eq!(copy.read(keyward::store::audit::verify).unwrap(), Ok(2));
     let again = keyward(&env, &["backup", "--to", dest.to_str().unwrap()]);
-    assert!(!again.status.success(), "refuses to overwrite");
+    assert_eq!(again.status.code(), Some(1), "refuses to overwrite");
+    assert!(text(&again).contains("exists"), "{}", text(&again));
 }

@@ -5,13 +5,13 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::Env;
 use keyward::store::wallets::Chain;
 
-use common::daemon::{bin, http_get};
+use common::daemon::{bin, http_get, keyward_ok, Daemon};
 
 /// Kills the daemon if the test fails half-way, so no server outlives its test.
 struct Reaped(std::process::Child);
@@ -23,21 +23,11 @@ impl Drop for Reaped {
     }
 }
 
-fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
-    let start = line.find(&format!("{name}="))? + name.len() + 1;
-    line[start..].split_whitespace().next()
-}
-
 #[test]
 fn serve_hardens_reports_ready_and_stops_on_sigterm() {
     let env = Env::new();
     let cfg = env.config_path.to_str().unwrap().to_owned();
-    assert!(bin()
-        .args(["init", "--config", &cfg])
-        .output()
-        .unwrap()
-        .status
-        .success());
+    keyward_ok(&env, &["init"]);
 
     std::fs::set_permissions(&env.config_path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let refused = bin().args(["serve", "--config", &cfg]).output().unwrap();
@@ -48,30 +38,9 @@ fn serve_hardens_reports_ready_and_stops_on_sigterm() {
         "{msg}"
     );
 
-    std::fs::set_permissions(&env.config_path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let mut child = Reaped(
-        bin()
-            .args(["serve", "--config", &cfg])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let child = &mut child.0;
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let admin = loop {
-        assert!(Instant::now() < deadline, "no ready line");
-        let Some(line) = lines.next() else {
-            panic!("serve exited early: {:?}", child.wait());
-        };
-        let line = line.unwrap();
-        eprintln!("serve: {line}");
-        if line.contains("keyward ready") {
-            break field(&line, "admin")
-                .expect("admin address logged")
-                .to_owned();
-        }
-    };
+    // Daemon::start makes the config private again and waits (bounded) for ready
+    let mut daemon = Daemon::start(&env);
+    let admin = daemon.admin.clone();
     assert_eq!(http_get(&admin, "/healthz").0, 200);
     let (status, body) = http_get(&admin, "/readyz");
     assert_eq!(status, 200, "{body}");
@@ -80,22 +49,20 @@ fn serve_hardens_reports_ready_and_stops_on_sigterm() {
     assert!(body.contains("keyward_token_sessions"), "{body}");
 
     // a core dump limit of zero and not dumpable: read back from /proc
-    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", daemon.pid())).unwrap();
     let core = limits
         .lines()
         .find(|l| l.starts_with("Max core file size"))
         .unwrap();
     assert!(core.split_whitespace().any(|w| w == "0"), "{core}");
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = child.wait().unwrap();
+    let status = daemon.stop("TERM", Duration::from_secs(30));
     assert_eq!(status.code(), Some(0), "SIGTERM exits 0");
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+    assert!(
+        daemon.wait_for_log("stopped", Duration::from_secs(10)),
+        "{}",
+        daemon.log()
+    );
 }
 
 #[test]
@@ -122,28 +89,42 @@ fn rewrap_resumes_after_kill_9() {
         .status
         .success());
 
-    let mut child = bin()
+    let child = bin()
         .args(["wallets", "rewrap", "--config", &cfg])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    // progress lines come every 100 wallets; kill in the middle
+    let mut child = Reaped(child);
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, progress) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // progress lines come every 100 wallets; kill at the first, 300 wallets before the
+    // end (the line, not a clock, decides when; the deadline only bounds a hang)
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let line = lines
-            .next()
-            .expect("rewrap ended before any progress")
-            .unwrap();
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let line = progress
+            .recv_timeout(wait)
+            .expect("a progress line within 120 s");
         if line.starts_with("rewrapped 100/") {
             break;
         }
     }
-    Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
-        .status()
-        .unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    // the kill landed mid-run: some wallets moved, some did not (if this fails, the run
+    // outpaced the kill: give it more wallets)
+    let db = env.config().store.path;
+    let left = common::store::count(&db, "SELECT COUNT(*) FROM wallets WHERE key_version = 1");
+    assert!(
+        (1..=300).contains(&left),
+        "{left} of 400 wallets left on the old key after the kill"
+    );
 
     let second = bin()
         .args(["wallets", "rewrap", "--config", &cfg])
@@ -154,10 +135,11 @@ fn rewrap_resumes_after_kill_9() {
         "{}",
         String::from_utf8_lossy(&second.stderr)
     );
+    // the second run moved exactly what the first left: it resumed, did not start over
     let resumed = String::from_utf8_lossy(&second.stdout).to_string();
     assert!(
-        !resumed.contains("rewrapped 400 "),
-        "the second run resumed, it did not start over: {resumed}"
+        resumed.starts_with(&format!("rewrapped {left} wallet(s);")),
+        "{left} left, second run: {resumed}"
     );
 
     let app = env.appliance();
@@ -208,34 +190,10 @@ fn mtls_get(env: &Env, addr: &str, path: &str) -> Result<u16, String> {
 #[test]
 fn sighup_reloads_crls_and_refuses_a_broken_config() {
     let env = Env::new();
-    let cfg = env.config_path.to_str().unwrap().to_owned();
-    assert!(bin()
-        .args(["init", "--config", &cfg])
-        .output()
-        .unwrap()
-        .status
-        .success());
-    std::fs::set_permissions(&env.config_path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let original = std::fs::read_to_string(&env.config_path).unwrap();
-    let mut child = Reaped(
-        bin()
-            .args(["serve", "--config", &cfg])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let pid = child.0.id().to_string();
-    let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines();
-    let mut wait_for = |needle: &str| -> String {
-        loop {
-            let line = lines.next().expect("serve exited").unwrap();
-            if line.contains(needle) {
-                return line;
-            }
-        }
-    };
-    let ready = wait_for("keyward ready");
-    let api = field(&ready, "api").unwrap().to_owned();
+    let daemon = Daemon::start(&env);
+    let api = daemon.api.clone();
+    let within = Duration::from_secs(30);
     assert_eq!(mtls_get(&env, &api, "/v1/whoami"), Ok(200));
 
     // a broken file is refused and the running config stays
@@ -244,8 +202,10 @@ fn sighup_reloads_crls_and_refuses_a_broken_config() {
         original.replace("pool_size = 4", "pool_size = \"four\""),
     )
     .unwrap();
-    Command::new("kill").args(["-HUP", &pid]).status().unwrap();
-    let refused = wait_for("reload");
+    daemon.signal("HUP");
+    let refused = daemon
+        .wait_for_nth("reload", 1, within)
+        .expect("reload logged");
     assert!(refused.contains("refused"), "{refused}");
     assert_eq!(mtls_get(&env, &api, "/v1/whoami"), Ok(200));
 
@@ -261,13 +221,85 @@ fn sighup_reloads_crls_and_refuses_a_broken_config() {
     );
     assert_ne!(with_crl, original);
     std::fs::write(&env.config_path, with_crl).unwrap();
-    Command::new("kill").args(["-HUP", &pid]).status().unwrap();
-    let done = wait_for("reload");
+    daemon.signal("HUP");
+    let done = daemon
+        .wait_for_nth("reload", 2, within)
+        .expect("reload logged");
     assert!(done.contains("reloaded"), "{done}");
-    assert!(
-        mtls_get(&env, &api, "/v1/whoami").is_err(),
-        "revoked client still accepted"
+    // the server's alert names the reason (rustls: CertificateRevoked)
+    match mtls_get(&env, &api, "/v1/whoami") {
+        Err(e) => assert!(e.contains("CertificateRevoked"), "{e}"),
+        Ok(status) => panic!("revoked client still accepted: HTTP {status}"),
+    }
+}
+
+/// SIGHUP re-reads the policy file: a new policy takes effect for the next request, and
+/// a broken one is refused while the one in force stays.
+#[test]
+fn sighup_reloads_the_policy_and_keeps_it_when_the_new_one_is_broken() {
+    let env = common::Env::with(common::EnvOptions {
+        extra: "[policy]\nfile = \"policy.toml\"\n\n[[clients]]\nidentity = \"test-client\"\nwallets = [\"*\"]\noperations = [\"evm.message\"]\n".into(),
+        ..Default::default()
+    });
+    let allow = "default = \"deny\"\n\n[[rule]]\nid = \"messages\"\nmessage = { max_len = 64 }\n";
+    let deny = "default = \"deny\"\n\n[[rule]]\nid = \"messages\"\nmessage = { allow = false }\n";
+    keyward::pki::write_private(&env.path("policy.toml"), allow).unwrap();
+    let wallet = {
+        let app = env.appliance();
+        keyward::wallets::create(&app, Chain::Evm, None).unwrap()
+    };
+    let daemon = Daemon::start(&env);
+    let within = Duration::from_secs(30);
+    let route = format!("/v1/wallets/{}/evm/message", wallet.id);
+    let sign = || {
+        let (status, text) = common::mtls_request(
+            &env,
+            &daemon.api,
+            "POST",
+            &route,
+            Some(r#"{"message":"hi"}"#),
+        )
+        .unwrap();
+        let body = &text[text.find("\r\n\r\n").map_or(0, |i| i + 4)..];
+        let json: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        (status, json)
+    };
+    assert_eq!(sign().0, 200);
+
+    keyward::pki::write_private(&env.path("policy.toml"), deny).unwrap();
+    daemon.signal("HUP");
+    let line = daemon
+        .wait_for_nth("reload", 1, within)
+        .expect("reload logged");
+    assert!(line.contains("reloaded"), "{line}");
+    let (status, json) = sign();
+    assert_eq!(
+        (
+            status,
+            json["error"]["code"].as_str(),
+            json["error"]["rule"].as_str()
+        ),
+        (403, Some("policy_denied"), Some("messages")),
+        "{json}"
     );
+
+    // broken: the denying policy stays in force
+    keyward::pki::write_private(&env.path("policy.toml"), "default = \"sometimes\"\n").unwrap();
+    daemon.signal("HUP");
+    let line = daemon
+        .wait_for_nth("reload", 2, within)
+        .expect("reload logged");
+    assert!(line.contains("refused"), "{line}");
+    assert_eq!(sign().1["error"]["code"], "policy_denied");
+
+    // and a valid one again is taken
+    keyward::pki::write_private(&env.path("policy.toml"), allow).unwrap();
+    daemon.signal("HUP");
+    let line = daemon
+        .wait_for_nth("reload", 3, within)
+        .expect("reload logged");
+    assert!(line.contains("reloaded"), "{line}");
+    assert_eq!(sign().0, 200);
 }
 
 #[test]

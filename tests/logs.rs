@@ -3,34 +3,12 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use common::{Env, EnvOptions};
 use keyward::store::wallets::Chain;
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn signing_at_trace_level_logs_no_secret_and_tags_requests() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let capture = common::logs::capture();
 
     let env = Env::with(EnvOptions {
         extra: "[[clients]]\nidentity = \"test-client\"\nwallets = [\"*\"]\noperations = [\"evm.message\", \"solana.message\"]\n".into(),
@@ -59,10 +37,10 @@ fn signing_at_trace_level_logs_no_secret_and_tags_requests() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let running = rt.block_on(keyward::server::start(env.config())).unwrap();
     let api = running.bound.api.to_string();
-    for (id, route, body) in [
-        (&evm, "evm/message", r#"{"message":"hello"}"#),
-        (&sol, "solana/message", r#"{"message":"hello"}"#),
-        (&evm, "evm/message", r#"{"message":0}"#),
+    for (id, route, body, want) in [
+        (&evm, "evm/message", r#"{"message":"hello"}"#, 200),
+        (&sol, "solana/message", r#"{"message":"hello"}"#, 200),
+        (&evm, "evm/message", r#"{"message":0}"#, 400),
     ] {
         let (status, text) = common::mtls_request(
             &env,
@@ -72,7 +50,7 @@ fn signing_at_trace_level_logs_no_secret_and_tags_requests() {
             Some(body),
         )
         .unwrap();
-        assert!(status == 200 || status == 400, "{text}");
+        assert_eq!(status, want, "{text}");
         assert!(
             text.to_ascii_lowercase().contains("x-request-id: "),
             "{text}"
@@ -80,7 +58,7 @@ fn signing_at_trace_level_logs_no_secret_and_tags_requests() {
     }
     rt.block_on(running.shutdown());
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(
         logs.contains("request{id="),
         "request spans missing:\n{logs}"

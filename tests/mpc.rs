@@ -25,18 +25,13 @@
 
 mod common;
 
-use std::io::Write;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::{Env, EnvOptions};
 use ed25519_dalek::Signer as _;
-use http_body_util::{BodyExt, Full};
-use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::StatusCode;
 use keyward::appliance::Appliance;
 use keyward::chains::evm::{self, RecoverableSig};
 use keyward::chains::solana;
@@ -44,7 +39,7 @@ use keyward::config::Config;
 use keyward::custody::{self, Binding, Purpose};
 use keyward::signer::{Engine, EngineFuture, EvmRequest, SignError, Signer, SolanaKind};
 use keyward::store::audit;
-use keyward::store::wallets::{self as rows, Chain, Engine as EngineKind, Source, Wallet};
+use keyward::store::wallets::{Chain, Engine as EngineKind, Source, Wallet};
 use serde_json::{json, Value};
 
 const CLIENTS: &str = r#"
@@ -67,41 +62,13 @@ const API_KEY: &str = "dyn_kwtestwalletapikey_53e2c9a1f0b84d7e";
 // log capture (process-wide)
 // ---------------------------------------------------------------------------------------
 
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn logs() -> Buf {
-    static LOGS: OnceLock<Buf> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = Buf::default();
-        let writer = buf.clone();
-        // `try_init` also routes the `log` crate's records (the vendor SDK's HTTP stack
-        // logs through it) into the capture
-        tracing_subscriber::util::SubscriberInitExt::try_init(
-            tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::TRACE)
-                .with_ansi(false)
-                .with_writer(move || writer.clone())
-                .finish(),
-        )
-        .expect("one subscriber per test binary");
-        buf
-    })
-    .clone()
+/// The process-wide capture (`common::logs`), installed on first use.
+fn logs() -> common::logs::Capture {
+    common::logs::capture()
 }
 
 fn assert_no_secret_logged() {
-    let text = logs().0.lock().unwrap().clone();
+    let text = logs().bytes();
     for (what, needle) in [("share", SHARE_SECRET), ("API key", API_KEY)] {
         assert!(
             !common::contains(&text, needle.as_bytes()),
@@ -122,18 +89,7 @@ fn assert_no_secret_in(body: &Value) {
 // the appliance over mTLS
 // ---------------------------------------------------------------------------------------
 
-struct Server {
-    env: Env,
-    app: Arc<Appliance>,
-    addr: SocketAddr,
-    tls: Arc<rustls::ClientConfig>,
-    _stop: tokio::sync::watch::Sender<bool>,
-}
-
-struct Answer {
-    status: StatusCode,
-    body: Value,
-}
+use common::api::{Answer, Server};
 
 /// Starts the API; `signer` = None builds the signer from the config, as `serve` does.
 async fn start(extra: &str, signer: impl FnOnce(&Arc<Appliance>) -> Option<Signer>) -> Server {
@@ -142,101 +98,14 @@ async fn start(extra: &str, signer: impl FnOnce(&Arc<Appliance>) -> Option<Signe
         extra: format!("{CLIENTS}\n{extra}"),
         ..Default::default()
     });
-    let app = Arc::new(env.appliance());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let service = match signer(&app) {
+    common::api::start_with(env, |app| match signer(app) {
         Some(s) => keyward::api::Api::with_signer(app.clone(), s),
         None => keyward::api::Api::new(app.clone()),
-    };
-    let serving = app.clone();
-    tokio::spawn(async move {
-        keyward::api::serve_with(serving, service, listener, rx)
-            .await
-            .expect("api serves");
-    });
-    let tls = client_tls(&env.pki.ca.cert_pem, &env.pki.client);
-    Server {
-        env,
-        app,
-        addr,
-        tls,
-        _stop: stop,
-    }
-}
-
-fn client_tls(ca_pem: &str, cert: &keyward::pki::Issued) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let certs = rustls_pemfile::certs(&mut cert.cert_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let key = rustls_pemfile::private_key(&mut cert.key_pem.as_bytes())
-        .unwrap()
-        .unwrap();
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(certs, key)
-        .unwrap(),
-    )
+    })
+    .await
 }
 
 impl Server {
-    async fn post_as(&self, tls: Arc<rustls::ClientConfig>, path: &str, body: Value) -> Answer {
-        let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-        let tls = tokio_rustls::TlsConnector::from(tls)
-            .connect("localhost".try_into().unwrap(), tcp)
-            .await
-            .unwrap();
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        let req = Request::builder()
-            .method("POST")
-            .uri(path)
-            .header("host", "localhost")
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.to_string())))
-            .unwrap();
-        let resp = sender.send_request(req).await.unwrap();
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        Answer {
-            status,
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        }
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Answer {
-        self.post_as(self.tls.clone(), path, body).await
-    }
-
-    fn record(&self, id: &str) -> audit::AuditRecord {
-        let id = id.to_owned();
-        self.app
-            .store
-            .read(move |c| audit::get(c, &id))
-            .unwrap()
-            .expect("audit record exists")
-    }
-
-    fn put(&self, w: &Wallet) {
-        let w = w.clone();
-        self.app
-            .store
-            .write_blocking(move |ctx| rows::upsert(ctx.conn, &w))
-            .unwrap();
-    }
-
     /// An `mpc` wallet at `address`, holding the vendor-shaped share JSON and API key,
     /// wrapped as the webhook path wraps them.
     fn mpc_wallet(&self, chain: Chain, address: String) -> Wallet {
@@ -267,7 +136,7 @@ impl Server {
             public_key: None,
             ..template
         };
-        self.put(&w);
+        self.put(w.clone());
         w
     }
 
@@ -533,7 +402,7 @@ async fn without_the_feature_a_configured_engine_is_still_unavailable() {
         .as_str()
         .unwrap()
         .contains("dynamic-mpc"));
-    let text = String::from_utf8(logs().0.lock().unwrap().clone()).unwrap();
+    let text = logs().text();
     assert!(
         text.contains("built without the cargo feature `dynamic-mpc`"),
         "the startup warning is logged"
@@ -632,11 +501,8 @@ async fn refusals_before_signing_never_reach_the_engine() {
         .client("narrow-client", None, keyward::pki::Validity::Current, 77)
         .unwrap();
     let a = s
-        .post_as(
-            client_tls(&s.env.pki.ca.cert_pem, &narrow),
-            &route(&w, "evm/message"),
-            json!({"message": "hi"}),
-        )
+        .client_with(&narrow)
+        .post(&route(&w, "evm/message"), json!({"message": "hi"}))
         .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
     assert_eq!(a.body["error"]["code"], "not_authorized");

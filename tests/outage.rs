@@ -28,12 +28,7 @@ fn lost_login_and_sessions_recover_without_restart() {
     // Another session of this process logs the application out: every session of the
     // token loses its login, and private session objects become unusable.
     let ctx = cryptoki::context::Pkcs11::new(common::MODULE).unwrap();
-    let slot = ctx
-        .get_slots_with_token()
-        .unwrap()
-        .into_iter()
-        .find(|s| ctx.get_token_info(*s).unwrap().label() == env.token_label)
-        .unwrap();
+    let slot = common::token_slot(&ctx, &env.token_label);
     let session = ctx.open_rw_session(slot).unwrap();
     session.logout().unwrap();
     drop(session);
@@ -68,12 +63,7 @@ fn lost_login_and_sessions_recover_without_restart() {
 
 fn logout_everyone(env: &Env) {
     let ctx = cryptoki::context::Pkcs11::new(common::MODULE).unwrap();
-    let slot = ctx
-        .get_slots_with_token()
-        .unwrap()
-        .into_iter()
-        .find(|s| ctx.get_token_info(*s).unwrap().label() == env.token_label)
-        .unwrap();
+    let slot = common::token_slot(&ctx, &env.token_label);
     ctx.open_rw_session(slot).unwrap().logout().unwrap();
 }
 

@@ -149,7 +149,7 @@ async fn every_method_signs_and_is_audited() {
             rec.decision.as_str(),
             rec.result.as_str()
         ),
-        ("test-client", "sign", "allowed", "ok")
+        ("cn:test-client", "sign", "allowed", "ok")
     );
     assert_eq!(rec.wallet_id.as_deref(), Some(eip155.id.as_str()));
     assert_eq!(rec.operation.as_deref(), Some("evm.message"));
@@ -372,7 +372,7 @@ async fn errors_use_the_codes_clients_handle() {
     assert_eq!(e["data"]["code"], "not_authorized");
     assert_eq!(
         s.record(e["data"]["auditId"].as_str().unwrap()).actor,
-        "stranger"
+        "cn:stranger"
     );
     let e = stranger.err("eth_accounts", json!([]), 4100).await;
     assert!(e["data"].get("auditId").is_none());

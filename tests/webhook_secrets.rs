@@ -5,38 +5,12 @@
 mod common;
 mod webhook_support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use keyward::store::wallets::Chain;
 use webhook_support::*;
 
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_appear_in_no_log_line_and_nowhere_in_the_database_files() {
-    let logs = Buf::default();
-    let writer = logs.clone();
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish(),
-    )
-    .unwrap();
-
+    let logs = common::logs::capture();
     let h = start(|_| {}).await;
     let mut needles: Vec<(String, Vec<u8>)> = vec![(
         "HMAC secret".into(),
@@ -68,7 +42,7 @@ async fn secrets_appear_in_no_log_line_and_nowhere_in_the_database_files() {
     let (chain, wid) = revoke_later.unwrap();
     assert_eq!(h.deliver(&h.sim.revoke(chain, &wid)).await.status, 200);
 
-    let captured = logs.0.lock().unwrap().clone();
+    let captured = logs.bytes();
     assert!(
         captured.len() > 1000,
         "the capture saw the traffic ({} bytes)",

@@ -144,6 +144,52 @@ impl Daemon {
         false
     }
 
+    /// Waits (bounded) for the `n`th log line (1-based) containing `needle`, and
+    /// returns it; `None` when it did not come within `within`.
+    pub fn wait_for_nth(&self, needle: &str, n: usize, within: Duration) -> Option<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let found = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains(needle))
+                .nth(n - 1)
+                .cloned();
+            if found.is_some() || Instant::now() >= deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends `signal` and waits (bounded) for the process to exit; fails the test if
+    /// it is still running after `within`.
+    pub fn stop(&mut self, signal: &str, within: Duration) -> std::process::ExitStatus {
+        self.signal(signal);
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waitpid") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running {within:?} after SIG{signal}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, and reaps it: no drain, no shutdown code runs.
+    pub fn kill9(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        let status = self.child.wait().expect("reaped");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9), "{status:?}");
+    }
+
     /// Sends `signal` (e.g. "HUP") to the daemon.
     pub fn signal(&self, signal: &str) {
         let ok = Command::new("kill")

@@ -9,9 +9,12 @@
     reason = "each test binary uses a different part of the helper"
 )]
 
+pub mod api;
 pub mod daemon;
 pub mod fixtures;
+pub mod logs;
 pub mod rpc;
+pub mod store;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -45,7 +48,12 @@ fn softhsm() {
             format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", tokens.display()),
         )
         .unwrap();
-        // set before the module is first loaded in this process
+        // The one `set_var` of the test suite (keep it so: tests/bad_input_cli.rs has no
+        // other, and neither has any test). It runs once per test binary, inside this
+        // OnceLock, before the module is first loaded in the process: every path to a
+        // token (`new_token`, hence `Env`) passes here first and blocks until it is done.
+        // std serialises it with std's own env reads; no C code of the process reads the
+        // environment yet (SoftHSM2 reads it at its first C_Initialize, after this).
         std::env::set_var("SOFTHSM2_CONF", &conf);
         SoftHsmDir { _dir: dir }
     });
@@ -201,16 +209,49 @@ listen = "127.0.0.1:0"
     }
 }
 
-/// Every file under `dir` (database, WAL, logs) concatenated, for secret scans.
+/// Every file under `dir`, recursively (database, WAL, logs, backups in subdirectories),
+/// concatenated, for secret scans. An unreadable file fails the test: a scan that
+/// skipped it would pass without having looked.
 pub fn all_bytes_under(dir: &Path) -> Vec<u8> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = entry.path();
-        if p.is_file() {
-            out.extend(std::fs::read(&p).unwrap_or_default());
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+        for entry in entries {
+            let p = entry
+                .unwrap_or_else(|e| panic!("{}: {e}", d.display()))
+                .path();
+            // symlink_metadata: a link is scanned as itself, never followed out of `dir`
+            let meta =
+                std::fs::symlink_metadata(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            if meta.is_dir() {
+                stack.push(p);
+            } else if meta.is_file() {
+                out.extend(std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())));
+            }
         }
     }
     out
+}
+
+/// The slot holding the token labelled `label`, in an independent PKCS#11 context (for
+/// tests that look at or disturb the token behind keyward's back).
+pub fn token_slot(ctx: &cryptoki::context::Pkcs11, label: &str) -> cryptoki::slot::Slot {
+    ctx.get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label() == label)
+        .unwrap_or_else(|| panic!("no token labelled {label}"))
+}
+
+/// For table-driven corpora: fails listing every failed case at once.
+pub fn assert_no_failures(failures: &[String], cases: usize) {
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {

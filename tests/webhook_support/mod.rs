@@ -4,7 +4,6 @@
 #![allow(dead_code, reason = "each test binary uses a different part")]
 
 use std::net::IpAddr;
-use std::path::Path;
 use std::sync::Arc;
 
 use aes_gcm::aead::consts::{U12, U16};
@@ -134,7 +133,7 @@ impl Harness {
     }
 
     pub fn dump(&self) -> Vec<String> {
-        dump(self.app.store.path())
+        crate::common::store::dump(self.app.store.path())
     }
 }
 
@@ -250,39 +249,8 @@ pub fn body(
     .unwrap()
 }
 
-/// Every row of every table, in a stable order.
-pub fn dump(db: &Path) -> Vec<String> {
-    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .unwrap();
-    let tables: Vec<String> = c
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let mut out = Vec::new();
-    for t in tables {
-        let mut stmt = c
-            .prepare(&format!("SELECT * FROM \"{t}\" ORDER BY rowid"))
-            .unwrap();
-        let n = stmt.column_count();
-        let rows = stmt
-            .query_map([], |r| {
-                (0..n)
-                    .map(|i| r.get::<_, rusqlite::types::Value>(i))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .unwrap();
-        for row in rows {
-            out.push(format!("{t}: {:?}", row.unwrap()));
-        }
-    }
-    out
-}
-
-pub fn count(db: &Path, sql: &str) -> i64 {
-    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .unwrap();
-    c.query_row(sql, [], |r| r.get(0)).unwrap()
-}
+#[allow(
+    unused_imports,
+    reason = "not every binary that has this module uses them"
+)]
+pub use crate::common::store::{count, dump};

@@ -1,0 +1,604 @@
+//! The bad-input corpus of the operator face: the `keyward` binary with bad arguments,
+//! bad config files and bad key files. Each case is (command line, files, expected exit
+//! status, text the error must contain: the config key, the argument, the reason). For
+//! every case the harness checks the exact exit status (2 for usage and configuration,
+//! 1 for everything else; never a panic's 101), that stderr says why, that stdout is
+//! empty, and that nothing changed: every row of the database, the audit chain
+//! included (a refused command audits nothing), and the token's objects.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+
+use common::daemon::{bin, keyward_ok};
+use common::Env;
+
+struct Case {
+    class: &'static str,
+    name: String,
+    args: Vec<String>,
+    stdin: Vec<u8>,
+    exit: i32,
+    says: String,
+}
+
+struct Cases<'e> {
+    env: &'e Env,
+    base: String,
+    n: usize,
+    out: Vec<Case>,
+}
+
+impl Cases<'_> {
+    /// A case run with the environment's config appended as `--config`.
+    fn run(&mut self, class: &'static str, name: &str, args: &[&str], exit: i32, says: &str) {
+        let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        a.push("--config".into());
+        a.push(self.env.config_path.display().to_string());
+        self.push(class, name, a, Vec::new(), exit, says);
+    }
+
+    fn push(
+        &mut self,
+        class: &'static str,
+        name: &str,
+        args: Vec<String>,
+        stdin: Vec<u8>,
+        exit: i32,
+        says: &str,
+    ) {
+        self.out.push(Case {
+            class,
+            name: name.into(),
+            args,
+            stdin,
+            exit,
+            says: says.into(),
+        });
+    }
+
+    /// A private file in the environment's directory; returns its path.
+    fn file(&mut self, contents: &[u8], mode: u32) -> String {
+        self.n += 1;
+        let p = self.env.path(&format!("case-{}", self.n));
+        std::fs::write(&p, contents).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p.display().to_string()
+    }
+
+    /// `keyward config check` of the environment's config with `edit` applied; fails
+    /// the test if the edit did not change the text.
+    fn config(&mut self, name: &str, edit: impl FnOnce(&str) -> String, says: &str) {
+        let text = edit(&self.base);
+        assert_ne!(text, self.base, "{name}: the edit changed nothing");
+        let p = self.file(text.as_bytes(), 0o600);
+        let args = vec!["config".into(), "check".into(), "--config".into(), p];
+        self.push("config", name, args, Vec::new(), 2, says);
+    }
+
+    /// `keyward wallets import --key-file <file>`.
+    fn key_file(&mut self, name: &str, contents: &[u8], mode: u32, says: &str) {
+        let p = self.file(contents, mode);
+        let args = [
+            "wallets",
+            "import",
+            "--chain",
+            "evm",
+            "--key-file",
+            &p,
+            "--config",
+            &self.env.config_path.display().to_string(),
+        ]
+        .map(String::from)
+        .to_vec();
+        self.push("key files", name, args, Vec::new(), 1, says);
+    }
+}
+
+/// `old` replaced by `new`, which must occur.
+fn replace(text: &str, old: &str, new: &str) -> String {
+    assert!(text.contains(old), "{old:?} not in the config");
+    text.replacen(old, new, 1)
+}
+
+fn corpus(env: &Env, held_key: &str) -> Vec<Case> {
+    let base = std::fs::read_to_string(&env.config_path).unwrap();
+    let mut c = Cases {
+        env,
+        base,
+        n: 0,
+        out: Vec::new(),
+    };
+
+    // --- the command line itself (clap: exit 2 with usage)
+    let usage = "Usage";
+    for (name, args, says) in [
+        ("no command", vec![], usage),
+        (
+            "unknown command",
+            vec!["frobnicate"],
+            "unrecognized subcommand",
+        ),
+        (
+            "unknown flag",
+            vec!["init", "--force"],
+            "unexpected argument",
+        ),
+        ("wallets without a command", vec!["wallets"], usage),
+        (
+            "create without --chain",
+            vec!["wallets", "create"],
+            "--chain",
+        ),
+        (
+            "create --chain bitcoin",
+            vec!["wallets", "create", "--chain", "bitcoin"],
+            "invalid value",
+        ),
+        (
+            "create --chain EVM (case)",
+            vec!["wallets", "create", "--chain", "EVM"],
+            "invalid value",
+        ),
+        (
+            "a key on the command line",
+            vec!["wallets", "import", "--chain", "evm", "--key", "00"],
+            "unexpected argument",
+        ),
+        (
+            "import without --key-file",
+            vec!["wallets", "import", "--chain", "evm"],
+            "--key-file",
+        ),
+        ("lock without --reason", vec!["lock"], "--reason"),
+        ("retire without a label", vec!["keys", "retire"], "LABEL"),
+        ("show without an id", vec!["wallets", "show"], "<ID>"),
+        ("backup without --to", vec!["backup"], "--to"),
+        (
+            "simulate --chain bitcoin",
+            vec!["simulate", "delegation", "--chain", "bitcoin"],
+            "invalid value",
+        ),
+        (
+            "simulate --iv-len twelve",
+            vec!["simulate", "delegation", "--iv-len", "twelve"],
+            "invalid value",
+        ),
+        (
+            "simulate an unknown event",
+            vec!["simulate", "transfer"],
+            "unrecognized subcommand",
+        ),
+        (
+            "solana-transfer --lamports -1",
+            vec![
+                "dev",
+                "solana-transfer",
+                "--from",
+                "11111111111111111111111111111111",
+                "--to",
+                "11111111111111111111111111111112",
+                "--lamports",
+                "-1",
+            ],
+            "--lamports",
+        ),
+        (
+            "solana-transfer --lamports 2^64",
+            vec![
+                "dev",
+                "solana-transfer",
+                "--from",
+                "11111111111111111111111111111111",
+                "--to",
+                "11111111111111111111111111111112",
+                "--lamports",
+                "18446744073709551616",
+            ],
+            "--lamports",
+        ),
+    ] {
+        c.run("arguments", name, &args, 2, says);
+    }
+    let cfg = env.config_path.display().to_string();
+    c.push(
+        "arguments",
+        "--config twice",
+        ["init", "--config", &cfg, "--config", &cfg]
+            .map(String::from)
+            .to_vec(),
+        Vec::new(),
+        2,
+        "--config",
+    );
+
+    // --- the config file: each broken in one place, named by its key
+    let missing = env.path("no-such.toml").display().to_string();
+    c.push(
+        "config",
+        "config file missing",
+        ["config", "check", "--config", &missing]
+            .map(String::from)
+            .to_vec(),
+        Vec::new(),
+        2,
+        "cannot read",
+    );
+    let dir = env.dir.path().display().to_string();
+    c.push(
+        "config",
+        "config file is a directory",
+        ["config", "check", "--config", &dir]
+            .map(String::from)
+            .to_vec(),
+        Vec::new(),
+        2,
+        "cannot read",
+    );
+    let p = c.file(b"\xff\xfe[pkcs11]\n", 0o600);
+    c.push(
+        "config",
+        "config file not UTF-8",
+        ["config", "check", "--config", &p]
+            .map(String::from)
+            .to_vec(),
+        Vec::new(),
+        2,
+        "cannot read",
+    );
+    let p = c.file(b"", 0o600);
+    c.push(
+        "config",
+        "config file empty",
+        ["config", "check", "--config", &p]
+            .map(String::from)
+            .to_vec(),
+        Vec::new(),
+        2,
+        "pkcs11",
+    );
+    type Edit = Box<dyn FnOnce(&str) -> String>;
+    let r =
+        |old: &'static str, new: &'static str| -> Edit { Box::new(move |t| replace(t, old, new)) };
+    let append = |extra: &'static str| -> Edit { Box::new(move |t| format!("{t}\n{extra}\n")) };
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        ("misspelt key", r("pool_size = 4", "pool_sise = 4"), "pool_sise"),
+        ("pool size 0", r("pool_size = 4", "pool_size = 0"), "pkcs11.pool_size"),
+        ("pool size 65", r("pool_size = 4", "pool_size = 65"), "pkcs11.pool_size"),
+        ("pool size a string", r("pool_size = 4", "pool_size = \"4\""), "pool_size"),
+        ("pool size negative", r("pool_size = 4", "pool_size = -4"), "pool_size"),
+        ("RSA 2048", r("rsa_bits = 3072", "rsa_bits = 2048"), "pkcs11.rsa_bits"),
+        ("RSA 1e9", r("rsa_bits = 3072", "rsa_bits = 1000000000"), "pkcs11.rsa_bits"),
+        ("OAEP mode", r("rsa_oaep = \"auto\"", "rsa_oaep = \"sometimes\""), "rsa_oaep"),
+        ("pin as plain text", r("pin = { file = \"pin\" }", "pin = \"1234\""), "pin"),
+        ("pin from two places", r("pin = { file = \"pin\" }", "pin = { file = \"pin\", env = \"PIN\" }"), "pin"),
+        ("pin file missing", r("pin = { file = \"pin\" }", "pin = { file = \"nope\" }"), "nope"),
+        ("no store", r("[store]\npath = \"keyward.db\"", ""), "store"),
+        ("api listen not an address", r("[api]\nlisten = \"127.0.0.1:0\"", "[api]\nlisten = \"localhost\""), "api.listen"),
+        ("api listen port 99999", r("[api]\nlisten = \"127.0.0.1:0\"", "[api]\nlisten = \"127.0.0.1:99999\""), "api.listen"),
+        ("webhook CIDR /33", r("\"127.0.0.2/32\"", "\"127.0.0.2/33\""), "webhook.allowed_sources"),
+        ("webhook CIDR word", r("\"127.0.0.2/32\"", "\"localhost\""), "webhook.allowed_sources"),
+        ("unknown table", append("[webhook.x]"), "x"),
+        ("webhook secrets empty", r("secrets = [{ file = \"webhook-secret\" }]", "secrets = [{ file = \"\" }]"), "webhook.secrets"),
+        ("future skew in parsecs", r("[webhook]\n", "[webhook]\nmax_future_skew = \"5 parsecs\"\n"), "max_future_skew"),
+        ("body limit negative", r("[webhook]\n", "[webhook]\nbody_limit = -1\n"), "body_limit"),
+        ("body limit 0", r("[webhook]\n", "[webhook]\nbody_limit = 0\n"), "webhook.body_limit"),
+        ("per-source rate 0", r("[webhook]\n", "[webhook]\nper_source_rate = 0\n"), "webhook.per_source_rate"),
+        ("admin on all interfaces", r("[admin]\nlisten = \"127.0.0.1:0\"", "[admin]\nlisten = \"0.0.0.0:0\""), "admin.listen"),
+        ("log format xml", append("[log]\nformat = \"xml\""), "log.format"),
+        ("client identity empty", append("[[clients]]\nidentity = \"\"\nwallets = [\"*\"]\noperations = [\"evm.message\"]"), "clients[0].identity"),
+        ("client identity twice", append("[[clients]]\nidentity = \"a\"\nwallets = [\"*\"]\noperations = [\"evm.message\"]\n[[clients]]\nidentity = \"a\"\nwallets = [\"*\"]\noperations = [\"evm.message\"]"), "clients[1].identity"),
+        ("client operation unknown", append("[[clients]]\nidentity = \"a\"\nwallets = [\"*\"]\noperations = [\"evm.everything\"]"), "operations"),
+        ("client wallet selector unknown", append("[[clients]]\nidentity = \"a\"\nwallets = [\"chain:bitcoin\"]\noperations = [\"evm.message\"]"), "wallets"),
+        ("client without operations", append("[[clients]]\nidentity = \"a\"\nwallets = [\"*\"]"), "operations"),
+        ("TOML syntax", append("[[clients]\n"), "TOML parse error"),
+        ("table twice", append("[store]\npath = \"other.db\""), "store"),
+        ("policy file missing", append("[policy]\nfile = \"nope-policy.toml\""), "nope-policy.toml"),
+    ];
+    for (name, edit, says) in cases {
+        c.config(name, edit, says);
+    }
+    let p = c.file(b"pin-readable-by-others\n", 0o644);
+    let pin = p.clone();
+    c.config(
+        "pin file mode 0644",
+        move |t| {
+            replace(
+                t,
+                "pin = { file = \"pin\" }",
+                &format!("pin = {{ file = \"{pin}\" }}"),
+            )
+        },
+        "0644",
+    );
+    let p2 = c.file(b"secret-readable-by-group", 0o640);
+    c.config(
+        "webhook secret mode 0640",
+        move |t| {
+            replace(
+                t,
+                "secrets = [{ file = \"webhook-secret\" }]",
+                &format!("secrets = [{{ file = \"{p2}\" }}]"),
+            )
+        },
+        "0640",
+    );
+
+    // --- key files for `wallets import`
+    let evm_key = "4646464646464646464646464646464646464646464646464646464646464646";
+    let bad_key = "the key must be 32 bytes of hex";
+    c.key_file("key file mode 0644", evm_key.as_bytes(), 0o644, "0644");
+    for (name, text) in [
+        ("empty", ""),
+        ("31 bytes", &evm_key[..62]),
+        ("33 bytes", "464646464646464646464646464646464646464646464646464646464646464646"),
+        ("not hex", "zz46464646464646464646464646464646464646464646464646464646464646"),
+        ("base64", "RkZGRkZGRkZGRkZGRkZGRkZGRkZGRkZGRkZGRkZGRkY="),
+        ("two keys", "46464646464646464646464646464646464646464646464646464646464646464646464646464646464646464646464646464646464646464646464646464646"),
+        ("a PEM", "-----BEGIN EC PRIVATE KEY-----\nMHQCAQEEIEZGRkZG\n-----END EC PRIVATE KEY-----\n"),
+    ] {
+        c.key_file(&format!("key {name}"), text.as_bytes(), 0o600, bad_key);
+    }
+    c.key_file(
+        "key zero",
+        "0".repeat(64).as_bytes(),
+        0o600,
+        "not a valid EVM private key",
+    );
+    c.key_file(
+        "key above the curve order",
+        "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff".as_bytes(),
+        0o600,
+        "not a valid EVM private key",
+    );
+    let missing_key = env.path("no-such-key").display().to_string();
+    c.push(
+        "key files",
+        "key file missing",
+        [
+            "wallets",
+            "import",
+            "--chain",
+            "solana",
+            "--key-file",
+            &missing_key,
+            "--config",
+            &cfg,
+        ]
+        .map(String::from)
+        .to_vec(),
+        Vec::new(),
+        1,
+        "no-such-key",
+    );
+    c.push(
+        "key files",
+        "key on stdin not hex",
+        [
+            "wallets",
+            "import",
+            "--chain",
+            "solana",
+            "--key-file",
+            "-",
+            "--config",
+            &cfg,
+        ]
+        .map(String::from)
+        .to_vec(),
+        b"not a key\n".to_vec(),
+        1,
+        bad_key,
+    );
+
+    // --- operations on what exists (or does not)
+    let backup_exists = c.file(b"", 0o600);
+    for (name, args, says) in [
+        (
+            "show an unknown wallet",
+            vec!["wallets", "show", "no-such-wallet"],
+            "no-such-wallet",
+        ),
+        (
+            "retire an unknown key",
+            vec!["keys", "retire", "keyward-rsa-9"],
+            "keyward-rsa-9",
+        ),
+        (
+            "retire the only RSA key",
+            vec!["keys", "retire", "keyward-rsa-1"],
+            "only webhook RSA key",
+        ),
+        (
+            "retire the wrapping key wallets use",
+            vec!["keys", "retire", "keyward-wrap-1"],
+            "still wrapped under keyward-wrap-1",
+        ),
+        (
+            "public key of an unknown label",
+            vec!["keys", "public", "--label", "nope"],
+            "no such RSA key",
+        ),
+        (
+            "backup over a file",
+            vec!["backup", "--to", &backup_exists],
+            "exists",
+        ),
+        (
+            "backup into no directory",
+            vec!["backup", "--to", "/nonexistent-dir/x.db"],
+            "nonexistent-dir",
+        ),
+        (
+            "export since a word",
+            vec!["audit", "export", "--since", "yesterday"],
+            "--since",
+        ),
+        (
+            "export since no zone",
+            vec!["audit", "export", "--since", "2025-01-01T00:00:00"],
+            "--since",
+        ),
+        (
+            "simulate to the configured port 0",
+            vec!["simulate", "revoke"],
+            "sending to https://127.0.0.1:0/",
+        ),
+        (
+            "simulate to nowhere",
+            vec![
+                "simulate",
+                "ping",
+                "--to",
+                "https://127.0.0.1:1/webhooks/dynamic",
+            ],
+            "127.0.0.1:1",
+        ),
+        (
+            "simulate to plain http",
+            vec!["simulate", "ping", "--to", "ftp://127.0.0.1/x"],
+            "ftp",
+        ),
+    ] {
+        c.run("operations", name, &args, 1, says);
+    }
+    // commands that take no config file
+    for (name, args, says) in [
+        (
+            "solana-transfer from not base58",
+            [
+                "dev",
+                "solana-transfer",
+                "--from",
+                "0OIl",
+                "--to",
+                "11111111111111111111111111111112",
+                "--lamports",
+                "1",
+            ],
+            "--from",
+        ),
+        (
+            "solana-transfer to not base58",
+            [
+                "dev",
+                "solana-transfer",
+                "--from",
+                "11111111111111111111111111111112",
+                "--to",
+                "0x35",
+                "--lamports",
+                "1",
+            ],
+            "--to",
+        ),
+    ] {
+        let args = args.into_iter().map(String::from).collect();
+        c.push("operations", name, args, Vec::new(), 1, says);
+    }
+    c.push(
+        "config",
+        "policy check of a missing file",
+        vec!["policy".into(), "check".into(), "nope.toml".into()],
+        Vec::new(),
+        2,
+        "nope.toml: cannot read",
+    );
+    c.key_file(
+        "a key an active wallet holds",
+        held_key.as_bytes(),
+        0o600,
+        "already exists",
+    );
+    c.out
+}
+
+/// Every token object's label and kind, for "the token did not change".
+fn token_objects(env: &Env) -> String {
+    keyward_ok(env, &["keys", "list"])
+}
+
+#[test]
+fn every_bad_command_exits_with_its_status_says_why_and_changes_nothing() {
+    let env = Env::new();
+    keyward_ok(&env, &["init"]);
+    keyward_ok(
+        &env,
+        &["wallets", "create", "--chain", "solana", "--label", "w"],
+    );
+    let held = "c85ef7d79691fe79573b1a7064c19c1a9819ebdbd1faaab1a8ec92344438aaf4";
+    let key_file = env.path("held.key");
+    keyward::pki::write_private(&key_file, held).unwrap();
+    let kf = key_file.display().to_string();
+    keyward_ok(
+        &env,
+        &["wallets", "import", "--chain", "evm", "--key-file", &kf],
+    );
+    keyward_ok(&env, &["lock", "--reason", "corpus"]);
+    keyward_ok(&env, &["unlock"]);
+    let db = env.config().store.path;
+    let cases = corpus(&env, held);
+    let objects = token_objects(&env);
+    let started = std::time::Instant::now();
+    let mut failures = Vec::new();
+    let mut per_class: BTreeMap<&str, usize> = BTreeMap::new();
+    for case in &cases {
+        let what = format!("[{}] {} ({})", case.class, case.name, case.args.join(" "));
+        let before = common::store::dump(&db);
+        let mut child = bin()
+            .args(&case.args)
+            .env_remove("KEYWARD_CONFIG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&case.stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
+        *per_class.entry(case.class).or_default() += 1;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if out.status.code() != Some(case.exit) {
+            failures.push(format!(
+                "{what}: want exit {}, got {:?}: {stderr:.300}",
+                case.exit,
+                out.status.code()
+            ));
+        } else if !stderr.contains(&case.says) {
+            failures.push(format!(
+                "{what}: stderr lacks {:?}: {stderr:.300}",
+                case.says
+            ));
+        }
+        if stderr.contains("panicked") {
+            failures.push(format!("{what}: panicked: {stderr}"));
+        }
+        // `config check` prints the effective (redacted) config before it checks the
+        // secret files; every other refusal prints nothing on stdout
+        if !stdout.is_empty() && case.class != "config" {
+            failures.push(format!("{what}: stdout not empty: {:.120?}", stdout));
+        }
+        if common::store::dump(&db) != before {
+            failures.push(format!("{what}: the database changed"));
+        }
+        for secret in [common::USER_PIN, common::HMAC_SECRET, held] {
+            if stderr.contains(secret) {
+                failures.push(format!("{what}: a secret in the error"));
+            }
+        }
+    }
+    common::assert_no_failures(&failures, cases.len());
+    assert_eq!(
+        token_objects(&env),
+        objects,
+        "a refused command changed the token"
+    );
+    let total: usize = per_class.values().sum();
+    eprintln!(
+        "bad-input corpus (CLI): {total} cases {per_class:?} in {:?}",
+        started.elapsed()
+    );
+}

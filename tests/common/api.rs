@@ -1,0 +1,302 @@
+//! The signing API in-process on loopback (real mTLS, token, SQLite file) and an HTTPS
+//! client presenting test client certificates.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use keyward::appliance::Appliance;
+use keyward::pki::{Issued, Validity};
+use keyward::store::audit;
+use keyward::store::wallets::{self as rows, Chain, Wallet};
+use keyward::wallet_key;
+use serde_json::Value;
+
+use super::{client_config, Env, EnvOptions};
+
+/// The grants of the API test servers: a client with every operation but raw digests,
+/// one with raw digests on `label:hot`, and a URI-SAN identity on Solana messages.
+pub const CLIENTS: &str = r#"
+[[clients]]
+identity = "test-client"
+wallets = ["*"]
+operations = ["evm.message", "evm.typed_data", "evm.transaction", "solana.message", "solana.transaction"]
+
+[[clients]]
+identity = "hash-client"
+wallets = ["label:hot"]
+operations = ["evm.hash", "evm.message"]
+
+[[clients]]
+identity = "spiffe://keyward.test/svc/payments"
+wallets = ["chain:solana"]
+operations = ["solana.message"]
+"#;
+
+/// A running signing API over its own environment.
+pub struct Server {
+    pub env: Env,
+    pub app: Arc<Appliance>,
+    pub addr: SocketAddr,
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
+/// A fresh environment with `extra` appended to its config (grants, policy), served.
+pub async fn start(extra: &str) -> Server {
+    start_in(Env::with(EnvOptions {
+        extra: extra.into(),
+        ..Default::default()
+    }))
+    .await
+}
+
+/// Serves the signing API of `env` (token keys created first).
+pub async fn start_in(env: Env) -> Server {
+    start_with(env, |app| keyward::api::Api::new(app.clone())).await
+}
+
+/// Serves the API that `service` builds over the appliance of `env` (a test signer,
+/// stand-in engines).
+pub async fn start_with(
+    env: Env,
+    service: impl FnOnce(&Arc<Appliance>) -> keyward::api::Api,
+) -> Server {
+    let app = Arc::new(env.appliance());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let serving = app.clone();
+    let service = service(&app);
+    tokio::spawn(async move {
+        keyward::api::serve_with(serving, service, listener, rx)
+            .await
+            .expect("api serves");
+    });
+    Server {
+        env,
+        app,
+        addr,
+        _stop: stop,
+    }
+}
+
+/// An mTLS client of one server.
+#[derive(Clone)]
+pub struct Client {
+    pub tls: Arc<rustls::ClientConfig>,
+    pub addr: SocketAddr,
+}
+
+/// A whole answer.
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: hyper::HeaderMap,
+}
+
+impl Answer {
+    /// `error.code`, or "" when the answer has none.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl Client {
+    /// Trusting the environment's CA, presenting `cert` when given.
+    pub fn new(env: &Env, addr: SocketAddr, cert: Option<&Issued>) -> Client {
+        Client {
+            tls: client_config(&env.pki.ca.cert_pem, cert),
+            addr,
+        }
+    }
+
+    /// One request on a fresh connection. `Err` when the handshake, the request or the
+    /// response fails at the connection level (a refused certificate, a reset).
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Answer, String> {
+        let headers: Vec<(&str, &str)> = content_type
+            .map(|ct| vec![("content-type", ct)])
+            .unwrap_or_default();
+        self.send_with(method, path, &headers, body).await
+    }
+
+    /// Like [`Client::send`], with any headers.
+    pub async fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Answer, String> {
+        let tcp = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
+            .connect("localhost".try_into().unwrap(), tcp)
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| e.to_string())?;
+        // the connection task sees why a connection died (e.g. the TLS alert a refused
+        // certificate gets); the request only sees that it was cancelled
+        let (died, why) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let _ = died.send(conn.await.err().map(|e| format!("{e:?}")));
+        });
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "localhost");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = match sender
+            .send_request(req.body(Full::new(Bytes::from(body))).unwrap())
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                let conn = why.await.ok().flatten().unwrap_or_default();
+                return Err(format!("request: {e}; connection: {conn}"));
+            }
+        };
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Ok(Answer {
+            status,
+            body,
+            headers,
+        })
+    }
+
+    /// For a client the server must refuse: connects, sends a request, and returns the
+    /// TLS error that ended the connection (it names the alert the server sent, e.g.
+    /// `AlertReceived(CertificateExpired)`). Fails the test if any HTTP answer comes.
+    pub async fn refusal(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let mut tls = match tokio_rustls::TlsConnector::from(self.tls.clone())
+            .connect("localhost".try_into().unwrap(), tcp)
+            .await
+        {
+            // TLS 1.2, or a refusal the server sent before the client finished
+            Err(e) => return format!("{e:?}"),
+            Ok(t) => t,
+        };
+        // TLS 1.3: the client finishes first; the server's alert arrives on the next read
+        let written = tls
+            .write_all(b"GET /v1/whoami HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await;
+        let mut out = Vec::new();
+        match (written, tls.read_to_end(&mut out).await) {
+            (Err(e), _) | (_, Err(e)) => format!("{e:?}"),
+            (Ok(()), Ok(_)) => panic!(
+                "refused client got an answer: {:?}",
+                String::from_utf8_lossy(&out)
+            ),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send("GET", path, None, Vec::new()).await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Answer {
+        self.send(
+            "POST",
+            path,
+            Some("application/json"),
+            serde_json::to_vec(&body).unwrap(),
+        )
+        .await
+        .unwrap()
+    }
+}
+
+impl Server {
+    /// The environment's own client certificate (`test-client`).
+    pub fn client(&self) -> Client {
+        Client::new(&self.env, self.addr, Some(&self.env.pki.client))
+    }
+
+    /// POSTs `body` as `test-client`.
+    pub async fn post(&self, path: &str, body: Value) -> Answer {
+        self.client().post(path, body).await
+    }
+
+    /// A client presenting `cert`.
+    pub fn client_with(&self, cert: &Issued) -> Client {
+        Client::new(&self.env, self.addr, Some(cert))
+    }
+
+    /// A certificate from the environment's CA for `cn` (and a URI SAN).
+    pub fn client_as(&self, cn: &str, uri: Option<&str>, serial: u64) -> Client {
+        let cert = self
+            .env
+            .pki
+            .ca
+            .client(cn, uri, Validity::Current, serial)
+            .unwrap();
+        Client::new(&self.env, self.addr, Some(&cert))
+    }
+
+    /// Imports a hex key as a wallet.
+    pub fn import(&self, chain: Chain, hex_key: &str, label: Option<&str>) -> Wallet {
+        keyward::wallets::import(
+            &self.app,
+            chain,
+            wallet_key::parse_secret_hex(hex_key).unwrap(),
+            label,
+        )
+        .unwrap()
+    }
+
+    /// The audit record `id` (fails the test when there is none).
+    pub fn record(&self, id: &str) -> audit::AuditRecord {
+        let id = id.to_owned();
+        self.app
+            .store
+            .read(move |c| audit::get(c, &id))
+            .unwrap()
+            .expect("audit record exists")
+    }
+
+    /// Writes a wallet row as given (behind the API's back).
+    pub fn put(&self, w: Wallet) {
+        self.app
+            .store
+            .write_blocking(move |ctx| rows::upsert(ctx.conn, &w))
+            .unwrap();
+    }
+
+    /// The database file.
+    pub fn db(&self) -> &std::path::Path {
+        self.app.store.path()
+    }
+}
+
+/// The API path of a wallet's route.
+pub fn path(wallet: &Wallet, route: &str) -> String {
+    format!("/v1/wallets/{}/{route}", wallet.id)
+}
