@@ -181,7 +181,7 @@ impl Api {
             ) => match id {
                 RouteId::Whoami => self.whoami(identity),
                 RouteId::OpenApi => openapi::response(),
-                RouteId::ListWallets => self.list_wallets(identity),
+                RouteId::ListWallets => self.list_wallets(identity, parts.uri.query()),
                 RouteId::GetWallet => self.get_wallet(identity, wallet_id.unwrap_or_default()),
                 RouteId::Sign(op) => {
                     let wallet_id = wallet_id.unwrap_or_default().to_owned();
@@ -221,23 +221,53 @@ impl Api {
         })
     }
 
-    fn list_wallets(&self, identity: &str) -> Response<Body> {
+    /// A page of the wallets this client may see: `?limit=` (1-1000, default 100) and
+    /// `?after=<walletId>` (the previous page's `next`). Rows are scanned in id order and
+    /// filtered by the grants; one request scans at most `SCAN_PER_PAGE` rows, so a client
+    /// with a narrow grant on a large appliance may get a short page with a `next` cursor.
+    fn list_wallets(&self, identity: &str, query: Option<&str>) -> Response<Body> {
+        const SCAN_PER_PAGE: usize = 10_000;
         let config = self.app.config();
         let g = Grants::of(&config, identity);
         if g.is_empty() {
             return no_grant(identity).into_response(None);
         }
-        match self.app.store.read(rows::list) {
-            Ok(all) => {
-                let visible: Vec<Value> = all
-                    .iter()
-                    .filter(|w| g.can_see(w))
-                    .map(|w| Self::wallet_json(&g, w))
-                    .collect();
-                http::json(StatusCode::OK, &json!({ "wallets": visible }))
+        let (limit, mut after) = match page_query(query) {
+            Ok(q) => q,
+            Err(r) => return r.into_response(None),
+        };
+        let mut visible = Vec::new();
+        let mut scanned = 0;
+        let mut exhausted = false;
+        'scan: while scanned < SCAN_PER_PAGE {
+            let cursor = after.clone();
+            let batch = limit.min(SCAN_PER_PAGE - scanned);
+            let page = match self
+                .app
+                .store
+                .read(move |c| rows::page_without_material(c, cursor.as_deref(), batch))
+            {
+                Ok(p) => p,
+                Err(e) => return errors::store(&e).into_response(None),
+            };
+            let full = page.len() == batch;
+            for w in &page {
+                scanned += 1;
+                after = Some(w.id.clone());
+                if g.can_see(w) {
+                    visible.push(Self::wallet_json(&g, w));
+                    if visible.len() == limit {
+                        break 'scan;
+                    }
+                }
             }
-            Err(e) => errors::store(&e).into_response(None),
+            if !full {
+                exhausted = true;
+                break;
+            }
         }
+        let next = if exhausted { None } else { after };
+        http::json(StatusCode::OK, &json!({ "wallets": visible, "next": next }))
     }
 
     fn get_wallet(&self, identity: &str, id: &str) -> Response<Body> {
@@ -347,6 +377,42 @@ pub fn chain_of(op: Operation) -> Chain {
         Operation::SolanaMessage | Operation::SolanaTransaction => Chain::Solana,
         _ => Chain::Evm,
     }
+}
+
+/// `limit` and `after` of a wallet listing.
+fn page_query(query: Option<&str>) -> Result<(usize, Option<String>), Refusal> {
+    let mut limit = 100;
+    let mut after = None;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=').unwrap_or((pair, "")) {
+            ("limit", v) => {
+                limit = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| {
+                        refuse(
+                            "invalid_query",
+                            format!("limit must be 1 to 1000, not {:?}", truncate(v, 16)),
+                        )
+                    })?
+            }
+            ("after", v) if rows::is_valid_id(v) => after = Some(v.to_owned()),
+            ("after", v) => {
+                return Err(refuse(
+                    "invalid_query",
+                    format!("after must be a wallet id, not {:?}", truncate(v, 32)),
+                ))
+            }
+            (k, _) => {
+                return Err(refuse(
+                    "invalid_query",
+                    format!("unknown query parameter {:?}", truncate(k, 32)),
+                ))
+            }
+        }
+    }
+    Ok((limit, after))
 }
 
 fn dry_run(query: Option<&str>) -> Result<bool, Refusal> {

@@ -213,10 +213,14 @@ fn operation(id: RouteId) -> Value {
         }),
         RouteId::ListWallets => json!({
             "operationId": "listWallets",
-            "summary": "Wallets this client may use, with the operations granted on each",
+            "summary": "Wallets this client may use, with the operations granted on each, a page at a time in id order (pass `next` as `after`)",
+            "parameters": [
+                { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 } },
+                { "name": "after", "in": "query", "required": false, "schema": { "type": "string" }, "description": "the previous page's `next`" }
+            ],
             "responses": responses(
-                json!({ "type": "object", "required": ["wallets"], "properties": { "wallets": { "type": "array", "items": schema_ref("Wallet") } } }),
-                &codes(&["not_authorized"], false),
+                json!({ "type": "object", "required": ["wallets", "next"], "properties": { "wallets": { "type": "array", "items": schema_ref("Wallet") }, "next": { "type": ["string", "null"], "description": "cursor of the next page; null on the last" } } }),
+                &codes(&["not_authorized", "invalid_query"], false),
             ),
         }),
         RouteId::GetWallet => json!({

@@ -222,6 +222,24 @@ pub fn list(conn: &Connection) -> Result<Vec<Wallet>, StoreError> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Up to `limit` wallets with ids after `after`, in id order, *without* their wrapped
+/// material or public key (listing never needs them, and a page of 1,000 rows would
+/// otherwise pull every blob through memory). Keyset paging on the primary key.
+pub fn page_without_material(
+    conn: &Connection,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Wallet>, StoreError> {
+    let columns = COLUMNS
+        .replace("wrapped_share, wrapped_api_key", "NULL, NULL")
+        .replace("public_key", "NULL");
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {columns} FROM wallets WHERE id > ?1 ORDER BY id LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(params![after.unwrap_or(""), limit as i64], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Inserts or replaces a wallet row.
 pub fn upsert(conn: &Connection, w: &Wallet) -> Result<(), StoreError> {
     conn.execute(

@@ -118,6 +118,66 @@ async fn listing_shows_only_granted_wallets() {
 
 /// Key material that does not match its row is never used: 500 `custody_mismatch`,
 /// audited as an error, nothing returned.
+/// Listing pages by wallet id and never carries key material: every wallet the client
+/// may see appears exactly once across the pages, in id order, and the last page says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_pages_by_id_without_key_material() {
+    let s = start().await;
+    let c = s.client();
+    let mut created: Vec<String> = (0..25)
+        .map(|i| {
+            let chain = if i % 2 == 0 {
+                Chain::Evm
+            } else {
+                Chain::Solana
+            };
+            keyward::wallets::create(&s.app, chain, None).unwrap().id
+        })
+        .collect();
+    created.sort();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let q = match &after {
+            Some(a) => format!("/v1/wallets?limit=7&after={a}"),
+            None => "/v1/wallets?limit=7".to_owned(),
+        };
+        let page = c.get(&q).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let text = page.body.to_string();
+        assert!(
+            !text.contains("wrapped") && !text.contains("publicKey"),
+            "{text}"
+        );
+        let ids: Vec<String> = page.body["wallets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(ids.len() <= 7);
+        seen.extend(ids);
+        pages += 1;
+        match page.body["next"].as_str() {
+            Some(n) => after = Some(n.to_owned()),
+            None => break,
+        }
+        assert!(pages < 10, "paging does not end");
+    }
+    assert_eq!(seen, created);
+    assert_eq!(pages, 4);
+    // a bad cursor or limit is refused, not guessed at
+    for q in ["limit=0", "limit=1001", "limit=x", "after=../x", "page=2"] {
+        let a = c.get(&format!("/v1/wallets?{q}")).await;
+        assert_eq!(
+            (a.status, a.code()),
+            (StatusCode::BAD_REQUEST, "invalid_query"),
+            "{q}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custody_mismatch_fails_closed() {
     let s = start().await;
