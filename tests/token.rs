@@ -361,3 +361,69 @@ fn oaep_native_result(env: &Env) -> Result<(), HsmError> {
         .unwrap();
     token.rsa_decrypt(&key.label, &ct).map(|_| ())
 }
+
+/// The attributes every keyward key has when keyward generated it, with `label`.
+fn wrap_template(label: &str) -> Vec<Attribute> {
+    use cryptoki::object::{KeyType, ObjectClass};
+    vec![
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Sign(false),
+        Attribute::Unwrap(false),
+        Attribute::Derive(false),
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::Encrypt(true),
+        Attribute::Decrypt(true),
+        Attribute::Wrap(false),
+        Attribute::Verify(false),
+    ]
+}
+
+/// A key planted in the token by someone else: imported (so it may exist elsewhere), or
+/// a second object under one of keyward's labels. Either stops the start, by name.
+#[test]
+fn keys_not_born_in_the_token_or_sharing_a_label_are_refused() {
+    use cryptoki::mechanism::Mechanism;
+    use cryptoki::session::UserType;
+    use cryptoki::types::AuthPin;
+    let env = Env::new();
+    appliance::init_keys(&env.token()).unwrap();
+    keyward::appliance::Appliance::open(env.config()).expect("keyward's own keys pass");
+    // the module is already initialised in this process (by keyward): use it as is
+    let ctx = cryptoki::context::Pkcs11::new(common::MODULE).unwrap();
+    let slot = common::token_slot(&ctx, &env.token_label);
+    let session = ctx.open_rw_session(slot).unwrap();
+    // logged in already through keyward's sessions, or not: either way, logged in after
+    let _ = session.login(UserType::User, Some(&AuthPin::new(common::USER_PIN.into())));
+    let refused = |want: &str| match keyward::appliance::Appliance::open(env.config()) {
+        Err(keyward::appliance::OpenError::Hsm(HsmError::KeyAttributes { label, problem })) => {
+            assert_eq!(label, "keyward-wrap-2");
+            assert!(problem.contains(want), "{problem}");
+        }
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("a planted key was accepted"),
+    };
+
+    // imported: CKA_LOCAL, CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE are false
+    let mut imported = wrap_template("keyward-wrap-2");
+    imported.push(Attribute::Value(vec![7u8; 32]));
+    let planted = session.create_object(&imported).unwrap();
+    refused("CKA_ALWAYS_SENSITIVE");
+    session.destroy_object(planted).unwrap();
+
+    // generated in the token, but beside keyward's own version 2 under the same label
+    let mut generated = wrap_template("keyward-wrap-2");
+    generated.push(Attribute::ValueLen(32u64.into()));
+    session
+        .generate_key(&Mechanism::AesKeyGen, &generated)
+        .unwrap();
+    keyward::appliance::Appliance::open(env.config()).expect("one version 2 is fine");
+    session
+        .generate_key(&Mechanism::AesKeyGen, &generated)
+        .unwrap();
+    refused("more than one object carries this label");
+}
