@@ -6,8 +6,10 @@
 //! into zeroizing types by [`secret`].
 
 mod duration;
+mod engines;
 pub mod rpc;
 pub mod secret;
+mod validate;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+pub use engines::*;
 pub use secret::SecretRef;
 
 /// A configuration that could not be loaded. The message names the file, the key path
@@ -361,154 +364,6 @@ fn default_rsa_bits() -> u32 {
 fn default_label_prefix() -> String {
     "keyward".into()
 }
-/// `[engines]`: optional signing engines. Part of the schema whether or not they are built
-/// in, so a config validates the same way in every build.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct EnginesConfig {
-    /// `[engines.dynamic]`: the vendor's MPC co-signing round for `mpc` wallets (cargo
-    /// feature `dynamic-mpc`). Absent: `mpc` wallets answer `engine_unavailable`.
-    #[serde(default)]
-    pub dynamic: Option<DynamicEngineConfig>,
-}
-
-/// The vendor's production API (the SDK's default).
-pub const DYNAMIC_DEFAULT_API_BASE_URL: &str = "https://app.dynamicauth.com";
-
-/// `[engines.dynamic]`. Holds no secret: the share and the per-wallet API key come from the
-/// token, per request.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DynamicEngineConfig {
-    /// The vendor environment id (UUID) the delegated wallets belong to.
-    pub environment_id: String,
-    /// The vendor API base URL.
-    #[serde(default = "default_dynamic_api_base_url")]
-    pub api_base_url: String,
-    /// The vendor MPC relay as a bare `host[:port]` (the vendor's native MPC library
-    /// always speaks TLS to it and refuses a value with a scheme); absent: the SDK's
-    /// default for the API URL's environment (production: `relay.dynamicauth.com`).
-    #[serde(default)]
-    pub relay_base_url: Option<String>,
-    /// Bound on reaching the vendor API host (TCP connect) before a round starts.
-    #[serde(default = "default_dynamic_connect_timeout", with = "duration")]
-    pub connect_timeout: Duration,
-    /// Bound on one whole signing request (waiting for a round slot, API request, event
-    /// stream, relay ceremony).
-    #[serde(default = "default_dynamic_request_timeout", with = "duration")]
-    pub request_timeout: Duration,
-    /// Most co-signing rounds running at once, counting rounds whose request already gave
-    /// up but whose vendor library call has not returned yet.
-    #[serde(default = "default_dynamic_max_concurrent_rounds")]
-    pub max_concurrent_rounds: usize,
-    /// BIP-32 path the EVM signature is derived at. The delegation webhook carries no
-    /// path; this is what the vendor's own EVM SDK uses for a wallet without a stored one.
-    #[serde(default = "default_dynamic_derivation_path")]
-    pub derivation_path: String,
-}
-
-/// What the vendor's EVM SDK signs at for a wallet without a stored derivation path.
-pub const DYNAMIC_DEFAULT_DERIVATION_PATH: &str = "m/44'/60'/0'/0/0";
-
-impl DynamicEngineConfig {
-    /// The derivation path as the indices the vendor SDK passes to its MPC library
-    /// (`m/44'/60'/0'/0/0` is `[44, 60, 0, 0, 0]`, as in the SDK's `EVM_DERIVATION_PATH`).
-    /// Validated at load, so this fails only on an unvalidated config.
-    pub fn derivation_indices(&self) -> Result<Vec<u32>, String> {
-        parse_derivation_path(&self.derivation_path)
-    }
-}
-
-/// Parses `m/44'/60'/0'/0/0` into `[44, 60, 0, 0, 0]`. The hardened marks (`'` or `h`)
-/// are notation only: the vendor SDK's paths are plain indices (its
-/// `EVM_DERIVATION_PATH` is `[44, 60, 0, 0, 0]` for `m/44'/60'/0'/0/0`) and its MPC
-/// library decides how each level is derived.
-pub fn parse_derivation_path(path: &str) -> Result<Vec<u32>, String> {
-    let rest = path
-        .strip_prefix("m/")
-        .ok_or_else(|| format!("{path:?} does not start with m/"))?;
-    let mut out = Vec::new();
-    for level in rest.split('/') {
-        let digits = level
-            .strip_suffix('\'')
-            .or_else(|| level.strip_suffix('h'))
-            .unwrap_or(level);
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("level {level:?} is not a number"));
-        }
-        let index: u32 = digits
-            .parse()
-            .ok()
-            .filter(|i| *i < 0x8000_0000)
-            .ok_or_else(|| format!("level {level:?} is not below 2^31"))?;
-        out.push(index);
-    }
-    if out.len() > 10 {
-        return Err("more than 10 levels".into());
-    }
-    Ok(out)
-}
-
-/// Why `relay` is not a bare `host[:port]` (None when it is).
-fn relay_problem(relay: &str) -> Option<&'static str> {
-    const NOT_HOST_PORT: &str = "is not a host[:port]";
-    if relay.contains("://") {
-        return Some("has a scheme");
-    }
-    if relay.is_empty()
-        || relay
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b"/@?#\\".contains(&b))
-    {
-        return Some(NOT_HOST_PORT);
-    }
-    let Ok(authority) = relay.parse::<hyper::http::uri::Authority>() else {
-        return Some(NOT_HOST_PORT);
-    };
-    let has_port = match relay.strip_prefix('[') {
-        Some(rest) => rest
-            .split_once(']')
-            .is_some_and(|(_, port)| !port.is_empty()),
-        None => relay.contains(':'),
-    };
-    let host = authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    if host.is_empty() || (has_port && authority.port_u16().is_none_or(|p| p == 0)) {
-        return Some(NOT_HOST_PORT);
-    }
-    None
-}
-
-/// True when `url`'s host is a loopback address (`127.0.0.0/8`, `::1`, `localhost`).
-fn is_loopback_url(uri: &hyper::Uri) -> bool {
-    let Some(host) = uri.host() else {
-        return false;
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-fn default_dynamic_api_base_url() -> String {
-    DYNAMIC_DEFAULT_API_BASE_URL.into()
-}
-fn default_dynamic_connect_timeout() -> Duration {
-    Duration::from_secs(5)
-}
-fn default_dynamic_request_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_dynamic_max_concurrent_rounds() -> usize {
-    8
-}
-fn default_dynamic_derivation_path() -> String {
-    DYNAMIC_DEFAULT_DERIVATION_PATH.into()
-}
-
 fn default_read_connections() -> usize {
     4
 }
@@ -732,172 +587,6 @@ impl Config {
         }
     }
 
-    /// Checks the values that types alone cannot.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let p = &self.pkcs11;
-        if p.token_label.is_none() && p.token_serial.is_none() {
-            return Err(self.invalid(
-                "pkcs11.token_label",
-                "expected a token label or pkcs11.token_serial",
-            ));
-        }
-        if !(1..=64).contains(&p.pool_size) {
-            return Err(self.invalid("pkcs11.pool_size", "expected 1 to 64 sessions"));
-        }
-        if p.rsa_bits != 3072 && p.rsa_bits != 4096 {
-            return Err(self.invalid("pkcs11.rsa_bits", "expected 3072 or 4096"));
-        }
-        if p.label_prefix.is_empty() || p.label_prefix.contains(char::is_whitespace) {
-            return Err(self.invalid(
-                "pkcs11.label_prefix",
-                "expected a non-empty label without spaces",
-            ));
-        }
-        if !(1..=64).contains(&self.store.read_connections) {
-            return Err(self.invalid("store.read_connections", "expected 1 to 64"));
-        }
-        if !self.webhook.path.starts_with('/') {
-            return Err(self.invalid("webhook.path", "expected a path starting with '/'"));
-        }
-        if self.webhook.body_limit < 1024 || self.webhook.body_limit > 16 * 1024 * 1024 {
-            return Err(self.invalid("webhook.body_limit", "expected 1024 to 16777216 bytes"));
-        }
-        if self.webhook.per_source_concurrency == 0 || self.webhook.per_source_rate == 0 {
-            return Err(self.invalid("webhook.per_source_rate", "expected limits above zero"));
-        }
-        for (key, total, per_source) in [
-            (
-                "api.max_connections_per_source",
-                self.api.max_connections,
-                self.api.max_connections_per_source,
-            ),
-            (
-                "webhook.max_connections_per_source",
-                self.webhook.max_connections,
-                self.webhook.max_connections_per_source,
-            ),
-        ] {
-            if total == 0 || per_source == 0 || per_source > total || total > 1_000_000 {
-                return Err(self.invalid(
-                    key,
-                    "expected 1 <= max_connections_per_source <= max_connections <= 1000000",
-                ));
-            }
-        }
-        if !self.admin.allow_non_loopback && !self.admin.listen.ip().is_loopback() {
-            return Err(self.invalid(
-                "admin.listen",
-                "expected a loopback address (set admin.allow_non_loopback = true to override)",
-            ));
-        }
-        self.validate_engines()?;
-        if let Some((key, message)) = self.rpc.problem() {
-            return Err(self.invalid(key, message));
-        }
-        self.policy.compile().map_err(|e| self.policy_error(e))?;
-        self.validate_clients()
-    }
-
-    fn validate_engines(&self) -> Result<(), ConfigError> {
-        let Some(d) = &self.engines.dynamic else {
-            return Ok(());
-        };
-        let env = d.environment_id.trim();
-        if env.is_empty()
-            || env.len() > 128
-            || !env.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
-            return Err(self.invalid(
-                "engines.dynamic.environment_id",
-                "expected the vendor environment id (a UUID)",
-            ));
-        }
-        // The API key travels in a header: only TLS may carry it, except to a loopback
-        // stand-in (tests).
-        let api_ok = d.api_base_url.parse::<hyper::Uri>().ok().is_some_and(|u| {
-            u.host().is_some_and(|h| !h.is_empty())
-                && match u.scheme_str() {
-                    Some("https") => true,
-                    Some("http") => is_loopback_url(&u),
-                    _ => false,
-                }
-        });
-        if !api_ok {
-            return Err(self.invalid(
-                "engines.dynamic.api_base_url",
-                "expected an https URL such as https://app.dynamicauth.com (plain http only to a loopback address: 127.0.0.0/8, ::1, localhost)",
-            ));
-        }
-        if let Some(r) = &d.relay_base_url {
-            if let Some(problem) = relay_problem(r) {
-                return Err(self.invalid(
-                    "engines.dynamic.relay_base_url",
-                    format!(
-                        "{problem}: expected a bare relay host[:port] such as relay.dynamicauth.com, without a scheme (the vendor's MPC library always speaks TLS to the relay and refuses a URL)"
-                    ),
-                ));
-            }
-        }
-        if d.max_concurrent_rounds == 0 || d.max_concurrent_rounds > 1024 {
-            return Err(self.invalid(
-                "engines.dynamic.max_concurrent_rounds",
-                "expected 1 to 1024",
-            ));
-        }
-        if let Err(e) = d.derivation_indices() {
-            return Err(self.invalid(
-                "engines.dynamic.derivation_path",
-                format!("{e}: expected a BIP-32 path such as {DYNAMIC_DEFAULT_DERIVATION_PATH}"),
-            ));
-        }
-        for (key, t) in [
-            ("engines.dynamic.connect_timeout", d.connect_timeout),
-            ("engines.dynamic.request_timeout", d.request_timeout),
-        ] {
-            if t < Duration::from_millis(50) || t > Duration::from_secs(600) {
-                return Err(self.invalid(key, "expected a duration from 50ms to 10m"));
-            }
-        }
-        Ok(())
-    }
-
-    fn validate_clients(&self) -> Result<(), ConfigError> {
-        let mut seen = std::collections::HashSet::new();
-        for (i, c) in self.clients.iter().enumerate() {
-            let key = format!("clients[{i}].identity");
-            let (id, _) = crate::identity::Identity::parse_config(&c.identity)
-                .map_err(|m| self.invalid(&key, format!("{m}; expected uri:URI or cn:NAME")))?;
-            if !seen.insert(id.to_string()) {
-                return Err(self.invalid(
-                    &key,
-                    format!("identity {:?} ({id}) appears twice", c.identity),
-                ));
-            }
-            if let Some(w) = c.wallets.iter().find(|w| !valid_selector(w)) {
-                return Err(self.invalid(
-                    &format!("clients[{i}].wallets"),
-                    format!("{w:?} is not a wallet id, label:NAME, chain:evm|solana or *"),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Identities written in the deprecated plain form, as warnings to log.
-    fn client_deprecations(&self) -> Vec<String> {
-        self.clients
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| match crate::identity::Identity::parse_config(&c.identity) {
-                Ok((id, true)) => Some(format!(
-                    "clients[{i}].identity = {:?} is read as \"{id}\"; write it that way (plain identities are deprecated)",
-                    c.identity
-                )),
-                _ => None,
-            })
-            .collect()
-    }
-
     /// The config as TOML, with every secret shown as `<redacted>`.
     pub fn redacted_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
@@ -916,21 +605,9 @@ fn read_policy_file(path: &Path) -> Result<crate::policy::PolicySection, ConfigE
     })
 }
 
-fn valid_selector(s: &str) -> bool {
-    if s == "*" {
-        return true;
-    }
-    if let Some(chain) = s.strip_prefix("chain:") {
-        return chain == "evm" || chain == "solana";
-    }
-    if let Some(label) = s.strip_prefix("label:") {
-        return !label.is_empty();
-    }
-    !s.is_empty() && !s.contains(char::is_whitespace)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::validate::valid_selector;
     use super::*;
 
     const MINIMAL: &str = r#"

@@ -117,7 +117,7 @@ pub fn upstream_problem(url: &str) -> Option<&'static str> {
     }
     match uri.scheme_str() {
         Some("https") => None,
-        Some("http") if super::is_loopback_url(&uri) => None,
+        Some("http") if super::engines::is_loopback_url(&uri) => None,
         Some("http") => Some("plain http to a non-loopback host"),
         _ => Some("not an http(s) URL"),
     }

@@ -1,0 +1,188 @@
+//! What types alone cannot check: cross-field rules, ranges, identities, selectors and
+//! the engines' endpoints. Every refusal names the key and what was expected.
+
+use std::time::Duration;
+
+use super::engines::{is_loopback_url, relay_problem};
+use super::{Config, ConfigError, DYNAMIC_DEFAULT_DERIVATION_PATH};
+
+impl Config {
+    /// Checks the values that types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let p = &self.pkcs11;
+        if p.token_label.is_none() && p.token_serial.is_none() {
+            return Err(self.invalid(
+                "pkcs11.token_label",
+                "expected a token label or pkcs11.token_serial",
+            ));
+        }
+        if !(1..=64).contains(&p.pool_size) {
+            return Err(self.invalid("pkcs11.pool_size", "expected 1 to 64 sessions"));
+        }
+        if p.rsa_bits != 3072 && p.rsa_bits != 4096 {
+            return Err(self.invalid("pkcs11.rsa_bits", "expected 3072 or 4096"));
+        }
+        if p.label_prefix.is_empty() || p.label_prefix.contains(char::is_whitespace) {
+            return Err(self.invalid(
+                "pkcs11.label_prefix",
+                "expected a non-empty label without spaces",
+            ));
+        }
+        if !(1..=64).contains(&self.store.read_connections) {
+            return Err(self.invalid("store.read_connections", "expected 1 to 64"));
+        }
+        if !self.webhook.path.starts_with('/') {
+            return Err(self.invalid("webhook.path", "expected a path starting with '/'"));
+        }
+        if self.webhook.body_limit < 1024 || self.webhook.body_limit > 16 * 1024 * 1024 {
+            return Err(self.invalid("webhook.body_limit", "expected 1024 to 16777216 bytes"));
+        }
+        if self.webhook.per_source_concurrency == 0 || self.webhook.per_source_rate == 0 {
+            return Err(self.invalid("webhook.per_source_rate", "expected limits above zero"));
+        }
+        for (key, total, per_source) in [
+            (
+                "api.max_connections_per_source",
+                self.api.max_connections,
+                self.api.max_connections_per_source,
+            ),
+            (
+                "webhook.max_connections_per_source",
+                self.webhook.max_connections,
+                self.webhook.max_connections_per_source,
+            ),
+        ] {
+            if total == 0 || per_source == 0 || per_source > total || total > 1_000_000 {
+                return Err(self.invalid(
+                    key,
+                    "expected 1 <= max_connections_per_source <= max_connections <= 1000000",
+                ));
+            }
+        }
+        if !self.admin.allow_non_loopback && !self.admin.listen.ip().is_loopback() {
+            return Err(self.invalid(
+                "admin.listen",
+                "expected a loopback address (set admin.allow_non_loopback = true to override)",
+            ));
+        }
+        self.validate_engines()?;
+        if let Some((key, message)) = self.rpc.problem() {
+            return Err(self.invalid(key, message));
+        }
+        self.policy.compile().map_err(|e| self.policy_error(e))?;
+        self.validate_clients()
+    }
+
+    fn validate_engines(&self) -> Result<(), ConfigError> {
+        let Some(d) = &self.engines.dynamic else {
+            return Ok(());
+        };
+        let env = d.environment_id.trim();
+        if env.is_empty()
+            || env.len() > 128
+            || !env.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(self.invalid(
+                "engines.dynamic.environment_id",
+                "expected the vendor environment id (a UUID)",
+            ));
+        }
+        // The API key travels in a header: only TLS may carry it, except to a loopback
+        // stand-in (tests).
+        let api_ok = d.api_base_url.parse::<hyper::Uri>().ok().is_some_and(|u| {
+            u.host().is_some_and(|h| !h.is_empty())
+                && match u.scheme_str() {
+                    Some("https") => true,
+                    Some("http") => is_loopback_url(&u),
+                    _ => false,
+                }
+        });
+        if !api_ok {
+            return Err(self.invalid(
+                "engines.dynamic.api_base_url",
+                "expected an https URL such as https://app.dynamicauth.com (plain http only to a loopback address: 127.0.0.0/8, ::1, localhost)",
+            ));
+        }
+        if let Some(r) = &d.relay_base_url {
+            if let Some(problem) = relay_problem(r) {
+                return Err(self.invalid(
+                    "engines.dynamic.relay_base_url",
+                    format!(
+                        "{problem}: expected a bare relay host[:port] such as relay.dynamicauth.com, without a scheme (the vendor's MPC library always speaks TLS to the relay and refuses a URL)"
+                    ),
+                ));
+            }
+        }
+        if d.max_concurrent_rounds == 0 || d.max_concurrent_rounds > 1024 {
+            return Err(self.invalid(
+                "engines.dynamic.max_concurrent_rounds",
+                "expected 1 to 1024",
+            ));
+        }
+        if let Err(e) = d.derivation_indices() {
+            return Err(self.invalid(
+                "engines.dynamic.derivation_path",
+                format!("{e}: expected a BIP-32 path such as {DYNAMIC_DEFAULT_DERIVATION_PATH}"),
+            ));
+        }
+        for (key, t) in [
+            ("engines.dynamic.connect_timeout", d.connect_timeout),
+            ("engines.dynamic.request_timeout", d.request_timeout),
+        ] {
+            if t < Duration::from_millis(50) || t > Duration::from_secs(600) {
+                return Err(self.invalid(key, "expected a duration from 50ms to 10m"));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_clients(&self) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in self.clients.iter().enumerate() {
+            let key = format!("clients[{i}].identity");
+            let (id, _) = crate::identity::Identity::parse_config(&c.identity)
+                .map_err(|m| self.invalid(&key, format!("{m}; expected uri:URI or cn:NAME")))?;
+            if !seen.insert(id.to_string()) {
+                return Err(self.invalid(
+                    &key,
+                    format!("identity {:?} ({id}) appears twice", c.identity),
+                ));
+            }
+            if let Some(w) = c.wallets.iter().find(|w| !valid_selector(w)) {
+                return Err(self.invalid(
+                    &format!("clients[{i}].wallets"),
+                    format!("{w:?} is not a wallet id, label:NAME, chain:evm|solana or *"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Identities written in the deprecated plain form, as warnings to log.
+    pub(super) fn client_deprecations(&self) -> Vec<String> {
+        self.clients
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match crate::identity::Identity::parse_config(&c.identity) {
+                Ok((id, true)) => Some(format!(
+                    "clients[{i}].identity = {:?} is read as \"{id}\"; write it that way (plain identities are deprecated)",
+                    c.identity
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+pub(super) fn valid_selector(s: &str) -> bool {
+    if s == "*" {
+        return true;
+    }
+    if let Some(chain) = s.strip_prefix("chain:") {
+        return chain == "evm" || chain == "solana";
+    }
+    if let Some(label) = s.strip_prefix("label:") {
+        return !label.is_empty();
+    }
+    !s.is_empty() && !s.contains(char::is_whitespace)
+}
