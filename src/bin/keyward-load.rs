@@ -551,7 +551,7 @@ impl Shared {
 /// Where a run's requests come from.
 enum Requests {
     /// keyward's scenarios.
-    Keyward(Box<Shared>),
+    Keyward(Arc<Shared>),
     /// `--target`: any signer, the same POST again and again.
     Fixed {
         path: String,
@@ -727,20 +727,15 @@ async fn run_scenario(
         n if n.starts_with("webhook") => hook.clone(),
         _ => api.clone(),
     };
-    if let (Requests::Keyward(_), "webhook-created") = (&**shared, name) {
+    if let (Requests::Keyward(keyward), "webhook-created") = (&**shared, name) {
         // deliveries are built before the clock starts (two RSA-OAEP encryptions each)
         let want = (args.duration as usize * 400).min(20_000);
-        let s = shared.clone();
+        let s = keyward.clone();
         let made = tokio::task::spawn_blocking(move || -> Res<Vec<Delivery>> {
-            let Requests::Keyward(s) = &*s else {
-                unreachable!("matched above")
-            };
             (0..want).map(|i| s.delivery(i)).collect()
         })
         .await??;
-        if let Requests::Keyward(s) = &**shared {
-            *s.deliveries.lock().expect("deliveries") = made;
-        }
+        *keyward.deliveries.lock().expect("deliveries") = made;
     }
     let per_request_connection = name == "handshake";
     // connect everything before the clock starts
@@ -1022,7 +1017,7 @@ async fn run_keyward(args: &RunArgs) -> Res<()> {
     if let Some(env) = config.webhook.environment_ids.first() {
         sim.environment_id = env.clone();
     }
-    let shared = Arc::new(Requests::Keyward(Box::new(Shared {
+    let shared = Arc::new(Requests::Keyward(Arc::new(Shared {
         evm,
         solana,
         solana_bodies,
