@@ -11,7 +11,9 @@
 //!   line with throughput, latency percentiles, errors, server CPU per request (from
 //!   `/proc/<pid>/stat`), server context switches per request (all threads, from
 //!   `/proc/<pid>/task/*/status`) and server RSS (from `/proc/<pid>/status`); the server's
-//!   child processes are counted with it.
+//!   child processes are counted with it; and, from keyward's admin `/metrics`, the
+//!   store's group commits per second, their mean latency, requests per commit and the
+//!   fraction of the time the writer thread spent committing.
 //! - `run --target https://IP:PORT/path --cert --key --ca --body FILE`: the same
 //!   generator against any mTLS signer (a peer keyward is compared with): one row,
 //!   the same POST on every request, only 200 counts.
@@ -704,6 +706,49 @@ struct Outcome {
     cpu_us_per_req: Option<f64>,
     ctx_switches_per_req: Option<f64>,
     rss_mib: Option<f64>,
+    store: Option<StoreStats>,
+}
+
+/// The store's group commits during a scenario, from keyward's `/metrics`
+/// (`keyward_store_commit_seconds`): whether the serial writer thread, rather than the
+/// CPU, set the pace.
+struct StoreStats {
+    commits_per_s: f64,
+    commit_ms_mean: f64,
+    /// Requests answered per commit (each signature is one audit record).
+    req_per_commit: f64,
+    /// Fraction of the wall time the writer spent inside commits.
+    writer_busy: f64,
+}
+
+/// `keyward_store_commit_seconds` (sum, count) from keyward's admin `/metrics`.
+async fn commit_totals(admin: SocketAddr) -> Option<(f64, f64)> {
+    let tcp = tokio::net::TcpStream::connect(admin).await.ok()?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .ok()?;
+    tokio::spawn(conn);
+    let req = Request::get("/metrics")
+        .header("host", admin.to_string())
+        .body(Full::new(Bytes::new()))
+        .ok()?;
+    let resp = sender.send_request(req).await.ok()?;
+    if resp.status() != StatusCode::OK {
+        return None;
+    }
+    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    let text = std::str::from_utf8(&body).ok()?;
+    let value = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    Some((
+        value("keyward_store_commit_seconds_sum")?,
+        value("keyward_store_commit_seconds_count")?,
+    ))
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -721,6 +766,7 @@ async fn run_scenario(
     api: &Endpoint,
     api_fresh: &Endpoint,
     hook: &Endpoint,
+    admin: Option<SocketAddr>,
 ) -> Res<Outcome> {
     let endpoint = match name {
         "handshake" => api_fresh.clone(),
@@ -745,6 +791,10 @@ async fn run_scenario(
             senders.push(endpoint.connect().await?);
         }
     }
+    let commits0 = match admin {
+        Some(a) => commit_totals(a).await,
+        None => None,
+    };
     let cpu0 = args.server_pid.and_then(cpu_ticks);
     let ctx0 = args.server_pid.and_then(ctx_switches);
     let started = Instant::now();
@@ -812,6 +862,10 @@ async fn run_scenario(
     }
     let elapsed = started.elapsed().as_secs_f64();
     let cpu1 = args.server_pid.and_then(cpu_ticks);
+    let commits1 = match admin {
+        Some(a) => commit_totals(a).await,
+        None => None,
+    };
     let ctx1 = args.server_pid.and_then(ctx_switches);
     if let Some(e) = first_error {
         eprintln!("  {name}: {errors} errors, first: {e}");
@@ -838,6 +892,15 @@ async fn run_scenario(
         cpu_us_per_req,
         ctx_switches_per_req,
         rss_mib: args.server_pid.and_then(rss_mib),
+        store: match (commits0, commits1) {
+            (Some((sum0, n0)), Some((sum1, n1))) if n1 > n0 => Some(StoreStats {
+                commits_per_s: (n1 - n0) / elapsed,
+                commit_ms_mean: (sum1 - sum0) / (n1 - n0) * 1e3,
+                req_per_commit: total as f64 / (n1 - n0),
+                writer_busy: (sum1 - sum0) / elapsed,
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -875,7 +938,7 @@ async fn run_target(url: &str, args: &RunArgs) -> Res<()> {
     let name = args.name.as_deref().unwrap_or("target");
     print_header();
     // the same endpoint for every face: a target has one
-    let o = run_scenario(name, args, &requests, &endpoint, &endpoint, &endpoint).await?;
+    let o = run_scenario(name, args, &requests, &endpoint, &endpoint, &endpoint, None).await?;
     print_outcome(&o, "-");
     Ok(())
 }
@@ -952,6 +1015,10 @@ fn print_outcome(o: &Outcome, ratio: &str) {
             "server_cpu_us_per_req": o.cpu_us_per_req.map(|c| round(c, 1)),
             "server_ctx_switches_per_req": o.ctx_switches_per_req.map(|c| round(c, 2)),
             "rss_mib": o.rss_mib.map(|r| round(r, 1)),
+            "store_commits_per_s": o.store.as_ref().map(|c| round(c.commits_per_s, 1)),
+            "store_commit_ms_mean": o.store.as_ref().map(|c| round(c.commit_ms_mean, 3)),
+            "store_req_per_commit": o.store.as_ref().map(|c| round(c.req_per_commit, 2)),
+            "store_writer_busy": o.store.as_ref().map(|c| round(c.writer_busy, 3)),
         })
     );
 }
@@ -963,6 +1030,8 @@ async fn run_keyward(args: &RunArgs) -> Res<()> {
     let config = Config::load(config)?;
     let api_addr = target(config.api.listen);
     let hook_addr = target(config.webhook.listen);
+    // only read /metrics on loopback, like every other address here
+    let admin_addr = Some(target(config.admin.listen)).filter(|a| a.ip().is_loopback());
     require_loopback("signing API", &api_addr)?;
     require_loopback("webhook", &hook_addr)?;
     let scenarios: Vec<&str> = if args.scenario == "all" {
@@ -1048,7 +1117,7 @@ async fn run_keyward(args: &RunArgs) -> Res<()> {
     print_header();
     let mut noop_rps = None;
     for name in scenarios {
-        let o = run_scenario(name, args, &shared, &api, &api_fresh, &hook).await?;
+        let o = run_scenario(name, args, &shared, &api, &api_fresh, &hook, admin_addr).await?;
         if name == "noop" {
             noop_rps = Some(o.rps);
         }
