@@ -81,7 +81,7 @@ enum Cmd {
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
-    /// Run scenarios against a serving keyward.
+    /// Run scenarios against a serving keyward, or (--target) against any mTLS signer.
     Run(Box<RunArgs>),
 }
 
@@ -738,7 +738,11 @@ async fn commit_totals(admin: SocketAddr) -> Option<(f64, f64)> {
         return None;
     }
     let body = resp.into_body().collect().await.ok()?.to_bytes();
-    let text = std::str::from_utf8(&body).ok()?;
+    commit_totals_in(std::str::from_utf8(&body).ok()?)
+}
+
+/// (sum, count) of `keyward_store_commit_seconds` in a Prometheus text exposition.
+fn commit_totals_in(text: &str) -> Option<(f64, f64)> {
     let value = |name: &str| {
         text.lines()
             .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
@@ -1131,4 +1135,63 @@ async fn run_keyward(args: &RunArgs) -> Res<()> {
         print_outcome(&o, &ratio);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_url_splits_into_address_host_and_path() {
+        let (addr, host, path) = parse_target("https://127.0.0.1:8443/sign").unwrap();
+        assert_eq!(addr, "127.0.0.1:8443".parse::<SocketAddr>().unwrap());
+        assert_eq!(host, "127.0.0.1:8443");
+        assert_eq!(path, "/sign");
+        let (addr, host, path) = parse_target("https://localhost").unwrap();
+        assert_eq!(addr, "127.0.0.1:443".parse::<SocketAddr>().unwrap());
+        assert_eq!(host, "localhost");
+        assert_eq!(path, "/");
+        let (addr, _, path) = parse_target("https://[::1]:9000/v1/sign?x=1").unwrap();
+        assert_eq!(addr, "[::1]:9000".parse::<SocketAddr>().unwrap());
+        assert_eq!(path, "/v1/sign?x=1");
+    }
+
+    #[test]
+    fn target_url_must_be_https_with_an_ip() {
+        let err = |u: &str| parse_target(u).unwrap_err().to_string();
+        assert!(err("http://127.0.0.1:8443/sign").contains("only https://"));
+        assert!(err("https://signer.example/sign").contains("loopback IP address"));
+        assert!(err("not a url at all").contains("not a URL"));
+    }
+
+    #[test]
+    fn commit_totals_read_from_the_exposition() {
+        let text = "# HELP keyward_store_commit_seconds Store group-commit latency\n\
+                    keyward_store_commit_seconds_bucket{le=\"0.001\"} 3\n\
+                    keyward_store_commit_seconds_sum 9.90142\n\
+                    keyward_store_commit_seconds_count 3423\n\
+                    keyward_store_commit_seconds_sum_other 1\n";
+        assert_eq!(commit_totals_in(text), Some((9.90142, 3423.0)));
+        assert_eq!(
+            commit_totals_in("keyward_store_commit_seconds_sum 1\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn process_tree_holds_the_process_and_its_children() {
+        let me = std::process::id();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let tree = process_tree(me);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(tree.first(), Some(&me));
+        assert!(tree.contains(&child.id()), "{tree:?} lacks {}", child.id());
+        // pid_max is at most 2^22 on Linux: this pid cannot exist
+        assert!(process_tree(u32::MAX).is_empty());
+        assert_eq!(cpu_ticks(u32::MAX), None);
+    }
 }
