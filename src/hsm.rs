@@ -37,6 +37,14 @@ use crate::config::{OaepMode, Pkcs11Config};
 use error::{classify, classify_decrypt, is_mechanism_refusal, Fault};
 use pool::Pool;
 
+/// The host-side EME-OAEP decoder (SHA-256, MGF1-SHA-256, empty label) applied to the raw
+/// RSA output of the token, as a pure function. Exposed only so the fuzz targets in `fuzz/`
+/// and their stable replay (`tests/fuzz_replay.rs`) can reach it; not part of the API.
+#[doc(hidden)]
+pub fn oaep_decode_for_fuzzing(em: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    oaep::decode(em)
+}
+
 /// GCM nonce length used for everything keyward seals itself.
 pub const GCM_IV_LEN: usize = 12;
 /// GCM tag length.
