@@ -444,18 +444,31 @@ fn subject(r: &GenRequest) -> Option<(Subject, bool)> {
                 true,
             )
         }
-        GenSubject::Typed(p) => (
-            Subject::EvmTypedData(Box::new(TypedDataInfo {
-                digest: Default::default(),
-                primary_type: PRIMARY[usize::from(*p) % PRIMARY.len()].into(),
-                domain_name: None,
-                domain_version: None,
-                domain_chain_id: Some(1),
-                domain_verifying_contract: None,
-                domain_salt: None,
-            })),
-            false,
-        ),
+        GenSubject::Typed(p) => {
+            let primary = PRIMARY[usize::from(*p) % PRIMARY.len()];
+            // as the parser would classify it: a spending family whose fields the engine
+            // does not price (the generator carries no fields to price)
+            let family = if SPENDING.contains(&primary) {
+                keyward::chains::evm::TypedFamily::Unpriced {
+                    family: "generated",
+                }
+            } else {
+                keyward::chains::evm::TypedFamily::Other
+            };
+            (
+                Subject::EvmTypedData(Box::new(TypedDataInfo {
+                    digest: Default::default(),
+                    primary_type: primary.into(),
+                    domain_name: None,
+                    domain_version: None,
+                    domain_chain_id: Some(1),
+                    domain_verifying_contract: None,
+                    domain_salt: None,
+                    family,
+                })),
+                false,
+            )
+        }
         GenSubject::EvmMessage(len) => (
             Subject::EvmMessage {
                 len: usize::from(*len),

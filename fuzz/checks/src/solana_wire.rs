@@ -293,23 +293,30 @@ pub(crate) fn classify(m: &Msg, ix: usize) -> Class {
     c().unwrap_or(Class::Other)
 }
 
-/// keyward's classification in the same terms.
-pub(crate) fn class_of(k: &keyward::chains::solana::KnownInstruction) -> Class {
-    use keyward::chains::solana::KnownInstruction as K;
+/// keyward's classification in the same terms (the transfers the reference decodes;
+/// everything else keyward decodes is `Other` here, as it is for the reference).
+pub(crate) fn class_of(k: &keyward::chains::solana::Instruction) -> Class {
+    use keyward::chains::solana::{
+        Instruction as I, SystemInstruction as S, TokenInstruction as T,
+    };
     match k.clone() {
-        K::SystemTransfer { from, to, lamports } => Class::System(2, vec![from, to], lamports),
-        K::SystemTransferWithSeed {
+        I::System(S::Transfer { from, to, lamports }) => Class::System(2, vec![from, to], lamports),
+        I::System(S::TransferWithSeed {
             from,
             base,
             to,
             lamports,
-        } => Class::System(11, vec![from, base, to], lamports),
-        K::SplTransfer {
+        }) => Class::System(11, vec![from, base, to], lamports),
+        I::Token {
             program,
-            source,
-            destination,
+            ix:
+                T::Transfer {
+                    source,
+                    destination,
+                    amount,
+                },
             authority,
-            amount,
+            ..
         } => Class::Spl(
             program,
             3,
@@ -317,14 +324,18 @@ pub(crate) fn class_of(k: &keyward::chains::solana::KnownInstruction) -> Class {
             amount,
             None,
         ),
-        K::SplTransferChecked {
+        I::Token {
             program,
-            source,
-            mint,
-            destination,
+            ix:
+                T::TransferChecked {
+                    source,
+                    mint,
+                    destination,
+                    amount,
+                    decimals,
+                },
             authority,
-            amount,
-            decimals,
+            ..
         } => Class::Spl(
             program,
             12,
@@ -332,7 +343,7 @@ pub(crate) fn class_of(k: &keyward::chains::solana::KnownInstruction) -> Class {
             amount,
             Some(decimals),
         ),
-        K::Other => Class::Other,
+        _ => Class::Other,
     }
 }
 
