@@ -1,0 +1,77 @@
+//! A token that tells a bad RSA-OAEP padding as `CKR_GENERAL_ERROR` (some real HSMs do),
+//! in front of a real SoftHSM2 token: a fault-injecting PKCS#11 module
+//! (tests/fixtures/pkcs11_fault_shim.c, built here with the system C compiler) that
+//! forwards everything else to SoftHSM2. Through a real daemon: the delivery is refused
+//! as undecryptable (422), every RSA key is tried, and nothing reads it as an outage.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::daemon::{http_get, keyward, keyward_ok, Daemon};
+use common::{Env, EnvOptions, MODULE};
+
+fn build_shim(dir: &Path) -> PathBuf {
+    let out = dir.join("fault-shim.so");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pkcs11_fault_shim.c");
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O1", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .arg("-ldl")
+        .status()
+        .expect("a C compiler (scripts/test installs one)");
+    assert!(status.success(), "the shim builds");
+    out
+}
+
+#[test]
+fn an_oaep_failure_told_as_a_general_error_is_422_and_every_key_is_tried() {
+    let env = Env::with(EnvOptions {
+        oaep: "native",
+        ..Default::default()
+    });
+    // keys made through SoftHSM2 itself, two RSA keys so that "every key" means two
+    keyward_ok(&env, &["init"]);
+    keyward_ok(&env, &["keys", "rotate-rsa"]);
+    let shim = build_shim(env.dir.path());
+    let log = env.path("shim.log");
+    let cfg = std::fs::read_to_string(&env.config_path).unwrap().replace(
+        &format!("module = \"{MODULE}\""),
+        &format!(
+            "module = \"{}\"\nenvironment = {{ KW_SHIM_LOG = \"{}\" }}",
+            shim.display(),
+            log.display()
+        ),
+    );
+    std::fs::write(&env.config_path, cfg).unwrap();
+    let d = Daemon::start(&env);
+
+    let out = keyward(
+        &env,
+        &[
+            "simulate",
+            "delegation",
+            "--to",
+            &d.webhook_url(),
+            "--ca",
+            env.path("ca.pem").to_str().unwrap(),
+        ],
+    );
+    let answer = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{answer}");
+    assert!(
+        answer.contains("answered 422") && answer.contains("envelope_decrypt_failed"),
+        "{answer}"
+    );
+    // the envelope's first field was tried under both RSA keys, the key it names first
+    let tried = std::fs::read_to_string(&log).unwrap();
+    let keys: Vec<&str> = tried.lines().collect();
+    assert_eq!(keys.len(), 2, "{tried}");
+    assert_ne!(keys[0], keys[1], "{tried}");
+    // and nothing took it for an outage: no reconnect, still ready
+    assert!(!d.log().contains("token unavailable"), "{}", d.log());
+    let (status, body) = http_get(&d.admin, "/readyz");
+    assert_eq!(status, 200, "{body}");
+}
