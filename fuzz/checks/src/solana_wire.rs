@@ -276,7 +276,15 @@ pub(crate) fn classify(m: &Msg, ix: usize) -> Class {
             let lamports = le64(d, 4)?;
             match tag {
                 2 => Some(Class::System(2, named(2)?, lamports)),
-                11 => Some(Class::System(11, named(3)?, lamports)),
+                // TransferWithSeed carries the seed (u64 length + UTF-8) and the owner
+                // after the lamports: an instruction without them moves nothing
+                11 => {
+                    let len = usize::try_from(le64(d, 12)?).ok()?;
+                    let end = 20usize.checked_add(len)?;
+                    std::str::from_utf8(d.get(20..end)?).ok()?;
+                    d.get(end..end.checked_add(32)?)?;
+                    Some(Class::System(11, named(3)?, lamports))
+                }
                 _ => None,
             }
         } else if program == TOKEN || program == TOKEN_2022 {
