@@ -281,7 +281,8 @@ impl keyward::signer::Engine for Gate {
             if let Some(tx) = self.entered.lock().unwrap().as_ref() {
                 let _ = tx.send(());
             }
-            let _permit = self.release.acquire().await.expect("gate open");
+            // one permit lets exactly one call through: forgotten, not returned on drop
+            self.release.acquire().await.expect("gate open").forget();
             Ok(keyward::chains::evm::sign_digest(
                 &self.key,
                 &request.digest,
