@@ -8,6 +8,7 @@ use alloy_consensus::transaction::SignerRecoverable;
 use alloy_consensus::Transaction as _;
 use alloy_eips::eip2718::Decodable2718;
 use alloy_primitives::Address;
+use common::fixtures::mail_typed_data;
 use common::rpc::{
     eip155_tx, recover, start, Server, COW_ADDR, COW_KEY, EIP155_ADDR, EIP155_KEY, EIP155_RAW,
 };
@@ -51,35 +52,6 @@ per = "1h"
 
 async fn server(extra: &str) -> Server {
     start(&format!("{CLIENTS}\n{extra}")).await
-}
-
-fn mail_typed_data() -> Value {
-    json!({
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"}
-            ],
-            "Person": [{"name": "name", "type": "string"}, {"name": "wallet", "type": "address"}],
-            "Mail": [
-                {"name": "from", "type": "Person"},
-                {"name": "to", "type": "Person"},
-                {"name": "contents", "type": "string"}
-            ]
-        },
-        "primaryType": "Mail",
-        "domain": {
-            "name": "Ether Mail", "version": "1", "chainId": 1,
-            "verifyingContract": "0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC"
-        },
-        "message": {
-            "from": {"name": "Cow", "wallet": COW_ADDR},
-            "to": {"name": "Bob", "wallet": "0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB"},
-            "contents": "Hello, Bob!"
-        }
-    })
 }
 
 const MAIL_SIGNATURE: &str = "0x4355c47d63924e8a72e509b65029052eb6c299d53a04e167c5775fd466751c9d07299936d304c153f6443dfa05f40ff007d72911b6f72307f996231605b915621c";
