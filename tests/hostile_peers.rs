@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::daemon::{http_get, keyward_ok, Daemon};
+use common::daemon::{http_get, simulate, Daemon};
 use common::{mtls_request, Env, EnvOptions};
 
 const EXTRA: &str = r#"
@@ -110,25 +110,6 @@ fn sign(env: &Env, d: &Daemon, wallet: &str) -> u16 {
     .0
 }
 
-fn delegate(env: &Env, d: &Daemon) -> String {
-    let out = keyward_ok(
-        env,
-        &[
-            "simulate",
-            "delegation",
-            "--to",
-            &d.webhook_url(),
-            "--ca",
-            env.path("ca.pem").to_str().unwrap(),
-        ],
-    );
-    out.lines()
-        .find_map(|l| l.strip_prefix("wallet "))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("{out}"))
-        .to_owned()
-}
-
 #[test]
 fn a_refused_source_gets_no_server_hello() {
     let env = env();
@@ -157,7 +138,7 @@ fn thousands_of_idle_connections_do_not_stop_deliveries_or_signing() {
     raise_fd_limit();
     let env = env();
     let d = Daemon::start(&env);
-    let wallet = delegate(&env, &d);
+    let wallet = simulate(&env, &d, "delegation", None);
 
     // 2,000 connections from a refused source to the webhook face: each closed at accept
     let refused: Vec<TcpStream> = (0..2000)
@@ -170,7 +151,7 @@ fn thousands_of_idle_connections_do_not_stop_deliveries_or_signing() {
         .collect();
 
     // an allowed delivery and a sign request from other sources still go through
-    let fresh = delegate(&env, &d);
+    let fresh = simulate(&env, &d, "delegation", None);
     assert_eq!(sign(&env, &d, &wallet), 200);
     assert_eq!(sign(&env, &d, &fresh), 200);
 

@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::daemon::{keyward, keyward_ok, Daemon};
+use common::daemon::{keyward, keyward_ok, simulate, Daemon};
 use common::{mtls_request, Env, EnvOptions};
 use serde_json::Value;
 
@@ -55,32 +55,6 @@ fn wallet_status(env: &Env, d: &Daemon, wallet: &str) -> String {
         mtls_request(env, &d.api, "GET", &format!("/v1/wallets/{wallet}"), None).unwrap();
     assert_eq!(status, 200, "{text}");
     json_of(&text)["status"].as_str().unwrap().to_owned()
-}
-
-/// `keyward simulate delegation|revoke` against the daemon; returns the wallet id.
-fn simulate(env: &Env, d: &Daemon, kind: &str, wallet: Option<&str>) -> String {
-    let url = d.webhook_url();
-    let ca = env.path("ca.pem");
-    let mut args = vec![
-        "simulate",
-        kind,
-        "--chain",
-        "evm",
-        "--to",
-        &url,
-        "--ca",
-        ca.to_str().unwrap(),
-    ];
-    if let Some(w) = wallet {
-        args.extend(["--wallet-id", w]);
-    }
-    let out = keyward_ok(env, &args);
-    assert!(out.contains("-> https://") && out.contains(" 200"), "{out}");
-    out.lines()
-        .find_map(|l| l.strip_prefix("wallet "))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no wallet in {out}"))
-        .to_owned()
 }
 
 /// What every command must leave working: signing an existing wallet, a new delegation

@@ -56,6 +56,32 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     (status, out)
 }
 
+/// `keyward simulate delegation|revoke` against the daemon; returns the wallet id.
+pub fn simulate(env: &Env, d: &Daemon, kind: &str, wallet: Option<&str>) -> String {
+    let url = d.webhook_url();
+    let ca = env.path("ca.pem");
+    let mut args = vec![
+        "simulate",
+        kind,
+        "--chain",
+        "evm",
+        "--to",
+        &url,
+        "--ca",
+        ca.to_str().unwrap(),
+    ];
+    if let Some(w) = wallet {
+        args.extend(["--wallet-id", w]);
+    }
+    let out = keyward_ok(env, &args);
+    assert!(out.contains("-> https://") && out.contains(" 200"), "{out}");
+    out.lines()
+        .find_map(|l| l.strip_prefix("wallet "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no wallet in {out}"))
+        .to_owned()
+}
+
 /// A running daemon.
 pub struct Daemon {
     child: Child,
