@@ -40,7 +40,7 @@ fn delegate_sign_revoke_refuse() {
         let id = created.wallet_id.clone().unwrap();
         let path = format!("/v1/wallets/{id}/{route}");
         let (status, text) =
-            common::mtls_request(&env, &api, "POST", &path, Some(r#"{"message":"pay 1"}"#))
+            common::https::mtls_request(&env, &api, "POST", &path, Some(r#"{"message":"pay 1"}"#))
                 .unwrap();
         assert_eq!(status, 200, "{text}");
         let body: serde_json::Value =
@@ -77,7 +77,7 @@ fn delegate_sign_revoke_refuse() {
             .unwrap();
         assert_eq!(revoked.status, 200, "{}", revoked.response);
         let (status, text) =
-            common::mtls_request(&env, &api, "POST", &path, Some(r#"{"message":"pay 2"}"#))
+            common::https::mtls_request(&env, &api, "POST", &path, Some(r#"{"message":"pay 2"}"#))
                 .unwrap();
         assert_eq!(status, 410, "{text}");
         assert!(text.contains("wallet_revoked"), "{text}");

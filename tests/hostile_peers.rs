@@ -9,7 +9,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use common::daemon::{http_get, simulate, Daemon};
-use common::{mtls_request, Env, EnvOptions};
+use common::https::mtls_request;
+use common::{Env, EnvOptions};
 
 const EXTRA: &str = r#"
 [[clients]]

@@ -6,11 +6,8 @@ mod common;
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use common::Env;
-use http_body_util::{BodyExt, Full};
 use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
 use keyward::http::{self, Body, Conn};
 
 async fn handle(req: Request<hyper::body::Incoming>, _conn: Arc<Conn>) -> hyper::Response<Body> {
@@ -52,15 +49,12 @@ async fn a_panicking_handler_answers_500_and_the_connection_survives() {
         rx,
     ));
 
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(common::client_config(&env.pki.ca.cert_pem, None))
-        .connect("localhost".try_into().unwrap(), tcp)
-        .await
-        .unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut conn = common::https::connect(
+        common::https::client_config(&env.pki.ca.cert_pem, None),
+        &addr.to_string(),
+    )
+    .await
+    .unwrap();
     // one connection, several requests: the panics do not end it
     for (path, want) in [
         ("/panic", StatusCode::INTERNAL_SERVER_ERROR),
@@ -68,22 +62,15 @@ async fn a_panicking_handler_answers_500_and_the_connection_survives() {
         ("/slow-panic", StatusCode::INTERNAL_SERVER_ERROR),
         ("/fine", StatusCode::OK),
     ] {
-        sender.ready().await.expect("connection still open");
-        let req = Request::builder()
-            .uri(path)
-            .header("host", "localhost")
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        let resp = sender
-            .send_request(req)
+        conn.sender.ready().await.expect("connection still open");
+        let a = conn
+            .send("GET", path, &[], Vec::new())
             .await
             .expect("an answer, not a reset");
-        assert_eq!(resp.status(), want, "{path}");
-        assert!(resp.headers().contains_key("x-request-id"));
-        let body: serde_json::Value =
-            serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        assert_eq!(a.status, want, "{path}");
+        assert!(a.headers.contains_key("x-request-id"));
         if want != StatusCode::OK {
-            assert_eq!(body["error"]["code"], "internal_error", "{path}");
+            assert_eq!(a.body["error"]["code"], "internal_error", "{path}");
         }
     }
 }

@@ -9,7 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use common::daemon::{keyward, keyward_ok, Daemon};
-use common::{mtls_request_as, Env, EnvOptions};
+use common::https::mtls_request_as;
+use common::{Env, EnvOptions};
 use keyward::pki::Validity;
 
 const CLIENTS: &str = r#"
@@ -121,7 +122,7 @@ fn plain_identities_still_work_with_a_deprecation_warning() {
         "{}",
         d.log()
     );
-    let (status, text) = common::mtls_request(
+    let (status, text) = common::https::mtls_request(
         &env,
         &d.api,
         "POST",

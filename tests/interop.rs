@@ -9,10 +9,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Env, EnvOptions};
+use common::rpc::{EVM_CLIENT, SHORT_MESSAGES};
 use keyward::store::audit;
 use keyward::store::wallets::Chain;
 
@@ -20,21 +19,6 @@ use keyward::store::wallets::Chain;
 /// only keyward can sign for it).
 const GANACHE_KEY: &str = "4f3edf983ac636a65a842ce7c78d9aa706d3b113bce9c46f30d7d21715b23b1d";
 const GANACHE_CHAIN_ID: u64 = 1337;
-
-const CONFIG: &str = r#"
-[[clients]]
-identity = "test-client"
-wallets = ["*"]
-operations = ["evm.message", "evm.typed_data", "evm.transaction"]
-
-[policy]
-default = "allow"
-
-[[policy.rule]]
-id = "short-messages"
-clients = ["*"]
-message = { max_len = 64 }
-"#;
 
 /// Kills the child (ganache) when the test ends, however it ends.
 struct Reap(Child);
@@ -120,21 +104,14 @@ async fn ethers_viem_and_web3py_sign_through_keyward() {
     let _ganache = Reap(ganache);
     wait_for_node(node_port);
 
-    let env = Env::with(EnvOptions {
-        extra: format!("{CONFIG}\n[rpc]\nupstream = \"http://127.0.0.1:{node_port}\"\n"),
-        ..Default::default()
-    });
-    let app = Arc::new(env.appliance());
-    let wallet = keyward::wallets::import(
-        &app,
-        Chain::Evm,
-        keyward::wallet_key::parse_secret_hex(GANACHE_KEY).unwrap(),
-        None,
-    )
-    .unwrap();
+    let s = common::api::start(&format!(
+        "{EVM_CLIENT}{SHORT_MESSAGES}\n[rpc]\nupstream = \"http://127.0.0.1:{node_port}\"\n"
+    ))
+    .await;
+    let (env, app) = (&s.env, &s.app);
+    let wallet = s.import(Chain::Evm, GANACHE_KEY, None);
     let address = wallet.address.clone().unwrap();
-    let addr = common::serve_api(app.clone(), keyward::api::Api::new(app.clone())).await;
-    let port = addr.rsplit(':').next().unwrap();
+    let port = s.addr.port();
     let cert = env.path("client.pem");
     let key = env.path("client.key");
     keyward::pki::write_private(&cert, &env.pki.client.cert_pem).unwrap();

@@ -184,7 +184,7 @@ fn rewrap_resumes_after_kill_9() {
 }
 
 fn mtls_get(env: &Env, addr: &str, path: &str) -> Result<u16, String> {
-    common::mtls_request(env, addr, "GET", path, None).map(|(status, _)| status)
+    common::https::mtls_request(env, addr, "GET", path, None).map(|(status, _)| status)
 }
 
 #[test]
@@ -261,7 +261,7 @@ fn sighup_reloads_the_policy_and_keeps_it_when_the_new_one_is_broken() {
     let within = Duration::from_secs(30);
     let route = format!("/v1/wallets/{}/evm/message", wallet.id);
     let sign = || {
-        let (status, text) = common::mtls_request(
+        let (status, text) = common::https::mtls_request(
             &env,
             &daemon.api,
             "POST",

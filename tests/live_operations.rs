@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::daemon::{keyward, keyward_ok, simulate, Daemon};
-use common::{mtls_request, Env, EnvOptions};
+use common::https::mtls_request;
+use common::{Env, EnvOptions};
 use serde_json::Value;
 
 const CLIENTS: &str = r#"
@@ -310,11 +311,12 @@ async fn a_lock_or_revocation_committed_while_signing_withholds_the_signature() 
         release: release.clone(),
     });
     let signer = keyward::signer::Signer::new(app.token.clone()).with_mpc_engine(gate);
-    let addr = common::serve_api(
+    let addr = common::api::serve(
         app.clone(),
         keyward::api::Api::with_signer(app.clone(), signer),
     )
-    .await;
+    .await
+    .to_string();
 
     let request = |env: Arc<Env>| {
         let path = format!("/v1/wallets/{}/evm/message", wallet.id);

@@ -42,7 +42,7 @@ fn signing_at_trace_level_logs_no_secret_and_tags_requests() {
         (&sol, "solana/message", r#"{"message":"hello"}"#, 200),
         (&evm, "evm/message", r#"{"message":0}"#, 400),
     ] {
-        let (status, text) = common::mtls_request(
+        let (status, text) = common::https::mtls_request(
             &env,
             &api,
             "POST",

@@ -83,8 +83,9 @@ fn sign_requests_get_503_during_the_outage_and_200_after() {
     let running = rt.block_on(keyward::server::start(env.config())).unwrap();
     let api = running.bound.api.to_string();
     let path = format!("/v1/wallets/{id}/evm/message");
-    let sign =
-        || common::mtls_request(&env, &api, "POST", &path, Some(r#"{"message":"hi"}"#)).unwrap();
+    let sign = || {
+        common::https::mtls_request(&env, &api, "POST", &path, Some(r#"{"message":"hi"}"#)).unwrap()
+    };
     assert_eq!(sign().0, 200);
 
     logout_everyone(&env);

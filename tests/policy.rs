@@ -3,21 +3,13 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-use bytes::Bytes;
+use common::api::{path, Answer, Server};
 use common::fixtures::solana_fixture;
 use common::{Env, EnvOptions};
-use http_body_util::{BodyExt, Full};
-use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
-use keyward::appliance::Appliance;
+use hyper::StatusCode;
 use keyward::chains::solana;
 use keyward::config::Config;
-use keyward::pki::{Issued, Validity};
-use keyward::store::audit;
-use keyward::store::wallets::{Chain, Wallet};
+use keyward::store::wallets::Chain;
 use serde_json::{json, Value};
 
 const CLIENTS: &str = r#"
@@ -125,152 +117,22 @@ requests = 2
 per = "1h"
 "#;
 
-struct Server {
-    env: Env,
-    app: Arc<Appliance>,
-    addr: SocketAddr,
-    _stop: tokio::sync::watch::Sender<bool>,
-}
-
+/// The signing API with the grants above and [`POLICY`] as its `policy.file`.
 async fn start() -> Server {
     let env = Env::with(EnvOptions {
         extra: CLIENTS.into(),
         ..Default::default()
     });
     std::fs::write(env.path("policy.toml"), POLICY).unwrap();
-    let app = Arc::new(env.appliance());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let serving = app.clone();
-    tokio::spawn(async move {
-        keyward::api::serve(serving, listener, rx)
-            .await
-            .expect("api serves");
-    });
-    Server {
-        env,
-        app,
-        addr,
-        _stop: stop,
-    }
+    common::api::start_in(env).await
 }
 
-fn tls_client(ca_pem: &str, cert: &Issued) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let certs = rustls_pemfile::certs(&mut cert.cert_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let key = rustls_pemfile::private_key(&mut cert.key_pem.as_bytes())
-        .unwrap()
-        .unwrap();
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(certs, key)
-        .unwrap(),
+/// How many spend rows `wallet` has.
+fn spend_rows(s: &Server, wallet: &str) -> i64 {
+    common::store::count(
+        s.db(),
+        &format!("SELECT COUNT(*) FROM spend WHERE wallet_id = '{wallet}'"),
     )
-}
-
-#[derive(Clone)]
-struct Client {
-    tls: Arc<rustls::ClientConfig>,
-    addr: SocketAddr,
-}
-
-struct Answer {
-    status: StatusCode,
-    body: Value,
-    retry_after: Option<String>,
-}
-
-impl Client {
-    async fn post(&self, path: &str, body: Value) -> Answer {
-        let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
-            .connect("localhost".try_into().unwrap(), tcp)
-            .await
-            .unwrap();
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        let req = Request::builder()
-            .method("POST")
-            .uri(path)
-            .header("host", "localhost")
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(serde_json::to_vec(&body).unwrap())))
-            .unwrap();
-        let resp = sender.send_request(req).await.unwrap();
-        let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        Answer {
-            status,
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            retry_after,
-        }
-    }
-}
-
-impl Server {
-    fn client(&self) -> Client {
-        Client {
-            tls: tls_client(&self.env.pki.ca.cert_pem, &self.env.pki.client),
-            addr: self.addr,
-        }
-    }
-
-    fn client_as(&self, cn: &str, serial: u64) -> Client {
-        let cert = self
-            .env
-            .pki
-            .ca
-            .client(cn, None, Validity::Current, serial)
-            .unwrap();
-        Client {
-            tls: tls_client(&self.env.pki.ca.cert_pem, &cert),
-            addr: self.addr,
-        }
-    }
-
-    fn record(&self, id: &str) -> audit::AuditRecord {
-        let id = id.to_owned();
-        self.app
-            .store
-            .read(move |c| audit::get(c, &id))
-            .unwrap()
-            .expect("audit record exists")
-    }
-
-    fn spend_rows(&self, wallet: &str) -> i64 {
-        let w = wallet.to_owned();
-        self.app
-            .store
-            .read(move |c| {
-                Ok(c.query_row(
-                    "SELECT COUNT(*) FROM spend WHERE wallet_id = ?1",
-                    [w],
-                    |r| r.get(0),
-                )?)
-            })
-            .unwrap()
-    }
-}
-
-fn path(w: &Wallet, route: &str) -> String {
-    format!("/v1/wallets/{}/{route}", w.id)
 }
 
 fn transfer(nonce: u64, value: u64) -> Value {
@@ -343,7 +205,7 @@ async fn concurrent_transfers_never_exceed_a_rolling_cap() {
         }
     }
     assert_eq!((signed, denied), (10, 40));
-    assert_eq!(s.spend_rows(&w.id), 10);
+    assert_eq!(spend_rows(&s, &w.id), 10);
     // another chain is not covered by the rule: the default refuses it
     let mut tx = transfer(99, 1);
     tx["transaction"]["chainId"] = json!("0x2105");
@@ -368,7 +230,7 @@ async fn dry_runs_report_matched_rules_and_count_no_spend() {
         let rec = s.record(a.body["auditId"].as_str().unwrap());
         assert_eq!(rec.result, "dry_run");
     }
-    assert_eq!(s.spend_rows(&w.id), 0);
+    assert_eq!(spend_rows(&s, &w.id), 0);
     let a = c.post(&path(&w, "evm/transaction"), transfer(0, 6)).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     // a dry run of what no longer fits says so, with the rule
@@ -379,7 +241,7 @@ async fn dry_runs_report_matched_rules_and_count_no_spend() {
     assert_eq!(a.body["matchedRules"], json!(["evm-dry"]));
     let a = c.post(&path(&w, "evm/transaction"), transfer(1, 4)).await;
     assert_eq!(a.status, StatusCode::OK, "cap reached exactly: {}", a.body);
-    assert_eq!(s.spend_rows(&w.id), 2);
+    assert_eq!(spend_rows(&s, &w.id), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,7 +262,7 @@ async fn permit_refused_by_default_and_allowed_by_an_explicit_rule() {
     assert_eq!(detail["policy"]["rule"], "builtin.spending_typed_data");
 
     let a = s
-        .client_as("permit-client", 71)
+        .client_as("permit-client", None, 71)
         .post(&path(&w, "evm/typed-data"), permit())
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
@@ -469,7 +331,7 @@ async fn solana_transaction_with_an_unknown_program_is_refused() {
 async fn rate_limit_answers_429_with_retry_after() {
     let s = start().await;
     let w = keyward::wallets::create(&s.app, Chain::Evm, None).unwrap();
-    let c = s.client_as("slow-client", 72);
+    let c = s.client_as("slow-client", None, 72);
     for _ in 0..2 {
         let a = c
             .post(&path(&w, "evm/message"), json!({ "message": "hi" }))
@@ -482,7 +344,11 @@ async fn rate_limit_answers_429_with_retry_after() {
     assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.body);
     assert_eq!(a.body["error"]["code"], "rate_limited");
     assert_eq!(a.body["error"]["rule"], "slow-client");
-    let secs: u64 = a.retry_after.expect("Retry-After").parse().unwrap();
+    let secs: u64 = a
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
     // one token per 30 minutes
     assert!((1..=1800).contains(&secs), "{secs}");
     let rec = s.record(a.body["auditId"].as_str().unwrap());
@@ -727,7 +593,7 @@ async fn signed_permits_and_authorizations_count_against_token_caps() {
     );
     let a = c.post(&p, eip2612(100)).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    assert_eq!(s.spend_rows(&w.id), 1, "the permit is recorded as spend");
+    assert_eq!(spend_rows(&s, &w.id), 1, "the permit is recorded as spend");
     // an EIP-3009 transfer authorisation shares the rolling 150: 100 + 60 overruns it
     denied_by(&c.post(&p, eip3009(60)).await, "tokens");
     let a = c.post(&p, eip3009(50)).await;

@@ -8,10 +8,12 @@ use alloy_consensus::transaction::SignerRecoverable;
 use alloy_consensus::Transaction as _;
 use alloy_eips::eip2718::Decodable2718;
 use alloy_primitives::Address;
+use common::api::{start, Server};
 use common::fixtures::mail_typed_data;
-use common::rpc::{
-    eip155_tx, recover, start, Server, COW_ADDR, COW_KEY, EIP155_ADDR, EIP155_KEY, EIP155_RAW,
+use common::fixtures::{
+    eip155_tx, recover, COW_ADDR, COW_KEY, EIP155_ADDR, EIP155_KEY, EIP155_RAW,
 };
+use common::rpc::SHORT_MESSAGES;
 use keyward::custody::{self, Binding, Purpose};
 use keyward::store::audit;
 use keyward::store::wallets::{self as rows, Chain, Engine, Source, Wallet};
@@ -34,14 +36,9 @@ identity = "slow-client"
 wallets = ["*"]
 operations = ["evm.message"]
 
-[policy]
-default = "allow"
+"#;
 
-[[policy.rule]]
-id = "short-messages"
-clients = ["test-client"]
-message = { max_len = 64 }
-
+const RATE_LIMIT: &str = r#"
 [[policy.rate_limit]]
 id = "slow"
 scope = "client"
@@ -51,7 +48,7 @@ per = "1h"
 "#;
 
 async fn server(extra: &str) -> Server {
-    start(&format!("{CLIENTS}\n{extra}")).await
+    start(&format!("{CLIENTS}{SHORT_MESSAGES}{RATE_LIMIT}\n{extra}")).await
 }
 
 const MAIL_SIGNATURE: &str = "0x4355c47d63924e8a72e509b65029052eb6c299d53a04e167c5775fd466751c9d07299936d304c153f6443dfa05f40ff007d72911b6f72307f996231605b915621c";
@@ -59,8 +56,8 @@ const MAIL_SIGNATURE: &str = "0x4355c47d63924e8a72e509b65029052eb6c299d53a04e167
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_method_signs_and_is_audited() {
     let s = server("[rpc]\nchain_id = 1\n").await;
-    let eip155 = s.import(EIP155_KEY, Some("hot"));
-    let cow = s.import(COW_KEY, None);
+    let eip155 = s.import(Chain::Evm, EIP155_KEY, Some("hot"));
+    let cow = s.import(Chain::Evm, COW_KEY, None);
     let sol = keyward::wallets::create(&s.app, Chain::Solana, None).unwrap();
     let c = s.rpc("/v1/rpc");
 
@@ -208,13 +205,13 @@ async fn every_method_signs_and_is_audited() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_use_the_codes_clients_handle() {
     let s = server("").await;
-    let eip155 = s.import(EIP155_KEY, Some("hot"));
+    let eip155 = s.import(Chain::Evm, EIP155_KEY, Some("hot"));
     let c = s.rpc("/v1/rpc");
 
     // framing
     let a = c.raw(Some("application/json"), b"{not json".to_vec()).await;
     assert_eq!(
-        (a.status, a.json()["error"]["code"].clone()),
+        (a.status.as_u16(), a.json()["error"]["code"].clone()),
         (200, json!(-32700))
     );
     assert_eq!(a.json()["id"], Value::Null);
@@ -257,7 +254,7 @@ async fn errors_use_the_codes_clients_handle() {
             &json!({"jsonrpc": "2.0", "method": "personal_sign", "params": ["0x00", EIP155_ADDR]}),
         )
         .await;
-    assert_eq!((a.status, a.body.len()), (204, 0));
+    assert_eq!((a.status.as_u16(), a.raw.len()), (204, 0));
 
     // no chain id anywhere
     let e = c.err("eth_chainId", json!([]), -32000).await;
@@ -359,7 +356,7 @@ async fn errors_use_the_codes_clients_handle() {
     assert_eq!(e["data"]["code"], "wallet_not_found");
     // hot-client's grant covers label:hot only
     let hot = s.rpc_as("hot-client", 72, "/v1/rpc");
-    let cow = s.import(COW_KEY, None);
+    let cow = s.import(Chain::Evm, COW_KEY, None);
     let e = hot
         .err("personal_sign", json!(["0x00", COW_ADDR]), 4100)
         .await;
@@ -440,7 +437,7 @@ async fn errors_use_the_codes_clients_handle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_answers_each_call_in_order() {
     let s = server("[rpc]\nchain_id = 1\n").await;
-    s.import(EIP155_KEY, None);
+    s.import(Chain::Evm, EIP155_KEY, None);
     let c = s.rpc("/v1/rpc");
     let long = "y".repeat(100);
     let batch = json!([

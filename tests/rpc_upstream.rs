@@ -10,26 +10,14 @@ use alloy_consensus::transaction::SignerRecoverable;
 use alloy_consensus::Transaction as _;
 use alloy_eips::eip2718::Decodable2718;
 use alloy_primitives::Address;
-use common::rpc::{eip155_tx, start, Server, EIP155_ADDR, EIP155_KEY, EIP155_RAW};
+use common::api::{start, Server};
+use common::fixtures::{eip155_tx, EIP155_ADDR, EIP155_KEY, EIP155_RAW};
+use common::rpc::{EVM_CLIENT, SHORT_MESSAGES};
+use keyward::store::wallets::Chain;
 use serde_json::{json, Value};
 
-const CLIENTS: &str = r#"
-[[clients]]
-identity = "test-client"
-wallets = ["*"]
-operations = ["evm.message", "evm.typed_data", "evm.transaction"]
-
-[policy]
-default = "allow"
-
-[[policy.rule]]
-id = "short-messages"
-clients = ["test-client"]
-message = { max_len = 64 }
-"#;
-
 async fn server(extra: &str) -> Server {
-    start(&format!("{CLIENTS}\n{extra}")).await
+    start(&format!("{EVM_CLIENT}{SHORT_MESSAGES}\n{extra}")).await
 }
 
 /// A loopback JSON-RPC node behind TLS (certificate from the test CA): fixed chain state,
@@ -144,7 +132,7 @@ async fn upstream_fills_sends_and_forwards_but_never_signing_methods() {
         ca_path.display()
     ))
     .await;
-    s.import(EIP155_KEY, None);
+    s.import(Chain::Evm, EIP155_KEY, None);
     let c = s.rpc("/v1/rpc");
 
     // no local chain id: the node's
@@ -232,7 +220,7 @@ async fn an_unreachable_upstream_is_an_audited_refusal() {
         "[rpc]\nchain_id = 1\nupstream = \"http://127.0.0.1:{port}\"\nupstream_timeout = \"2s\"\n"
     ))
     .await;
-    s.import(EIP155_KEY, None);
+    s.import(Chain::Evm, EIP155_KEY, None);
     let c = s.rpc("/v1/rpc");
     let e = c.err("eth_blockNumber", json!([]), -32603).await;
     assert_eq!(e["data"]["code"], "upstream_unavailable");

@@ -14,13 +14,9 @@ mod evm;
 mod hostile;
 mod solana;
 
-use alloy_primitives::{Address, Signature, B256};
+use alloy_primitives::{Address, B256};
+use common::fixtures::{mail_typed_data, recover, COW_KEY, EIP155_KEY};
 use keyward::store::wallets::Wallet;
-use serde_json::Value;
-
-/// EIP-155's example key (0x4646…46) and EIP-712's "cow" key.
-const EIP155_KEY: &str = "4646464646464646464646464646464646464646464646464646464646464646";
-const COW_KEY: &str = "c85ef7d79691fe79573b1a7064c19c1a9819ebdbd1faaab1a8ec92344438aaf4";
 
 /// A server with the standard grants ([`common::api::CLIENTS`]).
 async fn start() -> common::api::Server {
@@ -31,26 +27,10 @@ fn b256(s: &str) -> B256 {
     s.parse().unwrap()
 }
 
-/// The address that made `sig_hex` (65 bytes r‖s‖v, v = 27/28) over `digest`.
-fn recover(sig_hex: &str, digest: &B256) -> Address {
-    let bytes = hex::decode(sig_hex.strip_prefix("0x").unwrap()).unwrap();
-    assert_eq!(bytes.len(), 65);
-    assert!(bytes[64] == 27 || bytes[64] == 28, "v is 27/28");
-    Signature::from_raw(&bytes)
-        .unwrap()
-        .recover_address_from_prehash(digest)
-        .unwrap()
-}
-
 fn addr(w: &Wallet) -> Address {
     w.address.as_deref().unwrap().parse().unwrap()
 }
 
 fn solana_key(w: &Wallet) -> [u8; 32] {
     keyward::chains::solana::parse_pubkey(w.address.as_deref().unwrap()).unwrap()
-}
-
-/// EIP-712's own "Mail" example (digest 0xbe609aee…).
-fn mail_typed_data() -> Value {
-    common::fixtures::mail_typed_data()
 }

@@ -4,18 +4,16 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
-use keyward::appliance::Appliance;
+use keyward::appliance::{Appliance, LOCK_KEY};
 use keyward::pki::{Issued, Validity};
-use keyward::store::audit;
 use keyward::store::wallets::{self as rows, Chain, Wallet};
+use keyward::store::{audit, state};
 use keyward::wallet_key;
 use serde_json::Value;
 
-use super::{client_config, Env, EnvOptions};
+pub use super::https::Answer;
+use super::https::{client_config, request};
+use super::{Env, EnvOptions};
 
 /// The grants of the API test servers: a client with every operation but raw digests,
 /// one with raw digests on `label:hot`, and a URI-SAN identity on Solana messages.
@@ -36,12 +34,11 @@ wallets = ["chain:solana"]
 operations = ["solana.message"]
 "#;
 
-/// A running signing API over its own environment.
+/// A running signing API over its own environment (until the test's runtime ends).
 pub struct Server {
     pub env: Env,
     pub app: Arc<Appliance>,
     pub addr: SocketAddr,
-    _stop: tokio::sync::watch::Sender<bool>,
 }
 
 /// A fresh environment with `extra` appended to its config (grants, policy), served.
@@ -65,22 +62,23 @@ pub async fn start_with(
     service: impl FnOnce(&Arc<Appliance>) -> keyward::api::Api,
 ) -> Server {
     let app = Arc::new(env.appliance());
+    let addr = serve(app.clone(), service(&app)).await;
+    Server { env, app, addr }
+}
+
+/// Serves `service` (the signing API over `app`) in-process on a fresh loopback port,
+/// until the test's runtime ends; returns the address.
+pub async fn serve(app: Arc<Appliance>, service: keyward::api::Api) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, rx) = tokio::sync::watch::channel(false);
-    let serving = app.clone();
-    let service = service(&app);
     tokio::spawn(async move {
-        keyward::api::serve_with(serving, service, listener, rx)
+        let _stop = stop;
+        keyward::api::serve_with(app, service, listener, rx)
             .await
             .expect("api serves");
     });
-    Server {
-        env,
-        app,
-        addr,
-        _stop: stop,
-    }
+    addr
 }
 
 /// An mTLS client of one server.
@@ -88,25 +86,6 @@ pub async fn start_with(
 pub struct Client {
     pub tls: Arc<rustls::ClientConfig>,
     pub addr: SocketAddr,
-}
-
-/// A whole answer.
-pub struct Answer {
-    pub status: StatusCode,
-    pub body: Value,
-    pub headers: hyper::HeaderMap,
-}
-
-impl Answer {
-    /// `error.code`, or "" when the answer has none.
-    pub fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("")
-    }
-
-    /// A header's value as text.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
 }
 
 impl Client {
@@ -141,53 +120,15 @@ impl Client {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<Answer, String> {
-        let tcp = tokio::net::TcpStream::connect(self.addr)
-            .await
-            .map_err(|e| e.to_string())?;
-        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
-            .connect("localhost".try_into().unwrap(), tcp)
-            .await
-            .map_err(|e| format!("handshake: {e}"))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(|e| e.to_string())?;
-        // the connection task sees why a connection died (e.g. the TLS alert a refused
-        // certificate gets); the request only sees that it was cancelled
-        let (died, why) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let _ = died.send(conn.await.err().map(|e| format!("{e:?}")));
-        });
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "localhost");
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let resp = match sender
-            .send_request(req.body(Full::new(Bytes::from(body))).unwrap())
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                let conn = why.await.ok().flatten().unwrap_or_default();
-                return Err(format!("request: {e}; connection: {conn}"));
-            }
-        };
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Ok(Answer {
-            status,
-            body,
+        request(
+            self.tls.clone(),
+            &self.addr.to_string(),
+            method,
+            path,
             headers,
-        })
+            body,
+        )
+        .await
     }
 
     /// For a client the server must refuse: connects, sends a request, and returns the
@@ -287,6 +228,19 @@ impl Server {
         self.app
             .store
             .write_blocking(move |ctx| rows::upsert(ctx.conn, &w))
+            .unwrap();
+    }
+
+    /// The audit record's `detail`, as JSON.
+    pub fn detail(&self, id: &str) -> Value {
+        serde_json::from_str(self.record(id).detail.as_deref().unwrap()).unwrap()
+    }
+
+    /// Sets (or with `None` lifts) the operator's lock, behind the API's back.
+    pub fn lock(&self, reason: Option<&'static str>) {
+        self.app
+            .store
+            .write_blocking(move |ctx| state::set(ctx.conn, LOCK_KEY, reason))
             .unwrap();
     }
 

@@ -1,7 +1,10 @@
 //! Known inputs shared by test binaries: the Solana instruction fixtures (built by
-//! solders and solana-py), the EIP-712 Mail example, a foreign RSA key.
+//! solders and solana-py), the EIP-712 Mail example, a foreign RSA key, the EIPs' example
+//! keys and transaction, and EVM signature recovery.
 
+use alloy_primitives::{Address, Signature, B256};
 use base64::Engine as _;
+use serde_json::{json, Value};
 
 const FIXTURES: &str = include_str!("../fixtures/solana_instructions.json");
 
@@ -31,8 +34,6 @@ pub fn solana_fixture(name: &str, wallet: &[u8; 32]) -> String {
     );
     b64.encode(raw)
 }
-
-use serde_json::{json, Value};
 
 /// EIP-712's own "Mail" example: digest
 /// 0xbe609aee343fb3c4b28e1df9e632fca64fcfaede20f02e86244efddf30957bd2.
@@ -86,4 +87,32 @@ o/7ww2TgyvjhaMUzWdF9B7F5E5QQ7XsRrDIAcUSFknjtAgMBAAE=
 -----END PUBLIC KEY-----",
     )
     .expect("fixture key parses")
+}
+
+/// EIP-155's example key (0x9d8a…) and EIP-712's "cow" key (0xcd2a…).
+pub const EIP155_KEY: &str = "4646464646464646464646464646464646464646464646464646464646464646";
+pub const COW_KEY: &str = "c85ef7d79691fe79573b1a7064c19c1a9819ebdbd1faaab1a8ec92344438aaf4";
+pub const EIP155_ADDR: &str = "0x9d8A62f656a8d1615C1294fd71e9CFb3E4855A4F";
+pub const COW_ADDR: &str = "0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826";
+
+/// EIP-155's example transaction, without its chain id (the endpoint's is used).
+pub fn eip155_tx() -> Value {
+    json!({
+        "from": EIP155_ADDR, "nonce": "0x9", "gasPrice": "0x4a817c800", "gas": "0x5208",
+        "to": "0x3535353535353535353535353535353535353535", "value": "0xde0b6b3a7640000", "data": "0x"
+    })
+}
+
+/// Its signed bytes (the EIP's own).
+pub const EIP155_RAW: &str = "0xf86c098504a817c800825208943535353535353535353535353535353535353535880de0b6b3a76400008025a028ef61340bd939bc2195fe537567866003e1a15d3c71ff63e1590620aa636276a067cbe9d8997f761aecb703304b3800ccf555c9f3dc64214b297fb1966a3b6d83";
+
+/// The address that made `sig_hex` (65 bytes r‖s‖v, v = 27/28) over `digest`.
+pub fn recover(sig_hex: &str, digest: &B256) -> Address {
+    let bytes = hex::decode(sig_hex.strip_prefix("0x").unwrap()).unwrap();
+    assert_eq!(bytes.len(), 65);
+    assert!(bytes[64] == 27 || bytes[64] == 28, "v is 27/28");
+    Signature::from_raw(&bytes)
+        .unwrap()
+        .recover_address_from_prehash(digest)
+        .unwrap()
 }

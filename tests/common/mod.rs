@@ -12,6 +12,7 @@
 pub mod api;
 pub mod daemon;
 pub mod fixtures;
+pub mod https;
 pub mod logs;
 pub mod rpc;
 pub mod store;
@@ -258,116 +259,6 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// A blocking HTTPS request with the test client certificate (mTLS). `Err` when the
-/// handshake or the connection fails; otherwise the status and the whole response text.
-pub fn mtls_request(
-    env: &Env,
-    addr: &str,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> Result<(u16, String), String> {
-    mtls_request_as(env, &env.pki.client, addr, method, path, body)
-}
-
-/// Like [`mtls_request`], presenting `client`'s certificate.
-pub fn mtls_request_as(
-    env: &Env,
-    client: &Issued,
-    addr: &str,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> Result<(u16, String), String> {
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-    use std::io::{Read, Write};
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut env.pki.ca.cert_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let certs: Vec<CertificateDer<'static>> =
-        rustls_pemfile::certs(&mut client.cert_pem.as_bytes())
-            .map(Result::unwrap)
-            .collect();
-    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut client.key_pem.as_bytes())
-        .unwrap()
-        .unwrap();
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(certs, key)
-        .unwrap();
-    let name = ServerName::try_from("localhost").unwrap();
-    let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), name).unwrap();
-    let mut tcp = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    tcp.set_read_timeout(Some(std::time::Duration::from_secs(20)))
-        .unwrap();
-    let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
-    let body = body.unwrap_or("");
-    write!(
-        tls,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    match tls.read_to_end(&mut out) {
-        Ok(_) => {}
-        // a peer that closes without close_notify after a complete response
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !out.is_empty() => {}
-        Err(e) => return Err(e.to_string()),
-    }
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("no HTTP status in {text:?}"))?;
-    Ok((status, text))
-}
-
-/// Serves `service` (the signing API over `app`) in-process on a fresh loopback port,
-/// until the test's runtime ends; returns the address.
-pub async fn serve_api(app: std::sync::Arc<Appliance>, service: keyward::api::Api) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        let _stop = stop;
-        keyward::api::serve_with(app, service, listener, rx)
-            .await
-            .expect("api serves");
-    });
-    addr
-}
-
-/// A TLS client trusting `ca_pem`, presenting `cert` when given (mTLS).
-pub fn client_config(ca_pem: &str, cert: Option<&Issued>) -> std::sync::Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let b = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots);
-    std::sync::Arc::new(match cert {
-        Some(i) => {
-            let certs = rustls_pemfile::certs(&mut i.cert_pem.as_bytes())
-                .collect::<Result<Vec<_>, _>>()
-                .unwrap();
-            let key = rustls_pemfile::private_key(&mut i.key_pem.as_bytes())
-                .unwrap()
-                .unwrap();
-            b.with_client_auth_cert(certs, key).unwrap()
-        }
-        None => b.with_no_client_auth(),
-    })
-}
-
 /// A legacy or v0 transfer from `from` (required signer 0) with `extra_signer` optional.
 pub fn solana_tx(from: &[u8; 32], other_signer: Option<[u8; 32]>, v0: bool) -> Vec<u8> {
     let to = [7u8; 32];
@@ -402,70 +293,4 @@ pub fn solana_tx(from: &[u8; 32], other_signer: Option<[u8; 32]>, v0: bool) -> V
     tx.extend(vec![0u8; 64 * required as usize]);
     tx.extend(msg);
     tx
-}
-
-/// An HTTP answer: status, headers, body.
-pub struct HttpAnswer {
-    pub status: u16,
-    pub headers: hyper::HeaderMap,
-    pub body: bytes::Bytes,
-}
-
-impl HttpAnswer {
-    /// The body as JSON (`Null` when it is not JSON).
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
-    }
-}
-
-/// One HTTP/1.1 request on a fresh TLS connection made with `tls` (async). `Err` when the
-/// handshake or the exchange fails.
-pub async fn https_request(
-    tls: std::sync::Arc<rustls::ClientConfig>,
-    addr: &str,
-    method: &str,
-    path: &str,
-    content_type: Option<&str>,
-    body: Vec<u8>,
-) -> Result<HttpAnswer, String> {
-    use http_body_util::BodyExt;
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| e.to_string())?;
-    let stream = tokio_rustls::TlsConnector::from(tls)
-        .connect("localhost".try_into().unwrap(), tcp)
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
-    let mut req = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "localhost");
-    if let Some(ct) = content_type {
-        req = req.header("content-type", ct);
-    }
-    let resp = sender
-        .send_request(
-            req.body(http_body_util::Full::new(bytes::Bytes::from(body)))
-                .unwrap(),
-        )
-        .await
-        .map_err(|e| format!("request: {e}"))?;
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok(HttpAnswer {
-        status,
-        headers,
-        body,
-    })
 }
