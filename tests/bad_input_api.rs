@@ -18,10 +18,9 @@ use common::store::Snapshot;
 use hyper::Method;
 use keyward::api::routes::{self, Matched, RouteId};
 use keyward::appliance::LOCK_KEY;
-use keyward::custody::{self, Binding, Purpose};
 use keyward::pki::Validity;
 use keyward::store::state;
-use keyward::store::wallets::{self as rows, Chain, Engine, Source, Wallet};
+use keyward::store::wallets::{self as rows, Chain, Wallet};
 use serde_json::{json, Value};
 
 /// Who sends a case.
@@ -1439,27 +1438,8 @@ async fn every_bad_request_has_its_code_changes_nothing_and_is_audited() {
         .store
         .write_blocking(move |ctx| rows::mark_revoked(ctx.conn, &id, 1, "now"))
         .unwrap();
-    let mpc_id = uuid::Uuid::new_v4().to_string();
-    let share = custody::wrap(
-        &s.app.token,
-        &Binding {
-            wallet_id: &mpc_id,
-            chain: "evm",
-            purpose: Purpose::Share,
-        },
-        s.app.token.current_wrap_version().unwrap(),
-        &[0x42; 48],
-    )
-    .unwrap();
-    let mpc = Wallet {
-        id: mpc_id,
-        engine: Engine::Mpc,
-        source: Source::Delegation,
-        wrapped_share: Some(share),
-        label: None,
-        ..evm.clone()
-    };
-    s.put(mpc.clone());
+    let (_, mpc_address) = keyward::wallet_key::generate(Chain::Evm);
+    let mpc = s.put_mpc(Chain::Evm, mpc_address, &[0x42; 48], None);
     let w = Wallets {
         evm,
         sol,

@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::fixtures::mail_typed_data;
 use common::{Env, EnvOptions};
 use ed25519_dalek::Signer as _;
 use hyper::StatusCode;
@@ -36,10 +37,9 @@ use keyward::appliance::Appliance;
 use keyward::chains::evm::{self, RecoverableSig};
 use keyward::chains::solana;
 use keyward::config::Config;
-use keyward::custody::{self, Binding, Purpose};
 use keyward::signer::{Engine, EngineFuture, EvmRequest, SignError, Signer, SolanaKind};
 use keyward::store::audit;
-use keyward::store::wallets::{Chain, Engine as EngineKind, Source, Wallet};
+use keyward::store::wallets::{Chain, Wallet};
 use serde_json::{json, Value};
 
 const CLIENTS: &str = r#"
@@ -106,41 +106,17 @@ async fn start(extra: &str, signer: impl FnOnce(&Arc<Appliance>) -> Option<Signe
 }
 
 impl Server {
-    /// An `mpc` wallet at `address`, holding the vendor-shaped share JSON and API key,
-    /// wrapped as the webhook path wraps them.
+    /// An `mpc` wallet at `address`, holding the vendor-shaped share JSON and API key.
     fn mpc_wallet(&self, chain: Chain, address: String) -> Wallet {
-        let id = uuid::Uuid::new_v4().to_string();
-        let version = self.app.token.current_wrap_version().unwrap();
-        let wrap = |purpose, bytes: &[u8]| {
-            custody::wrap(
-                &self.app.token,
-                &Binding {
-                    wallet_id: &id,
-                    chain: chain.as_str(),
-                    purpose,
-                },
-                version,
-                bytes,
-            )
-            .unwrap()
-        };
         let share = json!({ "keyShareId": "ks-1", "secretShare": SHARE_SECRET, "pubkey": { "pubkey": {} } });
-        let template = keyward::wallets::create(&self.app, chain, None).unwrap();
-        let w = Wallet {
-            id: id.clone(),
-            address: Some(address),
-            engine: EngineKind::Mpc,
-            source: Source::Delegation,
-            wrapped_share: Some(wrap(Purpose::Share, share.to_string().as_bytes())),
-            wrapped_api_key: Some(wrap(Purpose::ApiKey, API_KEY.as_bytes())),
-            public_key: None,
-            ..template
-        };
-        self.put(w.clone());
-        w
+        self.put_mpc(
+            chain,
+            address,
+            share.to_string().as_bytes(),
+            Some(API_KEY.as_bytes()),
+        )
     }
 
-    /// The audit record of answer `a`, which must be a 502 `code` without a signature.
     fn assert_cosigner_error(&self, a: &Answer, code: &str) {
         assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{}", a.body);
         assert_eq!(a.body["error"]["code"], code, "{}", a.body);
@@ -220,26 +196,6 @@ fn with_double(double: &Arc<Double>) -> impl FnOnce(&Arc<Appliance>) -> Option<S
     move |app: &Arc<Appliance>| {
         Some(Signer::new(app.token.clone()).with_mpc_engine(d as Arc<dyn Engine>))
     }
-}
-
-fn mail_typed_data() -> Value {
-    json!({
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}
-            ],
-            "Person": [{"name": "name", "type": "string"}, {"name": "wallet", "type": "address"}],
-            "Mail": [{"name": "from", "type": "Person"}, {"name": "to", "type": "Person"}, {"name": "contents", "type": "string"}]
-        },
-        "primaryType": "Mail",
-        "domain": {"name": "Ether Mail", "version": "1", "chainId": 1, "verifyingContract": "0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC"},
-        "message": {
-            "from": {"name": "Cow", "wallet": "0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826"},
-            "to": {"name": "Bob", "wallet": "0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB"},
-            "contents": "Hello, Bob!"
-        }
-    })
 }
 
 fn eip1559(from: &str) -> Value {

@@ -9,14 +9,13 @@ use alloy_consensus::Transaction as _;
 use alloy_eips::eip2718::Decodable2718;
 use alloy_primitives::Address;
 use common::api::{start, Server};
-use common::fixtures::mail_typed_data;
 use common::fixtures::{
-    eip155_tx, recover, COW_ADDR, COW_KEY, EIP155_ADDR, EIP155_KEY, EIP155_RAW,
+    eip155_tx, mail_typed_data, recover, COW_ADDR, COW_KEY, EIP155_ADDR, EIP155_KEY, EIP155_RAW,
+    MAIL_SIGNATURE,
 };
 use common::rpc::SHORT_MESSAGES;
-use keyward::custody::{self, Binding, Purpose};
 use keyward::store::audit;
-use keyward::store::wallets::{self as rows, Chain, Engine, Source, Wallet};
+use keyward::store::wallets::{self as rows, Chain};
 use keyward::wallet_key;
 use serde_json::{json, Value};
 
@@ -50,8 +49,6 @@ per = "1h"
 async fn server(extra: &str) -> Server {
     start(&format!("{CLIENTS}{SHORT_MESSAGES}{RATE_LIMIT}\n{extra}")).await
 }
-
-const MAIL_SIGNATURE: &str = "0x4355c47d63924e8a72e509b65029052eb6c299d53a04e167c5775fd466751c9d07299936d304c153f6443dfa05f40ff007d72911b6f72307f996231605b915621c";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_method_signs_and_is_audited() {
@@ -356,7 +353,7 @@ async fn errors_use_the_codes_clients_handle() {
     assert_eq!(e["data"]["code"], "wallet_not_found");
     // hot-client's grant covers label:hot only
     let hot = s.rpc_as("hot-client", 72, "/v1/rpc");
-    let cow = s.import(Chain::Evm, COW_KEY, None);
+    s.import(Chain::Evm, COW_KEY, None);
     let e = hot
         .err("personal_sign", json!(["0x00", COW_ADDR]), 4100)
         .await;
@@ -392,28 +389,8 @@ async fn errors_use_the_codes_clients_handle() {
     c.ok("personal_sign", json!(["0x00", EIP155_ADDR])).await;
 
     // an MPC share without its engine: -32000 engine_unavailable
-    let mpc_id = uuid::Uuid::new_v4().to_string();
-    let version = s.app.token.current_wrap_version().unwrap();
-    let share = custody::wrap(
-        &s.app.token,
-        &Binding {
-            wallet_id: &mpc_id,
-            chain: "evm",
-            purpose: Purpose::Share,
-        },
-        version,
-        &[0x42; 48],
-    )
-    .unwrap();
     let (_, mpc_address) = wallet_key::generate(Chain::Evm);
-    s.put(Wallet {
-        id: mpc_id,
-        engine: Engine::Mpc,
-        source: Source::Delegation,
-        wrapped_share: Some(share),
-        address: Some(mpc_address.clone()),
-        ..cow.clone()
-    });
+    s.put_mpc(Chain::Evm, mpc_address.clone(), &[0x42; 48], None);
     let e = c
         .err("personal_sign", json!(["0x00", mpc_address]), -32000)
         .await;

@@ -15,8 +15,13 @@ mod hostile;
 mod solana;
 
 use alloy_primitives::{Address, B256};
-use common::fixtures::{mail_typed_data, recover, COW_KEY, EIP155_KEY};
+use common::api::{path, Answer, Client};
+use common::fixtures::{
+    mail_typed_data, recover, COW_KEY, EIP155_KEY, MAIL_DIGEST, MAIL_SIGNATURE,
+};
+use hyper::StatusCode;
 use keyward::store::wallets::Wallet;
+use serde_json::json;
 
 /// A server with the standard grants ([`common::api::CLIENTS`]).
 async fn start() -> common::api::Server {
@@ -25,6 +30,24 @@ async fn start() -> common::api::Server {
 
 fn b256(s: &str) -> B256 {
     s.parse().unwrap()
+}
+
+/// Signs EIP-712's Mail example with the "cow" wallet: the spec's digest, its known
+/// signature, and the cow's address recovered from it.
+async fn signs_mail(c: &Client, cow: &Wallet) -> Answer {
+    let a = c
+        .post(
+            &path(cow, "evm/typed-data"),
+            json!({ "typedData": mail_typed_data() }),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(
+        (a.body["digest"].as_str(), a.body["signature"].as_str()),
+        (Some(MAIL_DIGEST), Some(MAIL_SIGNATURE))
+    );
+    assert_eq!(recover(MAIL_SIGNATURE, &b256(MAIL_DIGEST)), addr(cow));
+    a
 }
 
 fn addr(w: &Wallet) -> Address {

@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use keyward::appliance::{Appliance, LOCK_KEY};
+use keyward::custody::{self, Binding, Purpose};
 use keyward::pki::{Issued, Validity};
-use keyward::store::wallets::{self as rows, Chain, Wallet};
+use keyward::store::wallets::{self as rows, Chain, Engine, Source, Wallet};
 use keyward::store::{audit, state};
 use keyward::wallet_key;
 use serde_json::Value;
@@ -229,6 +230,46 @@ impl Server {
             .store
             .write_blocking(move |ctx| rows::upsert(ctx.conn, &w))
             .unwrap();
+    }
+
+    /// An `mpc` (delegated) wallet at `address` holding `share` and, when given, the
+    /// wallet's API key, wrapped as the webhook path wraps them; written behind the API's
+    /// back.
+    pub fn put_mpc(
+        &self,
+        chain: Chain,
+        address: String,
+        share: &[u8],
+        api_key: Option<&[u8]>,
+    ) -> Wallet {
+        let id = uuid::Uuid::new_v4().to_string();
+        let version = self.app.token.current_wrap_version().unwrap();
+        let wrap = |purpose, bytes: &[u8]| {
+            custody::wrap(
+                &self.app.token,
+                &Binding {
+                    wallet_id: &id,
+                    chain: chain.as_str(),
+                    purpose,
+                },
+                version,
+                bytes,
+            )
+            .unwrap()
+        };
+        let template = keyward::wallets::create(&self.app, chain, None).unwrap();
+        let w = Wallet {
+            id: id.clone(),
+            address: Some(address),
+            engine: Engine::Mpc,
+            source: Source::Delegation,
+            wrapped_share: Some(wrap(Purpose::Share, share)),
+            wrapped_api_key: api_key.map(|k| wrap(Purpose::ApiKey, k)),
+            public_key: None,
+            ..template
+        };
+        self.put(w.clone());
+        w
     }
 
     /// The audit record's `detail`, as JSON.

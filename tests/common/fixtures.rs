@@ -106,6 +106,10 @@ pub fn eip155_tx() -> Value {
 /// Its signed bytes (the EIP's own).
 pub const EIP155_RAW: &str = "0xf86c098504a817c800825208943535353535353535353535353535353535353535880de0b6b3a76400008025a028ef61340bd939bc2195fe537567866003e1a15d3c71ff63e1590620aa636276a067cbe9d8997f761aecb703304b3800ccf555c9f3dc64214b297fb1966a3b6d83";
 
+/// The Mail example's digest, and its (RFC 6979 deterministic) signature by [`COW_KEY`].
+pub const MAIL_DIGEST: &str = "0xbe609aee343fb3c4b28e1df9e632fca64fcfaede20f02e86244efddf30957bd2";
+pub const MAIL_SIGNATURE: &str = "0x4355c47d63924e8a72e509b65029052eb6c299d53a04e167c5775fd466751c9d07299936d304c153f6443dfa05f40ff007d72911b6f72307f996231605b915621c";
+
 /// The address that made `sig_hex` (65 bytes r‖s‖v, v = 27/28) over `digest`.
 pub fn recover(sig_hex: &str, digest: &B256) -> Address {
     let bytes = hex::decode(sig_hex.strip_prefix("0x").unwrap()).unwrap();
