@@ -27,9 +27,7 @@ fn text(o: &Output) -> String {
 #[test]
 fn config_errors_exit_2_and_name_file_and_key() {
     let env = Env::new();
-    let mut toml = std::fs::read_to_string(&env.config_path).unwrap();
-    toml = toml.replace("pool_size = 4", "pool_size = 4\npool_sise = 5");
-    std::fs::write(&env.config_path, toml).unwrap();
+    env.edit_config("pool_size = 4", "pool_size = 4\npool_sise = 5");
     let out = keyward(&env, &["config", "check"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let t = text(&out);

@@ -3,16 +3,17 @@
 
 mod common;
 
-use common::{Env, EnvOptions};
+use common::Env;
 use keyward::simulator::{run_simulation, EventKind};
 use keyward::store::wallets::Chain;
 
 #[test]
 fn delegate_sign_revoke_refuse() {
-    let env = Env::with(EnvOptions {
-        extra: "[[clients]]\nidentity = \"test-client\"\nwallets = [\"*\"]\noperations = [\"evm.message\", \"solana.message\"]\n".into(),
-        ..Default::default()
-    });
+    let env = Env::with_extra(common::grant(
+        "test-client",
+        &["*"],
+        &["evm.message", "solana.message"],
+    ));
     drop(env.appliance()); // token keys
     let rt = tokio::runtime::Runtime::new().unwrap();
     let running = rt.block_on(keyward::server::start(env.config())).unwrap();

@@ -10,26 +10,15 @@ use std::time::Duration;
 
 use common::daemon::{http_get, simulate, Daemon};
 use common::https::mtls_request;
-use common::{Env, EnvOptions};
-
-const EXTRA: &str = r#"
-[[clients]]
-identity = "test-client"
-wallets = ["*"]
-operations = ["evm.message"]
-"#;
+use common::Env;
 
 fn env() -> Env {
-    let env = Env::with(EnvOptions {
-        extra: EXTRA.into(),
-        ..Default::default()
-    });
+    let env = Env::with_extra(common::grant("test-client", &["*"], &["evm.message"]));
     // caps small enough for a test to reach them
-    let cfg = std::fs::read_to_string(&env.config_path).unwrap().replace(
+    env.edit_config(
         "client_ca = [\"ca.pem\"]",
         "client_ca = [\"ca.pem\"]\nmax_connections = 3000\nmax_connections_per_source = 100",
     );
-    std::fs::write(&env.config_path, cfg).unwrap();
     env
 }
 

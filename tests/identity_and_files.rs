@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::daemon::{keyward, keyward_ok, Daemon};
 use common::https::mtls_request_as;
-use common::{Env, EnvOptions};
+use common::Env;
 use keyward::pki::Validity;
 
 const CLIENTS: &str = r#"
@@ -21,16 +21,7 @@ operations = ["evm.message"]
 "#;
 
 fn env() -> Env {
-    Env::with(EnvOptions {
-        extra: CLIENTS.into(),
-        ..Default::default()
-    })
-}
-
-fn config_with(env: &Env, from: &str, to: &str) {
-    let cfg = std::fs::read_to_string(&env.config_path).unwrap();
-    assert!(cfg.contains(from));
-    std::fs::write(&env.config_path, cfg.replacen(from, to, 1)).unwrap();
+    Env::with_extra(CLIENTS)
 }
 
 fn code(text: &str) -> String {
@@ -99,19 +90,12 @@ fn a_cn_cannot_pose_as_a_uri_identity_and_ambiguous_certificates_are_refused() {
     // the client sees the handshake fail (an alert, a reset or a broken pipe, by timing);
     // the server's log names the reason, which is what this test pins
     assert!(refused.is_err(), "{refused:?}");
-    assert!(
-        d.wait_for_log("more than one URI SAN", Duration::from_secs(10)),
-        "{}",
-        d.log()
-    );
+    d.expect_log("more than one URI SAN", Duration::from_secs(10));
 }
 
 #[test]
 fn plain_identities_still_work_with_a_deprecation_warning() {
-    let env = Env::with(EnvOptions {
-        extra: "[[clients]]\nidentity = \"test-client\"\nwallets = [\"*\"]\noperations = [\"evm.message\"]\n".into(),
-        ..Default::default()
-    });
+    let env = Env::with_extra(common::grant("test-client", &["*"], &["evm.message"]));
     keyward_ok(&env, &["init"]);
     let wallet = keyward_ok(&env, &["wallets", "create", "--chain", "evm"]);
     let wallet = wallet.split_whitespace().next().unwrap().to_owned();
@@ -154,11 +138,7 @@ fn a_group_writable_client_ca_is_refused_at_start_and_at_reload() {
     let d = Daemon::start(&env);
     std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o664)).unwrap();
     d.signal("HUP");
-    assert!(
-        d.wait_for_log("reload refused", Duration::from_secs(20)),
-        "{}",
-        d.log()
-    );
+    d.expect_log("reload refused", Duration::from_secs(20));
     assert!(
         d.log().contains("writable by group or others"),
         "{}",
@@ -175,8 +155,7 @@ fn an_expired_crl_is_refused_unless_the_operator_accepts_it() {
         &env.pki.ca.expired_crl(&[99]).unwrap(),
     )
     .unwrap();
-    config_with(
-        &env,
+    env.edit_config(
         "client_ca = [\"ca.pem\"]",
         "client_ca = [\"ca.pem\"]\ncrls = [\"crl.pem\"]",
     );
@@ -189,8 +168,7 @@ fn an_expired_crl_is_refused_unless_the_operator_accepts_it() {
         "{msg}"
     );
 
-    config_with(
-        &env,
+    env.edit_config(
         "crls = [\"crl.pem\"]",
         "crls = [\"crl.pem\"]\ncrl_expired = \"warn\"",
     );

@@ -58,11 +58,7 @@ fn serve_hardens_reports_ready_and_stops_on_sigterm() {
 
     let status = daemon.stop("TERM", Duration::from_secs(30));
     assert_eq!(status.code(), Some(0), "SIGTERM exits 0");
-    assert!(
-        daemon.wait_for_log("stopped", Duration::from_secs(10)),
-        "{}",
-        daemon.log()
-    );
+    daemon.expect_log("stopped", Duration::from_secs(10));
 }
 
 #[test]

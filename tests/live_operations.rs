@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::daemon::{keyward, keyward_ok, simulate, Daemon};
 use common::https::mtls_request;
-use common::{Env, EnvOptions};
+use common::Env;
 use serde_json::Value;
 
 const CLIENTS: &str = r#"
@@ -21,10 +21,7 @@ operations = ["evm.message", "solana.message"]
 "#;
 
 fn env() -> Env {
-    Env::with(EnvOptions {
-        extra: CLIENTS.into(),
-        ..Default::default()
-    })
+    Env::with_extra(CLIENTS)
 }
 
 fn json_of(text: &str) -> Value {

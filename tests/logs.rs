@@ -3,17 +3,18 @@
 
 mod common;
 
-use common::{Env, EnvOptions};
+use common::Env;
 use keyward::store::wallets::Chain;
 
 #[test]
 fn signing_at_trace_level_logs_no_secret_and_tags_requests() {
     let capture = common::logs::capture();
 
-    let env = Env::with(EnvOptions {
-        extra: "[[clients]]\nidentity = \"test-client\"\nwallets = [\"*\"]\noperations = [\"evm.message\", \"solana.message\"]\n".into(),
-        ..Default::default()
-    });
+    let env = Env::with_extra(common::grant(
+        "test-client",
+        &["*"],
+        &["evm.message", "solana.message"],
+    ));
     let evm_key = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318";
     let sol_key = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
     let (evm, sol) = {

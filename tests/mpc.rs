@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::fixtures::mail_typed_data;
-use common::{Env, EnvOptions};
+use common::Env;
 use ed25519_dalek::Signer as _;
 use hyper::StatusCode;
 use keyward::appliance::Appliance;
@@ -94,10 +94,7 @@ use common::api::{Answer, Server};
 /// Starts the API; `signer` = None builds the signer from the config, as `serve` does.
 async fn start(extra: &str, signer: impl FnOnce(&Arc<Appliance>) -> Option<Signer>) -> Server {
     logs();
-    let env = Env::with(EnvOptions {
-        extra: format!("{CLIENTS}\n{extra}"),
-        ..Default::default()
-    });
+    let env = Env::with_extra(format!("{CLIENTS}\n{extra}"));
     common::api::start_with(env, |app| match signer(app) {
         Some(s) => keyward::api::Api::with_signer(app.clone(), s),
         None => keyward::api::Api::new(app.clone()),
@@ -606,23 +603,7 @@ mod vendor {
     async fn tls_listener(garbage: bool) -> (u16, Arc<AtomicUsize>) {
         let ca = keyward::pki::DevCa::new("not the vendor").unwrap();
         let issued = ca.server(&["127.0.0.1", "localhost"], 9).unwrap();
-        let certs = rustls_pemfile::certs(&mut issued.cert_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        let key = rustls_pemfile::private_key(&mut issued.key_pem.as_bytes())
-            .unwrap()
-            .unwrap();
-        let cfg = Arc::new(
-            rustls::ServerConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .unwrap(),
-        );
-        let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+        let acceptor = common::https::acceptor(&issued);
         listener(move |sock| {
             let acceptor = acceptor.clone();
             async move {

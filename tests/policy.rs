@@ -5,32 +5,24 @@ mod common;
 
 use common::api::{path, Answer, Server};
 use common::fixtures::solana_fixture;
-use common::{Env, EnvOptions};
+use common::Env;
 use hyper::StatusCode;
 use keyward::chains::solana;
 use keyward::config::Config;
 use keyward::store::wallets::Chain;
 use serde_json::{json, Value};
 
-const CLIENTS: &str = r#"
-[policy]
-file = "policy.toml"
-
-[[clients]]
-identity = "test-client"
-wallets = ["*"]
-operations = ["evm.message", "evm.typed_data", "evm.transaction", "solana.message", "solana.transaction"]
-
-[[clients]]
-identity = "permit-client"
-wallets = ["*"]
-operations = ["evm.typed_data"]
-
-[[clients]]
-identity = "slow-client"
-wallets = ["*"]
-operations = ["evm.message"]
-"#;
+/// The grants: the API tests' `test-client`, a client for typed data only, and the
+/// rate-limited `slow-client`; the policy comes from its own file.
+fn config() -> String {
+    [
+        "[policy]\nfile = \"policy.toml\"\n",
+        common::api::CLIENTS,
+        &common::grant("permit-client", &["*"], &["evm.typed_data"]),
+        &common::slow_client(),
+    ]
+    .concat()
+}
 
 const POLICY: &str = r#"
 default = "deny"
@@ -119,10 +111,7 @@ per = "1h"
 
 /// The signing API with the grants above and [`POLICY`] as its `policy.file`.
 async fn start() -> Server {
-    let env = Env::with(EnvOptions {
-        extra: CLIENTS.into(),
-        ..Default::default()
-    });
+    let env = Env::with_extra(config());
     std::fs::write(env.path("policy.toml"), POLICY).unwrap();
     common::api::start_in(env).await
 }

@@ -19,23 +19,25 @@ use keyward::store::wallets::{self as rows, Chain};
 use keyward::wallet_key;
 use serde_json::{json, Value};
 
-const CLIENTS: &str = r#"
-[[clients]]
-identity = "test-client"
-wallets = ["*"]
-operations = ["evm.message", "evm.typed_data", "evm.transaction", "solana.message"]
-
-[[clients]]
-identity = "hot-client"
-wallets = ["label:hot"]
-operations = ["evm.message"]
-
-[[clients]]
-identity = "slow-client"
-wallets = ["*"]
-operations = ["evm.message"]
-
-"#;
+/// `test-client` with the EVM operations and Solana messages, `hot-client` on `label:hot`,
+/// and the rate-limited `slow-client`.
+fn clients() -> String {
+    [
+        common::grant(
+            "test-client",
+            &["*"],
+            &[
+                "evm.message",
+                "evm.typed_data",
+                "evm.transaction",
+                "solana.message",
+            ],
+        ),
+        common::grant("hot-client", &["label:hot"], &["evm.message"]),
+        common::slow_client(),
+    ]
+    .concat()
+}
 
 const RATE_LIMIT: &str = r#"
 [[policy.rate_limit]]
@@ -47,7 +49,11 @@ per = "1h"
 "#;
 
 async fn server(extra: &str) -> Server {
-    start(&format!("{CLIENTS}{SHORT_MESSAGES}{RATE_LIMIT}\n{extra}")).await
+    start(&format!(
+        "{}{SHORT_MESSAGES}{RATE_LIMIT}\n{extra}",
+        clients()
+    ))
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

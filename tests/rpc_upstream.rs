@@ -53,21 +53,7 @@ fn stand_in_answer(method: &str, params: &Value, sent: &Mutex<Vec<String>>) -> V
 
 async fn stand_in(env_server: &keyward::pki::Issued) -> StandIn {
     use http_body_util::BodyExt;
-    let certs = rustls_pemfile::certs(&mut env_server.cert_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let key = rustls_pemfile::private_key(&mut env_server.key_pem.as_bytes())
-        .unwrap()
-        .unwrap();
-    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let acceptor = common::https::acceptor(env_server);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let methods = Arc::new(Mutex::new(Vec::new()));

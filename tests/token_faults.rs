@@ -37,7 +37,7 @@ fn an_oaep_failure_told_as_a_general_error_is_422_and_every_key_is_tried() {
     keyward_ok(&env, &["keys", "rotate-rsa"]);
     let shim = build_shim(env.dir.path());
     let log = env.path("shim.log");
-    let cfg = std::fs::read_to_string(&env.config_path).unwrap().replace(
+    env.edit_config(
         &format!("module = \"{MODULE}\""),
         &format!(
             "module = \"{}\"\nenvironment = {{ KW_SHIM_LOG = \"{}\" }}",
@@ -45,7 +45,6 @@ fn an_oaep_failure_told_as_a_general_error_is_422_and_every_key_is_tried() {
             log.display()
         ),
     );
-    std::fs::write(&env.config_path, cfg).unwrap();
     let d = Daemon::start(&env);
 
     let out = keyward(

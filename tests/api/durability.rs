@@ -11,7 +11,7 @@ use serde_json::json;
 use super::*;
 use crate::common::api::{path, Client};
 use crate::common::daemon::Daemon;
-use crate::common::{Env, EnvOptions};
+use crate::common::Env;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_signing_is_durably_audited_and_tampering_is_found() {
@@ -70,10 +70,7 @@ async fn concurrent_signing_is_durably_audited_and_tampering_is_found() {
 async fn every_received_signature_survives_kill_9() {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    let env = Env::with(EnvOptions {
-        extra: crate::common::api::CLIENTS.into(),
-        ..Default::default()
-    });
+    let env = Env::with_extra(crate::common::api::CLIENTS);
     let wallet = {
         let app = env.appliance();
         keyward::wallets::create(&app, Chain::Evm, None).unwrap()

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 pub use super::https::Answer;
 use super::https::{client_config, request};
-use super::{Env, EnvOptions};
+use super::Env;
 
 /// The grants of the API test servers: a client with every operation but raw digests,
 /// one with raw digests on `label:hot`, and a URI-SAN identity on Solana messages.
@@ -44,11 +44,7 @@ pub struct Server {
 
 /// A fresh environment with `extra` appended to its config (grants, policy), served.
 pub async fn start(extra: &str) -> Server {
-    start_in(Env::with(EnvOptions {
-        extra: extra.into(),
-        ..Default::default()
-    }))
-    .await
+    start_in(Env::with_extra(extra)).await
 }
 
 /// Serves the signing API of `env` (token keys created first).

@@ -158,16 +158,18 @@ impl Daemon {
         format!("https://{}/webhooks/dynamic", self.webhook)
     }
 
-    /// Waits (bounded) until the log holds a line containing `needle`.
-    pub fn wait_for_log(&self, needle: &str, within: Duration) -> bool {
+    /// Waits (bounded) until the log holds `needle`; fails the test with the whole log
+    /// when it does not come within `within`.
+    pub fn expect_log(&self, needle: &str, within: Duration) {
         let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if self.log().contains(needle) {
-                return true;
-            }
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in the log within {within:?}:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
-        false
     }
 
     /// Waits (bounded) for the `n`th log line (1-based) containing `needle`, and

@@ -40,6 +40,26 @@ pub fn client_config(ca_pem: &str, cert: Option<&Issued>) -> Arc<rustls::ClientC
     })
 }
 
+/// A TLS acceptor serving `issued` (no client certificates): for stand-ins of the
+/// servers keyward itself calls.
+pub fn acceptor(issued: &Issued) -> tokio_rustls::TlsAcceptor {
+    let certs = rustls_pemfile::certs(&mut issued.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls_pemfile::private_key(&mut issued.key_pem.as_bytes())
+        .unwrap()
+        .unwrap();
+    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(cfg))
+}
+
 /// An open HTTP/1.1 connection over TLS. Several requests may share it.
 pub struct Connection {
     pub sender: SendRequest<Full<Bytes>>,

@@ -84,6 +84,26 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// One `[[clients]]` grant as the config file spells it.
+pub fn grant(identity: &str, wallets: &[&str], operations: &[&str]) -> String {
+    let list = |xs: &[&str]| {
+        xs.iter()
+            .map(|x| format!("{x:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "\n[[clients]]\nidentity = {identity:?}\nwallets = [{}]\noperations = [{}]\n",
+        list(wallets),
+        list(operations)
+    )
+}
+
+/// The rate-limited client of the policy and JSON-RPC tests: EVM messages on every wallet.
+pub fn slow_client() -> String {
+    grant("slow-client", &["*"], &["evm.message"])
+}
+
 /// The test PKI: a CA with server and client certificates, plus a foreign CA.
 pub struct Pki {
     pub ca: DevCa,
@@ -119,6 +139,22 @@ impl Default for EnvOptions {
 impl Env {
     pub fn new() -> Env {
         Env::with(EnvOptions::default())
+    }
+
+    /// The default environment with `extra` appended to its config (grants, policy).
+    pub fn with_extra(extra: impl Into<String>) -> Env {
+        Env::with(EnvOptions {
+            extra: extra.into(),
+            ..Default::default()
+        })
+    }
+
+    /// Replaces the first `from` in the config file with `to` (fails the test when the
+    /// file has no `from`: an edit that matched nothing would test the unedited file).
+    pub fn edit_config(&self, from: &str, to: &str) {
+        let cfg = std::fs::read_to_string(&self.config_path).unwrap();
+        assert!(cfg.contains(from), "the config has no {from:?}");
+        std::fs::write(&self.config_path, cfg.replacen(from, to, 1)).unwrap();
     }
 
     pub fn with(opts: EnvOptions) -> Env {
