@@ -9,12 +9,13 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use base64::Engine as _;
-use common::api::{path, Client, Server};
-use common::store::Snapshot;
+use common::api::{path, Client};
+use common::corpus::{self, Expect};
+use common::store::AuditRow;
 use hyper::Method;
 use keyward::api::routes::{self, Matched, RouteId};
 use keyward::appliance::LOCK_KEY;
@@ -38,23 +39,17 @@ enum Who {
     Nameless,
 }
 
-struct Case {
-    class: &'static str,
-    name: String,
+/// A request of the API corpus.
+struct Req {
     who: Who,
     method: Method,
     path: String,
     content_type: Option<&'static str>,
     body: Vec<u8>,
-    status: u16,
-    code: &'static str,
 }
 
-/// The cases of one class, built with short helpers.
-struct Class<'a> {
-    class: &'static str,
-    out: &'a mut Vec<Case>,
-}
+type Case = corpus::Case<Req>;
+type Class<'a> = corpus::Class<'a, Req>;
 
 impl Class<'_> {
     #[allow(
@@ -69,30 +64,20 @@ impl Class<'_> {
         path: &str,
         content_type: Option<&'static str>,
         body: impl Into<Vec<u8>>,
-        expect: (u16, &'static str),
+        expect: Expect,
     ) {
-        self.out.push(Case {
-            class: self.class,
-            name: name.into(),
+        let req = Req {
             who,
             method,
             path: path.to_owned(),
             content_type,
             body: body.into(),
-            status: expect.0,
-            code: expect.1,
-        });
+        };
+        self.push(name, req, expect);
     }
 
     /// A POST of `body` as JSON from `who`.
-    fn post(
-        &mut self,
-        name: impl Into<String>,
-        who: Who,
-        path: &str,
-        body: Value,
-        expect: (u16, &'static str),
-    ) {
+    fn post(&mut self, name: impl Into<String>, who: Who, path: &str, body: Value, expect: Expect) {
         let bytes = serde_json::to_vec(&body).unwrap();
         self.raw(
             name,
@@ -106,7 +91,7 @@ impl Class<'_> {
     }
 
     /// A POST of raw bytes as JSON from `test-client`.
-    fn bytes(&mut self, name: &str, path: &str, body: &[u8], expect: (u16, &'static str)) {
+    fn bytes(&mut self, name: &str, path: &str, body: &[u8], expect: Expect) {
         self.raw(
             name,
             Who::Test,
@@ -178,10 +163,7 @@ fn corpus(w: &Wallets) -> Vec<Case> {
     let good_stx = common::solana_tx(&sol_pk, None, false);
 
     // --- framing: routes, methods, media types, sizes, JSON syntax, the query
-    let mut c = Class {
-        class: "framing",
-        out: &mut cases,
-    };
+    let mut c = Class::new("framing", &mut cases);
     let nf = (404, "route_not_found");
     let na = (405, "method_not_allowed");
     for p in [
@@ -283,10 +265,7 @@ fn corpus(w: &Wallets) -> Vec<Case> {
     }
 
     // --- JSON shape: missing, extra and misnamed fields per route
-    let mut c = Class {
-        class: "JSON shape",
-        out: &mut cases,
-    };
+    let mut c = Class::new("JSON shape", &mut cases);
     for (name, p, who, body) in [
         ("evm message {}", &msg, Who::Test, json!({})),
         (
@@ -420,10 +399,7 @@ fn corpus(w: &Wallets) -> Vec<Case> {
     );
 
     // --- types: the right field with the wrong JSON type
-    let mut c = Class {
-        class: "types",
-        out: &mut cases,
-    };
+    let mut c = Class::new("types", &mut cases);
     for (name, v) in [
         ("number", json!(7)),
         ("null", json!(null)),
@@ -568,10 +544,7 @@ fn corpus(w: &Wallets) -> Vec<Case> {
     );
 
     // --- ranges: quantities, sizes and limits
-    let mut c = Class {
-        class: "ranges",
-        out: &mut cases,
-    };
+    let mut c = Class::new("ranges", &mut cases);
     let qty = (400, "invalid_quantity");
     for (name, k, v) in [
         ("nonce 2^64", "nonce", json!("18446744073709551616")),
@@ -780,10 +753,7 @@ fn corpus(w: &Wallets) -> Vec<Case> {
     );
 
     // --- encodings: hex, base64, base58, checksums
-    let mut c = Class {
-        class: "encodings",
-        out: &mut cases,
-    };
+    let mut c = Class::new("encodings", &mut cases);
     for m in ["0xzz", "0x1", "0x 12", "0x0g"] {
         c.post(
             format!("evm message {m:?}"),
@@ -896,10 +866,7 @@ fn corpus(w: &Wallets) -> Vec<Case> {
     );
 
     // --- identifiers: which wallet, and whether it can sign
-    let mut c = Class {
-        class: "identifiers",
-        out: &mut cases,
-    };
+    let mut c = Class::new("identifiers", &mut cases);
     for id in [
         "..",
         ".",
@@ -1007,10 +974,7 @@ fn corpus(w: &Wallets) -> Vec<Case> {
     );
 
     // --- crypto fields: what the bytes to be signed say
-    let mut c = Class {
-        class: "crypto fields",
-        out: &mut cases,
-    };
+    let mut c = Class::new("crypto fields", &mut cases);
     c.post(
         "from another address",
         Who::Test,
@@ -1171,10 +1135,7 @@ fn corpus(w: &Wallets) -> Vec<Case> {
     }
 
     // --- identity and grants
-    let mut c = Class {
-        class: "identity/grants",
-        out: &mut cases,
-    };
+    let mut c = Class::new("identity/grants", &mut cases);
     let nope = (403, "not_authorized");
     c.post(
         "stranger, evm message",
@@ -1323,107 +1284,87 @@ fn identity(who: Who) -> &'static str {
     }
 }
 
-/// Sends every case and checks status, code, message, store and audit trail; returns
-/// how many cases ran per class.
-async fn run(
-    s: &Server,
-    clients: &BTreeMap<String, Client>,
-    cases: &[Case],
-) -> BTreeMap<&'static str, usize> {
-    let db = s.db();
-    let mut per_class = BTreeMap::new();
-    // every case runs; the failures are reported together
-    let mut failures = Vec::new();
-    for case in cases {
-        let what = format!("[{}] {}", case.class, case.name);
-        let snap = Snapshot::take(db);
-        let a = match clients[&format!("{:?}", case.who)]
+/// The API under the corpus: each case from its sender's client; a sign request's
+/// refusal is audited once (as denied, or as an error for a 5xx), anything else not
+/// at all.
+struct Api<'a> {
+    clients: &'a BTreeMap<String, Client>,
+}
+
+impl corpus::Face<Req> for Api<'_> {
+    async fn send(&self, req: &Req) -> Result<corpus::Answer, String> {
+        let a = self.clients[&format!("{:?}", req.who)]
             .send(
-                case.method.as_str(),
-                &case.path,
-                case.content_type,
-                case.body.clone(),
+                req.method.as_str(),
+                &req.path,
+                req.content_type,
+                req.body.clone(),
             )
-            .await
-        {
-            Ok(a) => a,
-            Err(e) => {
-                failures.push(format!("{what}: no HTTP answer: {e}"));
-                continue;
-            }
-        };
-        *per_class.entry(case.class).or_insert(0) += 1;
-        if (a.status.as_u16(), a.code()) != (case.status, case.code) {
-            failures.push(format!(
-                "{what}: want {} {}, got {} {}",
-                case.status, case.code, a.status, a.body
-            ));
-        }
-        if a.body["error"]["message"]
-            .as_str()
-            .is_none_or(|m| m.is_empty())
-        {
-            failures.push(format!("{what}: no message: {}", a.body));
-        }
-        // a changed store fails at once: later cases would compare against it
-        let written = snap.unchanged(db, &what);
-        let route_path = case.path.split('?').next().unwrap();
-        let sign = match routes::route(&case.method, route_path) {
+            .await?;
+        Ok(corpus::Answer {
+            status: a.status.as_u16(),
+            code: a.code().to_owned(),
+            message: a.body["error"]["message"].as_str().map(str::to_owned),
+            audit_id: a.body["auditId"].as_str().map(str::to_owned),
+            shown: a.body.to_string(),
+        })
+    }
+
+    fn audited(&self, case: &Case, a: &corpus::Answer, written: &[AuditRow]) -> Result<(), String> {
+        let req = &case.input;
+        let route_path = req.path.split('?').next().unwrap();
+        let sign = match routes::route(&req.method, route_path) {
             Matched::Route {
                 id: RouteId::Sign(op),
                 wallet_id,
                 ..
-            } if case.who != Who::Nameless => Some((op, wallet_id.unwrap().to_owned())),
+            } if req.who != Who::Nameless => Some((op, wallet_id.unwrap().to_owned())),
             _ => None,
         };
-        match sign {
-            Some((op, wallet_id)) => {
-                let decision = if case.status >= 500 {
-                    "error"
-                } else {
-                    "denied"
-                };
-                let want = (
-                    a.body["auditId"].as_str().map(str::to_owned),
-                    identity(case.who).to_owned(),
-                    if case.path.ends_with("?dryRun=true") {
-                        "sign.dry_run"
-                    } else {
-                        "sign"
-                    }
-                    .to_owned(),
-                    Some(wallet_id),
-                    Some(op.as_str().to_owned()),
-                    decision.to_owned(),
-                    case.code.to_owned(),
-                );
-                let got: Vec<_> = written
-                    .iter()
-                    .map(|r| {
-                        (
-                            Some(r.id.clone()),
-                            r.actor.clone(),
-                            r.action.clone(),
-                            r.wallet_id.clone(),
-                            r.operation.clone(),
-                            r.decision.clone(),
-                            r.result.clone(),
-                        )
-                    })
-                    .collect();
-                if got != vec![want.clone()] {
-                    failures.push(format!("{what}: audit: want exactly {want:?}, got {got:?}"));
-                }
+        let Some((op, wallet_id)) = sign else {
+            return match written.is_empty() && a.audit_id.is_none() {
+                true => Ok(()),
+                false => Err(format!("audited: {written:?} {}", a.shown)),
+            };
+        };
+        let decision = if case.status >= 500 {
+            "error"
+        } else {
+            "denied"
+        };
+        let want = (
+            a.audit_id.clone(),
+            identity(req.who).to_owned(),
+            if req.path.ends_with("?dryRun=true") {
+                "sign.dry_run"
+            } else {
+                "sign"
             }
-            None => {
-                if !written.is_empty() || a.body.get("auditId").is_some() {
-                    failures.push(format!("{what}: audited: {written:?} {}", a.body));
-                }
-            }
+            .to_owned(),
+            Some(wallet_id),
+            Some(op.as_str().to_owned()),
+            decision.to_owned(),
+            case.code.to_owned(),
+        );
+        let got: Vec<_> = written
+            .iter()
+            .map(|r| {
+                (
+                    Some(r.id.clone()),
+                    r.actor.clone(),
+                    r.action.clone(),
+                    r.wallet_id.clone(),
+                    r.operation.clone(),
+                    r.decision.clone(),
+                    r.result.clone(),
+                )
+            })
+            .collect();
+        match got == vec![want.clone()] {
+            true => Ok(()),
+            false => Err(format!("audit: want exactly {want:?}, got {got:?}")),
         }
     }
-    common::assert_no_failures(&failures, cases.len());
-    per_class
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1466,15 +1407,9 @@ async fn every_bad_request_has_its_code_changes_nothing_and_is_audited() {
     }
 
     let cases = corpus(&w);
-    let mut names = HashSet::new();
-    for c in &cases {
-        assert!(
-            names.insert(format!("{}/{}", c.class, c.name)),
-            "duplicate case {}",
-            c.name
-        );
-    }
-    let mut per_class = run(&s, &clients, &cases).await;
+    corpus::assert_distinct(&cases);
+    let api = Api { clients: &clients };
+    let mut per_class = corpus::run(&api, s.db(), &cases).await;
 
     // ordering and state: while an operator's lock is in force every sign request is
     // refused (423, audited) whatever it carries; reads still answer
@@ -1483,10 +1418,7 @@ async fn every_bad_request_has_its_code_changes_nothing_and_is_audited() {
         .write_blocking(|ctx| state::set(ctx.conn, LOCK_KEY, Some("bad-input corpus")))
         .unwrap();
     let mut locked = Vec::new();
-    let mut c = Class {
-        class: "ordering/state",
-        out: &mut locked,
-    };
+    let mut c = Class::new("ordering/state", &mut locked);
     let lock = (423, "appliance_locked");
     c.post(
         "locked, valid message",
@@ -1533,7 +1465,7 @@ async fn every_bad_request_has_its_code_changes_nothing_and_is_audited() {
         b"{not json",
         lock,
     );
-    for (class, n) in run(&s, &clients, &locked).await {
+    for (class, n) in corpus::run(&api, s.db(), &locked).await {
         *per_class.entry(class).or_insert(0) += n;
     }
     s.app

@@ -8,34 +8,26 @@
 mod common;
 mod webhook_support;
 
-use std::collections::{BTreeMap, HashSet};
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
-use common::store::Snapshot;
+use common::corpus::{self, Expect};
+use common::store::AuditRow;
 use hyper::Method;
 use keyward::store::wallets::Chain;
 use keyward::wallet_key;
 use serde_json::{json, Value};
 use webhook_support::*;
 
-struct Case {
-    class: &'static str,
-    name: String,
+/// A delivery of the webhook corpus.
+struct Req {
     from: &'static str,
     method: Method,
     url: String,
     body: Vec<u8>,
     headers: Vec<(String, String)>,
-    status: u16,
-    /// `error.code`, or for a 200 the answer's `status` ("duplicate").
-    code: &'static str,
 }
 
-struct Class<'a> {
-    class: &'static str,
-    out: &'a mut Vec<Case>,
-}
+type Class<'a> = corpus::Class<'a, Req>;
 
 impl Class<'_> {
     /// Anything, from anywhere.
@@ -51,19 +43,16 @@ impl Class<'_> {
         url: &str,
         body: Vec<u8>,
         headers: Vec<(String, String)>,
-        expect: (u16, &'static str),
+        expect: Expect,
     ) {
-        self.out.push(Case {
-            class: self.class,
-            name: name.into(),
+        let req = Req {
             from,
             method,
             url: url.to_owned(),
             body,
             headers,
-            status: expect.0,
-            code: expect.1,
-        });
+        };
+        self.push(name, req, expect);
     }
 
     /// A POST from the allowed source with these headers.
@@ -73,26 +62,62 @@ impl Class<'_> {
         url: &str,
         body: Vec<u8>,
         headers: Vec<(String, String)>,
-        expect: (u16, &'static str),
+        expect: Expect,
     ) {
         self.raw(name, ALLOWED, Method::POST, url, body, headers, expect);
     }
 
     /// Bytes signed with the configured secret, POSTed from the allowed source.
-    fn signed(
-        &mut self,
-        name: impl Into<String>,
-        url: &str,
-        body: Vec<u8>,
-        e: (u16, &'static str),
-    ) {
+    fn signed(&mut self, name: impl Into<String>, url: &str, body: Vec<u8>, e: Expect) {
         let headers = signed_headers(&body);
         self.post(name, url, body, headers, e);
     }
 
     /// A JSON envelope, signed.
-    fn json(&mut self, name: impl Into<String>, url: &str, v: &Value, e: (u16, &'static str)) {
+    fn json(&mut self, name: impl Into<String>, url: &str, v: &Value, e: Expect) {
         self.signed(name, url, serde_json::to_vec(v).unwrap(), e);
+    }
+}
+
+/// The webhook listener under the corpus: a refused delivery is never audited.
+struct Webhook<'a>(&'a Harness);
+
+impl corpus::Face<Req> for Webhook<'_> {
+    async fn send(&self, req: &Req) -> Result<corpus::Answer, String> {
+        let r = self
+            .0
+            .raw(
+                req.from,
+                req.method.clone(),
+                &req.url,
+                req.body.clone(),
+                &req.headers,
+            )
+            .await;
+        // a 200 is a duplicate: its `status` stands for the code
+        let code = match r.status {
+            200 => r.json["status"].as_str().unwrap_or(""),
+            _ => r.code(),
+        };
+        Ok(corpus::Answer {
+            status: r.status,
+            code: code.to_owned(),
+            message: r.json["error"]["message"].as_str().map(str::to_owned),
+            audit_id: None,
+            shown: r.json.to_string(),
+        })
+    }
+
+    fn audited(
+        &self,
+        _: &corpus::Case<Req>,
+        _: &corpus::Answer,
+        written: &[AuditRow],
+    ) -> Result<(), String> {
+        match written.is_empty() {
+            true => Ok(()),
+            false => Err(format!("audited: {written:?}")),
+        }
     }
 }
 
@@ -200,10 +225,7 @@ async fn every_bad_delivery_has_its_code_and_changes_nothing() {
     let mut cases = Vec::new();
 
     // --- framing: path, method, media type, size
-    let mut c = Class {
-        class: "framing",
-        out: &mut cases,
-    };
+    let mut c = Class::new("framing", &mut cases);
     for p in [
         "/other",
         "/",
@@ -269,10 +291,7 @@ async fn every_bad_delivery_has_its_code_and_changes_nothing() {
     }
 
     // --- crypto fields: the HMAC header, then the envelope's cryptography
-    let mut c = Class {
-        class: "crypto fields",
-        out: &mut cases,
-    };
+    let mut c = Class::new("crypto fields", &mut cases);
     let json_ct = ("content-type".to_string(), "application/json".to_string());
     let mac = hmac_header(&good.body, common::HMAC_SECRET);
     let hex_mac = mac.strip_prefix("sha256=").unwrap().to_owned();
@@ -466,10 +485,7 @@ async fn every_bad_delivery_has_its_code_and_changes_nothing() {
     }
 
     // --- JSON shape: the envelope and `data`
-    let mut c = Class {
-        class: "JSON shape",
-        out: &mut cases,
-    };
+    let mut c = Class::new("JSON shape", &mut cases);
     for (name, body) in [
         ("not JSON", &b"{not json"[..]),
         ("empty body", b""),
@@ -573,10 +589,7 @@ async fn every_bad_delivery_has_its_code_and_changes_nothing() {
     }
 
     // --- types: the right field, the wrong JSON type
-    let mut c = Class {
-        class: "types",
-        out: &mut cases,
-    };
+    let mut c = Class::new("types", &mut cases);
     for (k, v) in [
         ("eventId", json!(17)),
         ("eventName", json!(1)),
@@ -624,10 +637,7 @@ async fn every_bad_delivery_has_its_code_and_changes_nothing() {
     }
 
     // --- ranges: lengths, times, sizes
-    let mut c = Class {
-        class: "ranges",
-        out: &mut cases,
-    };
+    let mut c = Class::new("ranges", &mut cases);
     for (k, v) in [
         ("eventId", "e".repeat(129)),
         ("eventName", String::new()),
@@ -707,10 +717,7 @@ async fn every_bad_delivery_has_its_code_and_changes_nothing() {
     );
 
     // --- encodings: base64url, UTF-8, printable ids
-    let mut c = Class {
-        class: "encodings",
-        out: &mut cases,
-    };
+    let mut c = Class::new("encodings", &mut cases);
     for (k, v) in [
         ("iv", "AAAA+AAAAAAAAAAA"),
         ("ct", "not*base64"),
@@ -759,10 +766,7 @@ async fn every_bad_delivery_has_its_code_and_changes_nothing() {
     }
 
     // --- identifiers: event and wallet ids, chains, addresses
-    let mut c = Class {
-        class: "identifiers",
-        out: &mut cases,
-    };
+    let mut c = Class::new("identifiers", &mut cases);
     for wid in [
         "../../etc/passwd",
         "..",
@@ -842,10 +846,7 @@ async fn every_bad_delivery_has_its_code_and_changes_nothing() {
     }
 
     // --- replay and ordering: what the store already knows decides
-    let mut c = Class {
-        class: "replay/ordering",
-        out: &mut cases,
-    };
+    let mut c = Class::new("replay/ordering", &mut cases);
     for (name, d) in [
         ("created again", &seed_created),
         ("Solana created again", &seed_sol),
@@ -960,10 +961,7 @@ async fn every_bad_delivery_has_its_code_and_changes_nothing() {
     );
 
     // --- identity: who is delivering (the TCP peer itself is checked at accept)
-    let mut c = Class {
-        class: "identity/grants",
-        out: &mut cases,
-    };
+    let mut c = Class::new("identity/grants", &mut cases);
     for xff in [
         "127.0.0.3",
         "127.0.0.2, 127.0.0.3",
@@ -989,56 +987,10 @@ async fn every_bad_delivery_has_its_code_and_changes_nothing() {
         );
     }
 
-    let mut names = HashSet::new();
-    for c in &cases {
-        assert!(
-            names.insert(format!("{}/{}", c.class, c.name)),
-            "duplicate case {}/{}",
-            c.class,
-            c.name
-        );
-    }
+    corpus::assert_distinct(&cases);
     let db = h.app.store.path().to_owned();
     let started = std::time::Instant::now();
-    let mut failures = Vec::new();
-    let mut per_class: BTreeMap<&str, usize> = BTreeMap::new();
-    for case in &cases {
-        let what = format!("[{}] {}", case.class, case.name);
-        let snap = Snapshot::take(&db);
-        let r = h
-            .raw(
-                case.from,
-                case.method.clone(),
-                &case.url,
-                case.body.clone(),
-                &case.headers,
-            )
-            .await;
-        *per_class.entry(case.class).or_default() += 1;
-        let code = if r.status == 200 {
-            r.json["status"].as_str().unwrap_or("")
-        } else {
-            r.code()
-        };
-        if (r.status, code) != (case.status, case.code) {
-            failures.push(format!(
-                "{what}: want {} {}, got {} {}",
-                case.status, case.code, r.status, r.json
-            ));
-        }
-        if r.status != 200
-            && r.json["error"]["message"]
-                .as_str()
-                .is_none_or(|m| m.is_empty())
-        {
-            failures.push(format!("{what}: no message: {}", r.json));
-        }
-        let written = snap.unchanged(&db, &what);
-        if !written.is_empty() {
-            failures.push(format!("{what}: audited: {written:?}"));
-        }
-    }
-    common::assert_no_failures(&failures, cases.len());
+    let per_class = corpus::run(&Webhook(&h), &db, &cases).await;
 
     // still serving: the same kinds of delivery, well-formed, are processed
     let r = h

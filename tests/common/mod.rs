@@ -10,6 +10,7 @@
 )]
 
 pub mod api;
+pub mod corpus;
 pub mod daemon;
 pub mod fixtures;
 pub mod https;
