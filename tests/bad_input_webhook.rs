@@ -30,31 +30,6 @@ struct Req {
 type Class<'a> = corpus::Class<'a, Req>;
 
 impl Class<'_> {
-    /// Anything, from anywhere.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "a case is one call, its fields in table order"
-    )]
-    fn raw(
-        &mut self,
-        name: impl Into<String>,
-        from: &'static str,
-        method: Method,
-        url: &str,
-        body: Vec<u8>,
-        headers: Vec<(String, String)>,
-        expect: Expect,
-    ) {
-        let req = Req {
-            from,
-            method,
-            url: url.to_owned(),
-            body,
-            headers,
-        };
-        self.push(name, req, expect);
-    }
-
     /// A POST from the allowed source with these headers.
     fn post(
         &mut self,
@@ -64,7 +39,14 @@ impl Class<'_> {
         headers: Vec<(String, String)>,
         expect: Expect,
     ) {
-        self.raw(name, ALLOWED, Method::POST, url, body, headers, expect);
+        let req = Req {
+            from: ALLOWED,
+            method: Method::POST,
+            url: url.to_owned(),
+            body,
+            headers,
+        };
+        self.push(name, req, expect);
     }
 
     /// Bytes signed with the configured secret, POSTed from the allowed source.
@@ -251,15 +233,14 @@ async fn every_bad_delivery_has_its_code_and_changes_nothing() {
         Method::PATCH,
         Method::OPTIONS,
     ] {
-        c.raw(
-            format!("method {m}"),
-            ALLOWED,
-            m,
-            &url,
-            good.body.clone(),
-            good.headers(),
-            (405, "method_not_allowed"),
-        );
+        let req = Req {
+            from: ALLOWED,
+            method: m.clone(),
+            url: url.clone(),
+            body: good.body.clone(),
+            headers: good.headers(),
+        };
+        c.push(format!("method {m}"), req, (405, "method_not_allowed"));
     }
     let sig = (
         "x-dynamic-signature-256".to_string(),
@@ -976,13 +957,16 @@ async fn every_bad_delivery_has_its_code_and_changes_nothing() {
     ] {
         let mut headers = good.headers();
         headers.push(("x-forwarded-for".into(), xff.into()));
-        c.raw(
-            format!("from the proxy, X-Forwarded-For {xff:?}"),
-            "127.0.0.1",
-            Method::POST,
-            &url,
-            good.body.clone(),
+        let req = Req {
+            from: "127.0.0.1",
+            method: Method::POST,
+            url: url.clone(),
+            body: good.body.clone(),
             headers,
+        };
+        c.push(
+            format!("from the proxy, X-Forwarded-For {xff:?}"),
+            req,
             (403, "source_not_allowed"),
         );
     }
