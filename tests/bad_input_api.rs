@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use base64::Engine as _;
 use common::api::{path, Client};
-use common::corpus::{self, Expect};
+use common::corpus::{self, Expect, Tap};
 use common::store::AuditRow;
 use hyper::Method;
 use keyward::api::routes::{self, Matched, RouteId};
@@ -1261,16 +1261,6 @@ fn corpus(w: &Wallets) -> Vec<Case> {
         anon,
     );
     cases
-}
-
-trait Tap: Sized {
-    fn tap(self, f: impl FnOnce(&mut Self)) -> Self;
-}
-impl Tap for Value {
-    fn tap(mut self, f: impl FnOnce(&mut Self)) -> Self {
-        f(&mut self);
-        self
-    }
 }
 
 /// The typed identity each sender's certificate names (as audit records carry it).

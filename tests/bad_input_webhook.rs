@@ -10,7 +10,7 @@ mod webhook_support;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
-use common::corpus::{self, Expect};
+use common::corpus::{self, Expect, Tap};
 use common::store::AuditRow;
 use hyper::Method;
 use keyward::store::wallets::Chain;
@@ -103,10 +103,6 @@ impl corpus::Face<Req> for Webhook<'_> {
     }
 }
 
-fn id() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
 /// A complete, valid envelope from `env-a`, now.
 fn envelope(name: &str, data: Value) -> Value {
     json!({
@@ -122,13 +118,8 @@ fn envelope(name: &str, data: Value) -> Value {
     })
 }
 
-fn with(mut v: Value, f: impl FnOnce(&mut Value)) -> Value {
-    f(&mut v);
-    v
-}
-
 fn remove(v: Value, key: &str) -> Value {
-    with(v, |v| {
+    v.tap(|v| {
         v.as_object_mut().unwrap().remove(key);
     })
 }
@@ -164,7 +155,7 @@ impl Material {
     }
 
     fn created(&self, f: impl FnOnce(&mut Value)) -> Value {
-        envelope("wallet.delegation.created", with(self.data(), f))
+        envelope("wallet.delegation.created", self.data().tap(f))
     }
 }
 
@@ -584,7 +575,7 @@ async fn every_bad_delivery_has_its_code_and_changes_nothing() {
         c.json(
             format!("{k} as {v}"),
             &url,
-            &with(ping.clone(), |p| p[k] = v.clone()),
+            &ping.clone().tap(|p| p[k] = v.clone()),
             MALFORMED,
         );
     }
@@ -631,7 +622,7 @@ async fn every_bad_delivery_has_its_code_and_changes_nothing() {
         c.json(
             format!("{k} of {} chars", v.len()),
             &url,
-            &with(ping.clone(), |p| p[k] = v.clone().into()),
+            &ping.clone().tap(|p| p[k] = v.clone().into()),
             MALFORMED,
         );
     }
@@ -646,7 +637,7 @@ async fn every_bad_delivery_has_its_code_and_changes_nothing() {
         c.json(
             format!("timestamp {name}"),
             &url,
-            &with(ping.clone(), |p| p["timestamp"] = ts.clone().into()),
+            &ping.clone().tap(|p| p["timestamp"] = ts.clone().into()),
             MALFORMED,
         );
     }
@@ -670,7 +661,7 @@ async fn every_bad_delivery_has_its_code_and_changes_nothing() {
         c.json(
             format!("timestamp {name}"),
             &url,
-            &with(ping.clone(), |p| p["timestamp"] = ts.clone().into()),
+            &ping.clone().tap(|p| p["timestamp"] = ts.clone().into()),
             (400, code),
         );
     }
@@ -741,7 +732,7 @@ async fn every_bad_delivery_has_its_code_and_changes_nothing() {
         c.json(
             format!("{k} {v:?}"),
             &url,
-            &with(ping.clone(), |p| p[k] = v.into()),
+            &ping.clone().tap(|p| p[k] = v.into()),
             MALFORMED,
         );
     }
@@ -778,7 +769,7 @@ async fn every_bad_delivery_has_its_code_and_changes_nothing() {
         c.json(
             format!("eventId {eid:?}"),
             &url,
-            &with(ping.clone(), |p| p["eventId"] = eid.into()),
+            &ping.clone().tap(|p| p["eventId"] = eid.into()),
             MALFORMED,
         );
     }
@@ -896,7 +887,7 @@ async fn every_bad_delivery_has_its_code_and_changes_nothing() {
         local,
     );
     let mismatch = (403, "environment_mismatch");
-    let from_b = |v: Value| with(v, |v| v["environmentId"] = "env-b".into());
+    let from_b = |v: Value| v.tap(|v| v["environmentId"] = "env-b".into());
     c.json(
         "created for a wallet of another environment",
         &url,
@@ -925,7 +916,7 @@ async fn every_bad_delivery_has_its_code_and_changes_nothing() {
     c.json(
         "environment not configured",
         &url,
-        &with(ping.clone(), |p| p["environmentId"] = "env-c".into()),
+        &ping.clone().tap(|p| p["environmentId"] = "env-c".into()),
         not_allowed,
     );
     c.json(
@@ -937,7 +928,7 @@ async fn every_bad_delivery_has_its_code_and_changes_nothing() {
     c.json(
         "environment in another case",
         &url,
-        &with(ping.clone(), |p| p["environmentId"] = "ENV-A".into()),
+        &ping.clone().tap(|p| p["environmentId"] = "ENV-A".into()),
         not_allowed,
     );
 

@@ -2,27 +2,8 @@
 
 mod common;
 
-use std::process::{Command, Output};
-
+use common::daemon::{keyward, text};
 use common::Env;
-
-fn keyward(env: &Env, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keyward"))
-        .args(args)
-        .arg("--config")
-        .arg(&env.config_path)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run keyward")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 #[test]
 fn config_errors_exit_2_and_name_file_and_key() {

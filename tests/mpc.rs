@@ -89,7 +89,7 @@ fn assert_no_secret_in(body: &Value) {
 // the appliance over mTLS
 // ---------------------------------------------------------------------------------------
 
-use common::api::{Answer, Server};
+use common::api::{path, Answer, Server};
 
 /// Starts the API; `signer` = None builds the signer from the config, as `serve` does.
 async fn start(extra: &str, signer: impl FnOnce(&Arc<Appliance>) -> Option<Signer>) -> Server {
@@ -127,9 +127,6 @@ impl Server {
     }
 }
 
-fn route(w: &Wallet, op: &str) -> String {
-    format!("/v1/wallets/{}/{op}", w.id)
-}
 
 fn evm_address_of(k: &k256::ecdsa::SigningKey) -> String {
     format!("{:#x}", evm::address_of(k.verifying_key()))
@@ -329,7 +326,7 @@ async fn engine_is_chosen_from_the_stored_wallet() {
 
     // through the API: a config without [engines.dynamic] keeps mpc wallets at 409
     let a = s
-        .post(&route(&mpc, "evm/message"), json!({"message": "hi"}))
+        .post(&path(&mpc, "evm/message"), json!({"message": "hi"}))
         .await;
     assert_eq!(a.status, StatusCode::CONFLICT);
     assert_eq!(a.body["error"]["code"], "engine_unavailable");
@@ -347,7 +344,7 @@ async fn without_the_feature_a_configured_engine_is_still_unavailable() {
     let (_, address) = keyward::wallet_key::generate(Chain::Evm);
     let mpc = s.mpc_wallet(Chain::Evm, address);
     let a = s
-        .post(&route(&mpc, "evm/message"), json!({"message": "hi"}))
+        .post(&path(&mpc, "evm/message"), json!({"message": "hi"}))
         .await;
     assert_eq!(a.status, StatusCode::CONFLICT);
     assert_eq!(a.body["error"]["code"], "engine_unavailable");
@@ -379,13 +376,13 @@ async fn co_signed_answers_are_verified_before_they_leave() {
         ("evm/typed-data", json!({"typedData": mail_typed_data()})),
         ("evm/transaction", json!({"transaction": eip1559(&from)})),
     ] {
-        let a = s.post(&route(&evm_w, op), body).await;
+        let a = s.post(&path(&evm_w, op), body).await;
         assert_eq!(a.status, StatusCode::OK, "{op}: {}", a.body);
         assert!(a.body["auditId"].is_string());
     }
     let a = s
         .post(
-            &route(&sol_w, "solana/message"),
+            &path(&sol_w, "solana/message"),
             json!({"message": "hello"}),
         )
         .await;
@@ -411,7 +408,7 @@ async fn co_signed_answers_are_verified_before_they_leave() {
         ),
     ] {
         let before = double.calls.load(Ordering::SeqCst);
-        let a = s.post(&route(&evm_liar, op), body).await;
+        let a = s.post(&path(&evm_liar, op), body).await;
         assert_eq!(double.calls.load(Ordering::SeqCst), before + 1);
         s.assert_cosigner_error(&a, "cosigner_bad_signature");
         assert!(a.body.get("rawTransaction").is_none());
@@ -424,7 +421,7 @@ async fn co_signed_answers_are_verified_before_they_leave() {
     );
     let a = s
         .post(
-            &route(&sol_liar, "solana/message"),
+            &path(&sol_liar, "solana/message"),
             json!({"message": "hello"}),
         )
         .await;
@@ -455,21 +452,21 @@ async fn refusals_before_signing_never_reach_the_engine() {
         .unwrap();
     let a = s
         .client_with(&narrow)
-        .post(&route(&w, "evm/message"), json!({"message": "hi"}))
+        .post(&path(&w, "evm/message"), json!({"message": "hi"}))
         .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
     assert_eq!(a.body["error"]["code"], "not_authorized");
     // a malformed request, a dry run
     let a = s
         .post(
-            &route(&w, "evm/transaction"),
+            &path(&w, "evm/transaction"),
             json!({"transaction": {"chainId": "0x1"}}),
         )
         .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
     let a = s
         .post(
-            &format!("{}?dryRun=true", route(&w, "evm/message")),
+            &format!("{}?dryRun=true", path(&w, "evm/message")),
             json!({"message": "hi"}),
         )
         .await;
@@ -905,7 +902,7 @@ mod vendor {
         let ours = |op: &'static str, w: &Wallet, body: Value| {
             let (s, api, w) = (&s, &api, w.clone());
             async move {
-                let a = s.post(&route(&w, op), body).await;
+                let a = s.post(&path(&w, op), body).await;
                 s.assert_cosigner_error(&a, "cosigner_rejected");
                 api.last()
             }
@@ -1075,7 +1072,7 @@ mod vendor {
     async fn both_fail(s: &Server, evm_w: &Wallet, sol_w: &Wallet, code: &str) -> Vec<String> {
         let mut messages = Vec::new();
         for (w, op) in [(evm_w, "evm/message"), (sol_w, "solana/message")] {
-            let a = s.post(&route(w, op), json!({"message": "hi"})).await;
+            let a = s.post(&path(w, op), json!({"message": "hi"})).await;
             s.assert_cosigner_error(&a, code);
             messages.push(a.body["error"]["message"].as_str().unwrap().to_owned());
         }
@@ -1243,14 +1240,14 @@ mod vendor {
         let (evm_w, sol_w) = two_wallets(&s).await;
         let first = async {
             let a = s
-                .post(&route(&evm_w, "evm/message"), json!({"message": "one"}))
+                .post(&path(&evm_w, "evm/message"), json!({"message": "one"}))
                 .await;
             s.assert_cosigner_error(&a, "cosigner_rejected");
         };
         let second = async {
             until("the first round reached the vendor", || api.count() == 1).await;
             let a = s
-                .post(&route(&sol_w, "solana/message"), json!({"message": "two"}))
+                .post(&path(&sol_w, "solana/message"), json!({"message": "two"}))
                 .await;
             s.assert_cosigner_error(&a, "cosigner_rejected");
         };
@@ -1304,13 +1301,13 @@ mod vendor {
                 json!({"digest": format!("0x{}", "11".repeat(32))}),
             ),
         ] {
-            let a = s.post(&route(&evm_w, op), body).await;
+            let a = s.post(&path(&evm_w, op), body).await;
             s.assert_cosigner_error(&a, "cosigner_unavailable");
             let m = a.body["error"]["message"].as_str().unwrap();
             assert!(m.contains("unreachable"), "{op}: {m}");
         }
         let a = s
-            .post(&route(&sol_w, "solana/message"), json!({"message": "hi"}))
+            .post(&path(&sol_w, "solana/message"), json!({"message": "hi"}))
             .await;
         s.assert_cosigner_error(&a, "cosigner_unavailable");
         // refused before a round started
@@ -1416,8 +1413,8 @@ async fn a_panicking_handler_is_a_500_with_an_audit_record() {
         solana::to_base58(&solana::pubkey_of(&sol_key)),
     );
     for (route_, body) in [
-        (route(&evm_mpc, "evm/message"), json!({"message": "hi"})),
-        (route(&sol_mpc, "solana/message"), json!({"message": "hi"})),
+        (path(&evm_mpc, "evm/message"), json!({"message": "hi"})),
+        (path(&sol_mpc, "solana/message"), json!({"message": "hi"})),
     ] {
         let a = s.post(&route_, body).await;
         assert_eq!(
@@ -1436,7 +1433,7 @@ async fn a_panicking_handler_is_a_500_with_an_audit_record() {
     // still serving, and the audit chain is whole
     let local = keyward::wallets::create(&s.app, Chain::Evm, None).unwrap();
     let a = s
-        .post(&route(&local, "evm/message"), json!({"message": "hi"}))
+        .post(&path(&local, "evm/message"), json!({"message": "hi"}))
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert!(s.app.store.read(audit::verify).unwrap().is_ok());

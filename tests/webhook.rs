@@ -36,10 +36,6 @@ fn unwrap(h: &Harness, w: &Wallet, purpose: Purpose) -> Vec<u8> {
     .to_vec()
 }
 
-fn id() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulated_delegations_land_local_wallets_on_both_chains() {
     let mut h = start(|_| {}).await;

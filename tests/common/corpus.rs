@@ -50,6 +50,19 @@ impl<'a, I> Class<'a, I> {
     }
 }
 
+/// Edits a value in an expression: `base().tap(|v| v["field"] = bad)` is a case's
+/// input that differs from a valid one in one place.
+pub trait Tap: Sized {
+    fn tap(self, f: impl FnOnce(&mut Self)) -> Self;
+}
+
+impl Tap for serde_json::Value {
+    fn tap(mut self, f: impl FnOnce(&mut Self)) -> Self {
+        f(&mut self);
+        self
+    }
+}
+
 /// Fails the test when two cases share a class and a name (a copy-pasted case that
 /// was meant to differ).
 pub fn assert_distinct<I>(cases: &[Case<I>]) {

@@ -32,12 +32,20 @@ pub fn keyward_ok(env: &Env, args: &[&str]) -> String {
     let out = keyward(env, args);
     assert!(
         out.status.success(),
-        "keyward {args:?} failed ({:?}): {}{}",
+        "keyward {args:?} failed ({:?}): {}",
         out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        text(&out)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A command's stdout and stderr, as one text.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// A plain-HTTP GET (the admin listener): status and the whole response text.

@@ -222,6 +222,11 @@ pub fn encrypt(public: &RsaPublicKey, plaintext: &[u8], o: &Enc) -> serde_json::
     v
 }
 
+/// A fresh id (event, wallet, message), as the vendor makes them.
+pub fn id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
 pub fn now_ts(offset_ms: i64) -> String {
     let t = time::OffsetDateTime::now_utc() + time::Duration::milliseconds(offset_ms);
     simulator::timestamp(t)
