@@ -884,6 +884,17 @@ path = "keyward.db"
     }
 
     #[test]
+    fn shipped_configs_pass_the_pure_checks() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        for name in ["keyward.example.toml", "keyward.dev.toml"] {
+            let text = std::fs::read_to_string(root.join(name)).unwrap();
+            let c = Config::parse(&text, &root.join(name)).unwrap();
+            assert_eq!(c.empty_path_problem(), None, "{name}");
+            assert_eq!(validate::log_level_problem(&c.log.level), None, "{name}");
+        }
+    }
+
+    #[test]
     fn empty_paths_are_refused_by_key_before_resolution() {
         for (from, to, key) in [
             ("path = \"keyward.db\"", "path = \"\"", "store.path"),

@@ -34,13 +34,16 @@ pub fn run(cmd: ConfigCmd) -> Result<(), CliError> {
                         .map(|s| format!("token serial {s:?}"))
                 })
                 .unwrap_or_else(|| "the token".into());
+            let file = config.source.display();
             eprintln!(
-                "{}: OK: the config is valid; every file it names is present and readable, \
-                 secrets read, modes and owners pass for uid {uid} (serve judges them for its own user), \
-                 TLS material loads. Not checked without the token and the database: that the \
-                 PKCS#11 module loads, {token} is present, the PIN is accepted, the keys \
-                 `keyward init` creates exist, the database opens; nor that the listen addresses are free.",
-                config.source.display()
+                "{file}: OK: the config is valid; every file it names is present and readable; \
+                 secrets read; modes and owners pass for uid {uid} (serve judges them as its own \
+                 user); TLS material loads"
+            );
+            eprintln!(
+                "{file}: not checked (only the token or the database can tell): that the PKCS#11 \
+                 module loads, {token} is present, the PIN is accepted, the keys `keyward init` \
+                 creates exist, the database opens; nor that the listen addresses are free"
             );
             Ok(())
         }
