@@ -115,6 +115,13 @@ impl Appliance {
         *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
     }
 
+    /// Installs TLS material already built from this config (by `server::preflight`),
+    /// so start-up does not read the files a second time.
+    pub fn install_tls(&self, api: Arc<ReloadableTls>, webhook: Arc<ReloadableTls>) {
+        let _ = self.tls_api.set(api);
+        let _ = self.tls_webhook.set(webhook);
+    }
+
     /// The signing API's TLS material (built on first use, replaced by [`Self::reload`]).
     pub fn api_tls(&self) -> Result<Arc<ReloadableTls>, TlsError> {
         if let Some(t) = self.tls_api.get() {

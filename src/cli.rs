@@ -155,5 +155,14 @@ fn serve(path: &Path) -> Result<(), CliError> {
         .thread_name("keyward")
         .build()
         .map_err(fail)?;
-    rt.block_on(keyward::server::run(config)).map_err(fail)
+    rt.block_on(keyward::server::run(config))
+        .map_err(serve_error)
+}
+
+/// A configuration problem found at start exits 2, as `config check` does for it.
+pub fn serve_error(e: keyward::server::ServeError) -> CliError {
+    match e {
+        keyward::server::ServeError::Config(c) => CliError::Config(c),
+        other => fail(other),
+    }
 }

@@ -7,6 +7,7 @@
 
 mod duration;
 mod engines;
+mod files;
 pub mod rpc;
 pub mod secret;
 mod validate;
@@ -53,6 +54,17 @@ pub enum ConfigError {
         /// What was expected.
         message: String,
     },
+    /// Several values are not acceptable (file checks report every problem at once).
+    #[error("{}", several(.0))]
+    Several(Vec<ConfigError>),
+}
+
+fn several(errors: &[ConfigError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The whole configuration file.
@@ -482,6 +494,10 @@ impl Config {
         })?;
         let mut config = Config::parse(&text, path)?;
         config.source = path.to_path_buf();
+        // before resolving: an empty path would become the config file's directory
+        if let Some((key, message)) = config.empty_path_problem() {
+            return Err(config.invalid(&key, message));
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve_paths(base);
         config.load_policy_file()?;
@@ -516,7 +532,13 @@ impl Config {
                 "rules are either inline ([[policy.rule]]) or in policy.file, not both",
             ));
         }
-        let mut section = read_policy_file(&file)?;
+        let mut section = read_policy_file(&file).map_err(|e| match e {
+            ConfigError::Read { file, source } => self.invalid(
+                "policy.file",
+                format!("{}: cannot read: {source}", file.display()),
+            ),
+            other => other,
+        })?;
         section.file = Some(file);
         self.policy = section;
         Ok(())
@@ -550,7 +572,8 @@ impl Config {
 
     fn resolve_paths(&mut self, base: &Path) {
         let fix = |p: &mut PathBuf| {
-            if p.is_relative() {
+            // an empty path stays empty, for validate() to refuse by its key
+            if p.is_relative() && !p.as_os_str().is_empty() {
                 *p = base.join(&*p);
             }
         };
@@ -607,7 +630,7 @@ fn read_policy_file(path: &Path) -> Result<crate::policy::PolicySection, ConfigE
 
 #[cfg(test)]
 mod tests {
-    use super::validate::valid_selector;
+    use super::validate::{self, valid_selector};
     use super::*;
 
     const MINIMAL: &str = r#"
@@ -817,6 +840,183 @@ path = "keyward.db"
             let e = c.validate().unwrap_err().to_string();
             assert!(e.contains(key), "{e}");
         }
+    }
+
+    #[test]
+    fn log_level_must_be_a_filter_that_logs_keyward() {
+        for ok in [
+            "info",
+            "WARN",
+            "debug,hyper=warn",
+            "info,keyward=debug",
+            "keyward::webhook=trace",
+            "off",
+        ] {
+            assert_eq!(validate::log_level_problem(ok), None, "{ok}");
+        }
+        for (bad, says) in [
+            ("", "is empty"),
+            (" , ", "is empty"),
+            ("loud", "\"loud\" is not a level"),
+            ("verbose,keyward=debug", "\"verbose\" is not a level"),
+            ("keyward=loud", "does not parse"),
+            ("info,[", "does not parse"),
+            ("=info", "does not parse"),
+            // the filter does not trim around `=`: serve would drop this directive
+            ("info, keyward=debug", "does not parse"),
+        ] {
+            let m = validate::log_level_problem(bad).unwrap_or_else(|| panic!("accepted {bad:?}"));
+            assert!(
+                m.contains(says) && m.contains("expected a tracing filter"),
+                "{bad:?}: {m}"
+            );
+        }
+        let text = format!("{MINIMAL}\n[log]\nlevel = \"verbose\"\n");
+        let e = Config::parse(&text, Path::new("k.toml"))
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("key `log.level`: \"verbose\" is not a level"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn shipped_configs_pass_the_pure_checks() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        for name in ["keyward.example.toml", "keyward.dev.toml"] {
+            let text = std::fs::read_to_string(root.join(name)).unwrap();
+            let c = Config::parse(&text, &root.join(name)).unwrap();
+            assert_eq!(c.empty_path_problem(), None, "{name}");
+            assert_eq!(validate::log_level_problem(&c.log.level), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn empty_paths_are_refused_by_key_before_resolution() {
+        for (from, to, key) in [
+            ("path = \"keyward.db\"", "path = \"\"", "store.path"),
+            (
+                "module = \"/usr/lib/softhsm/libsofthsm2.so\"",
+                "module = \"\"",
+                "pkcs11.module",
+            ),
+            (
+                "pin = { env = \"KEYWARD_PIN\" }",
+                "pin = { file = \"\" }",
+                "pkcs11.pin",
+            ),
+            (
+                "pin = { env = \"KEYWARD_PIN\" }",
+                "pin = { env = \"\" }",
+                "pkcs11.pin",
+            ),
+            (
+                "path = \"keyward.db\"",
+                "path = \"k.db\"\n[api]\nclient_ca = [\"ca.pem\", \"\"]",
+                "api.client_ca[1]",
+            ),
+            (
+                "path = \"keyward.db\"",
+                "path = \"k.db\"\n[webhook]\ncert = \"\"",
+                "webhook.cert",
+            ),
+            (
+                "path = \"keyward.db\"",
+                "path = \"k.db\"\n[policy]\nfile = \"\"",
+                "policy.file",
+            ),
+        ] {
+            let text = MINIMAL.replace(from, to);
+            let c = Config::parse(&text, Path::new("k.toml")).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(&format!("key `{key}`: expected ")), "{to}: {e}");
+            // load refuses it the same way (not as the directory it would resolve to)
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("k.toml");
+            std::fs::write(&file, &text).unwrap();
+            let e = Config::load(&file).unwrap_err().to_string();
+            assert!(e.contains(&format!("key `{key}`: expected ")), "{to}: {e}");
+        }
+    }
+
+    #[test]
+    fn check_files_names_every_missing_file_by_key_and_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let pin = d.join("pin");
+        std::fs::write(&pin, "1234\n").unwrap();
+        std::fs::set_permissions(&pin, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        std::fs::write(d.join("ca.pem"), "x").unwrap();
+        let text = r#"
+[pkcs11]
+module = "no-such-module.so"
+token_label = "keyward"
+pin = { file = "pin" }
+[store]
+path = "no-such-dir/keyward.db"
+[api]
+cert = "api.pem"
+key = "api.key"
+client_ca = ["ca.pem", "no-such-ca.pem"]
+crls = ["no-such.crl"]
+[webhook]
+key = "hook.key"
+secrets = [{ file = "no-such-secret" }]
+"#;
+        let file = d.join("k.toml");
+        std::fs::write(&file, text).unwrap();
+        let c = Config::load(&file).expect("the file itself is valid");
+        let e = c.check_files().unwrap_err();
+        let ConfigError::Several(all) = &e else {
+            panic!("{e}")
+        };
+        let keys: Vec<String> = all
+            .iter()
+            .map(|e| match e {
+                ConfigError::Invalid { key, .. } => key.clone(),
+                other => panic!("{other}"),
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "webhook.cert",
+                "pkcs11.module",
+                "store.path",
+                "api.cert",
+                "api.key",
+                "webhook.key",
+                "api.client_ca[1]",
+                "api.crls[0]",
+                "webhook.secrets[0]",
+            ]
+        );
+        let text = e.to_string();
+        for (key, path) in [
+            ("pkcs11.module", "no-such-module.so"),
+            ("api.client_ca[1]", "no-such-ca.pem"),
+            ("store.path", "no-such-dir"),
+            ("webhook.secrets[0]", "no-such-secret"),
+        ] {
+            let line = format!(
+                "{}: key `{key}`: {}",
+                file.display(),
+                d.join(path).display()
+            );
+            assert!(
+                text.lines().any(|l| l.starts_with(&line)
+                    || l.contains(&format!(
+                        "key `{key}`: secret file {}",
+                        d.join(path).display()
+                    ))),
+                "{line}\n{text}"
+            );
+        }
+        assert!(!text.contains("1234"), "{text}");
     }
 
     #[test]

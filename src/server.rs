@@ -12,11 +12,16 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::appliance::{Appliance, OpenError};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
+use crate::tls::ReloadableTls;
 
 /// Serving failed to start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// A file the config names is missing, of the wrong kind or unreadable; a secret does
+    /// not read (exit status 2, like any configuration error).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// Opening token or store.
     #[error(transparent)]
     Open(#[from] OpenError),
@@ -84,12 +89,70 @@ impl Running {
     }
 }
 
+/// The TLS material [`preflight`] built, handed to the appliance so it is not read twice.
+#[derive(Debug)]
+pub struct CheckedTls {
+    api: Arc<ReloadableTls>,
+    webhook: Arc<ReloadableTls>,
+}
+
+/// The file checks of start and of every reload: [`Config::check_files`] (every named
+/// file present, a regular file, readable; secrets readable), then the modes and owners
+/// of the private and the trusted paths.
+pub fn check_files(config: &Config) -> Result<(), ServeError> {
+    config.check_files()?;
+    crate::hardening::check_private_paths(config)?;
+    crate::hardening::check_trusted_paths(config)?;
+    Ok(())
+}
+
+/// Everything `serve` checks before it touches the service lock, the token or the
+/// database: [`check_files`], then both faces' TLS material built from those files.
+/// `keyward config check` runs this same function, so its OK means `serve` gets past
+/// this point; what only the token or the database can tell (the PIN, the keys, the
+/// schema) and whether the addresses are free are not known here.
+pub fn preflight(config: &Config) -> Result<CheckedTls, ServeError> {
+    check_files(config)?;
+    // check_files has refused a config without a certificate and key for either face
+    let pair = |face, cert: &Option<std::path::PathBuf>, key: &Option<std::path::PathBuf>| {
+        cert.clone().zip(key.clone()).ok_or(ServeError::Tls {
+            face,
+            source: crate::tls::TlsError::Missing("a certificate and a key are required"),
+        })
+    };
+    let tls = |face| move |source| ServeError::Tls { face, source };
+    let api = &config.api;
+    let (cert, key) = pair("api", &api.cert, &api.key)?;
+    let api_tls = ReloadableTls::api(
+        &cert,
+        &key,
+        &api.client_ca,
+        &api.crls,
+        api.tls12,
+        api.client_cert_policy(),
+    )
+    .map_err(tls("api"))?;
+    let (cert, key) = pair("webhook", &config.webhook.cert, &config.webhook.key)?;
+    let webhook_tls = ReloadableTls::webhook(&cert, &key).map_err(tls("webhook"))?;
+    Ok(CheckedTls {
+        api: Arc::new(api_tls),
+        webhook: Arc::new(webhook_tls),
+    })
+}
+
 /// Opens everything and starts serving in the background.
 pub async fn start(config: Config) -> Result<Running, ServeError> {
+    start_with(config, None).await
+}
+
+async fn start_with(config: Config, tls: Option<CheckedTls>) -> Result<Running, ServeError> {
     // first, and before the token is opened: a second server on one database would
     // fight the first over its chain and its lock file, so it stops here, naming it
     let claim = crate::store::service_lock::claim(&config.store.path).map_err(ServeError::InUse)?;
     let app = Arc::new(Appliance::open(config)?);
+    if let Some(t) = tls {
+        app.install_tls(t.api, t.webhook);
+    }
     let cfg = app.config();
     let api_l = bind("signing API", cfg.api.listen).await?;
     let hook_l = bind("webhook", cfg.webhook.listen).await?;
@@ -135,29 +198,24 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
 
 fn reload(app: &Appliance, path: &std::path::Path) -> Result<(), String> {
     let new = Config::load(path).map_err(|e| e.to_string())?;
-    // the same file checks as at start: a reload must not accept a client CA, CRL,
-    // policy or module that start-up would have refused
-    crate::hardening::check_private_paths(&new).map_err(|e| e.to_string())?;
-    crate::hardening::check_trusted_paths(&new).map_err(|e| e.to_string())?;
-    // secrets must be readable before anything is swapped
-    for s in &new.webhook.secrets {
-        s.read().map_err(|e| e.to_string())?;
-    }
+    // the same file checks as at start (secrets readable before anything is swapped):
+    // a reload must not accept a file, client CA, CRL, policy or module that start-up
+    // would have refused
+    check_files(&new).map_err(|e| e.to_string())?;
     app.reload(new).map_err(|e| e.to_string())
 }
 
 /// Serves until SIGTERM or SIGINT; SIGHUP reloads the config file. Hardens the process
-/// and checks file modes first.
+/// and runs [`preflight`] first.
 pub async fn run(config: Config) -> Result<(), ServeError> {
     use tokio::signal::unix::{signal, SignalKind};
     crate::hardening::harden_process(config.process.mlock_all)?;
-    crate::hardening::check_private_paths(&config)?;
-    crate::hardening::check_trusted_paths(&config)?;
     let path = config.source.clone();
     for d in &config.deprecations {
         tracing::warn!("{d}");
     }
-    let running = start(config).await?;
+    let tls = preflight(&config)?;
+    let running = start_with(config, Some(tls)).await?;
     let mut term = signal(SignalKind::terminate()).expect("signal handler");
     let mut int = signal(SignalKind::interrupt()).expect("signal handler");
     let mut hup = signal(SignalKind::hangup()).expect("signal handler");

@@ -5,6 +5,12 @@
 //! 1 for everything else; never a panic's 101), that stderr says why, that stdout is
 //! empty, and that nothing changed: every row of the database, the audit chain
 //! included (a refused command audits nothing), and the token's objects.
+//!
+//! Config files that `keyward serve` refuses at start are run twice, as `config check`
+//! and as `serve`: both must refuse with the same exit status and name the same key and
+//! path, so `config check`'s OK can be trusted. While the corpus runs the test holds the
+//! database's service lock, so a `serve` that wrongly got past its checks stops at once
+//! ("already serves this database", exit 1) instead of serving.
 
 mod common;
 
@@ -69,14 +75,38 @@ impl Cases<'_> {
         p.display().to_string()
     }
 
-    /// `keyward config check` of the environment's config with `edit` applied; fails
-    /// the test if the edit did not change the text.
-    fn config(&mut self, name: &str, edit: impl FnOnce(&str) -> String, says: &str) {
+    /// The environment's config with `edit` applied, as a private file; fails the test if
+    /// the edit did not change the text.
+    fn edited(&mut self, name: &str, edit: impl FnOnce(&str) -> String, mode: u32) -> String {
         let text = edit(&self.base);
         assert_ne!(text, self.base, "{name}: the edit changed nothing");
-        let p = self.file(text.as_bytes(), 0o600);
+        self.file(text.as_bytes(), mode)
+    }
+
+    /// `keyward config check` of the environment's config with `edit` applied.
+    fn config(&mut self, name: &str, edit: impl FnOnce(&str) -> String, says: &str) {
+        let p = self.edited(name, edit, 0o600);
         let args = vec!["config".into(), "check".into(), "--config".into(), p];
         self.push("config", name, args, Vec::new(), 2, says);
+    }
+
+    /// `keyward config check` and `keyward serve` of the config file `p`: both must exit
+    /// with `exit` and say `says`.
+    fn check_and_serve(&mut self, name: &str, p: &str, exit: i32, says: &str) {
+        for (class, command) in [
+            ("config", ["config", "check"].as_slice()),
+            ("serve", &["serve"]),
+        ] {
+            let mut args: Vec<String> = command.iter().map(|s| s.to_string()).collect();
+            args.extend(["--config".into(), p.to_owned()]);
+            self.push(class, name, args, Vec::new(), exit, says);
+        }
+    }
+
+    /// [`Self::check_and_serve`] of the environment's config with `edit` applied.
+    fn both(&mut self, name: &str, edit: impl FnOnce(&str) -> String, exit: i32, says: &str) {
+        let p = self.edited(name, edit, 0o600);
+        self.check_and_serve(name, &p, exit, says);
     }
 
     /// `keyward wallets import --key-file <file>`.
@@ -275,14 +305,13 @@ fn corpus(env: &Env, held_key: &str) -> Vec<Case> {
         ("OAEP mode", r("rsa_oaep = \"auto\"", "rsa_oaep = \"sometimes\""), "rsa_oaep"),
         ("pin as plain text", r("pin = { file = \"pin\" }", "pin = \"1234\""), "pin"),
         ("pin from two places", r("pin = { file = \"pin\" }", "pin = { file = \"pin\", env = \"PIN\" }"), "pin"),
-        ("pin file missing", r("pin = { file = \"pin\" }", "pin = { file = \"nope\" }"), "nope"),
         ("no store", r("[store]\npath = \"keyward.db\"", ""), "store"),
         ("api listen not an address", r("[api]\nlisten = \"127.0.0.1:0\"", "[api]\nlisten = \"localhost\""), "api.listen"),
         ("api listen port 99999", r("[api]\nlisten = \"127.0.0.1:0\"", "[api]\nlisten = \"127.0.0.1:99999\""), "api.listen"),
         ("webhook CIDR /33", r("\"127.0.0.2/32\"", "\"127.0.0.2/33\""), "webhook.allowed_sources"),
         ("webhook CIDR word", r("\"127.0.0.2/32\"", "\"localhost\""), "webhook.allowed_sources"),
         ("unknown table", append("[webhook.x]"), "x"),
-        ("webhook secrets empty", r("secrets = [{ file = \"webhook-secret\" }]", "secrets = [{ file = \"\" }]"), "webhook.secrets"),
+        ("webhook secrets empty", r("secrets = [{ file = \"webhook-secret\" }]", "secrets = [{ file = \"\" }]"), "key `webhook.secrets[0]`: expected { file = \"PATH\" } with a path"),
         ("future skew in parsecs", r("[webhook]\n", "[webhook]\nmax_future_skew = \"5 parsecs\"\n"), "max_future_skew"),
         ("body limit negative", r("[webhook]\n", "[webhook]\nbody_limit = -1\n"), "body_limit"),
         ("body limit 0", r("[webhook]\n", "[webhook]\nbody_limit = 0\n"), "webhook.body_limit"),
@@ -296,36 +325,11 @@ fn corpus(env: &Env, held_key: &str) -> Vec<Case> {
         ("client without operations", append("[[clients]]\nidentity = \"a\"\nwallets = [\"*\"]"), "operations"),
         ("TOML syntax", append("[[clients]\n"), "TOML parse error"),
         ("table twice", append("[store]\npath = \"other.db\""), "store"),
-        ("policy file missing", append("[policy]\nfile = \"nope-policy.toml\""), "nope-policy.toml"),
     ];
     for (name, edit, says) in cases {
         c.config(name, edit, says);
     }
-    let p = c.file(b"pin-readable-by-others\n", 0o644);
-    let pin = p.clone();
-    c.config(
-        "pin file mode 0644",
-        move |t| {
-            replace(
-                t,
-                "pin = { file = \"pin\" }",
-                &format!("pin = {{ file = \"{pin}\" }}"),
-            )
-        },
-        "0644",
-    );
-    let p2 = c.file(b"secret-readable-by-group", 0o640);
-    c.config(
-        "webhook secret mode 0640",
-        move |t| {
-            replace(
-                t,
-                "secrets = [{ file = \"webhook-secret\" }]",
-                &format!("secrets = [{{ file = \"{p2}\" }}]"),
-            )
-        },
-        "0640",
-    );
+    config_refused_at_start(&mut c, env);
 
     // --- key files for `wallets import`
     let evm_key = "4646464646464646464646464646464646464646464646464646464646464646";
@@ -516,6 +520,120 @@ fn corpus(env: &Env, held_key: &str) -> Vec<Case> {
     c.out
 }
 
+/// Configs that `serve` refuses before it opens the token, and `config check` with it:
+/// each named file missing, of the wrong kind, too open or unparseable; each secret
+/// unreadable; the settings serve cannot start without; an empty path; a log filter that
+/// would hide keyward's own lines.
+fn config_refused_at_start(c: &mut Cases<'_>, env: &Env) {
+    let at = |name: &str| env.path(name).display().to_string();
+    let (module, client_ca, crls) = (
+        format!("module = \"{}\"", common::MODULE),
+        "client_ca = [\"ca.pem\"]",
+        "client_ca = [\"ca.pem\"]\ncrls = [\"nope.crl\"]",
+    );
+    let webhook_tls =
+        "[webhook]\nlisten = \"127.0.0.1:0\"\ncert = \"server.pem\"\nkey = \"server.key\"";
+    let no_such = "No such file or directory";
+    type Edit = Box<dyn FnOnce(&str) -> String>;
+    let r = |old: String, new: String| -> Edit { Box::new(move |t| replace(t, &old, &new)) };
+    let s = |x: &str| x.to_owned();
+    let append = |extra: String| -> Edit { Box::new(move |t| format!("{t}\n{extra}\n")) };
+    let cases: Vec<(&str, Edit, i32, String)> = vec![
+        // the module the token is opened with
+        ("pkcs11.module missing", r(module.clone(), s("module = \"/nonexistent/libnope.so\"")), 2, format!("key `pkcs11.module`: /nonexistent/libnope.so: {no_such}")),
+        ("pkcs11.module a directory", r(module.clone(), s("module = \"/usr/lib\"")), 2, s("key `pkcs11.module`: /usr/lib is a directory; expected the PKCS#11 module (.so)")),
+        ("pkcs11.module empty", r(module.clone(), s("module = \"\"")), 2, s("key `pkcs11.module`: expected a path, got an empty string")),
+        ("SOFTHSM2_CONF missing", r(s("pool_size = 4"), s("pool_size = 4\nenvironment = { SOFTHSM2_CONF = \"/nonexistent/softhsm2.conf\" }")), 2, format!("key `pkcs11.environment.SOFTHSM2_CONF`: /nonexistent/softhsm2.conf: {no_such}")),
+        // the PIN
+        ("pin file missing", r(s("pin = { file = \"pin\" }"), s("pin = { file = \"nope-pin\" }")), 2, format!("key `pkcs11.pin`: secret file {}: {no_such}", at("nope-pin"))),
+        ("pin variable unset", r(s("pin = { file = \"pin\" }"), s("pin = { env = \"KEYWARD_CORPUS_UNSET_PIN\" }")), 2, s("key `pkcs11.pin`: environment variable KEYWARD_CORPUS_UNSET_PIN is not set")),
+        ("pin file a directory", r(s("pin = { file = \"pin\" }"), format!("pin = {{ file = \"{}\" }}", env.dir.path().display())), 2, s("key `pkcs11.pin`: secret file")),
+        // the database
+        ("store.path empty", r(s("path = \"keyward.db\""), s("path = \"\"")), 2, s("key `store.path`: expected a path, got an empty string")),
+        ("store.path a directory", r(s("path = \"keyward.db\""), s("path = \"/tmp\"")), 2, s("key `store.path`: /tmp is a directory; expected the SQLite database file")),
+        ("store.path in no directory", r(s("path = \"keyward.db\""), s("path = \"no-such-dir/keyward.db\"")), 2, format!("key `store.path`: {} (the database's directory): {no_such}", at("no-such-dir"))),
+        // the signing API's TLS material
+        ("api.client_ca missing", r(s(client_ca), s("client_ca = [\"nope-ca.pem\"]")), 2, format!("key `api.client_ca[0]`: {}: {no_such}", at("nope-ca.pem"))),
+        ("api.client_ca second missing", r(s(client_ca), s("client_ca = [\"ca.pem\", \"nope-ca.pem\"]")), 2, format!("key `api.client_ca[1]`: {}: {no_such}", at("nope-ca.pem"))),
+        ("api.client_ca not set", r(s(client_ca), s("")), 2, s("key `api.client_ca`: is required to serve")),
+        ("api.crls missing", r(s(client_ca), s(crls)), 2, format!("key `api.crls[0]`: {}: {no_such}", at("nope.crl"))),
+        ("api.cert missing", r(s("cert = \"server.pem\""), s("cert = \"nope.pem\"")), 2, format!("key `api.cert`: {}: {no_such}", at("nope.pem"))),
+        ("api.cert not set", r(s("cert = \"server.pem\"\n"), s("")), 2, s("key `api.cert`: is required to serve")),
+        ("api.key missing", r(s("key = \"server.key\""), s("key = \"nope.key\"")), 2, format!("key `api.key`: {}: {no_such}", at("nope.key"))),
+        ("api.key a directory", r(s("key = \"server.key\""), s("key = \"/tmp\"")), 2, s("key `api.key`: /tmp is a directory")),
+        ("api.client_ca not PEM", r(s(client_ca), s("client_ca = [\"pin\"]")), 1, format!("api: {}: no PEM certificate found", at("pin"))),
+        // the webhook face
+        ("webhook.cert missing", r(s(webhook_tls), s("[webhook]\nlisten = \"127.0.0.1:0\"\ncert = \"nope.pem\"\nkey = \"server.key\"")), 2, format!("key `webhook.cert`: {}: {no_such}", at("nope.pem"))),
+        ("webhook.key missing", r(s(webhook_tls), s("[webhook]\nlisten = \"127.0.0.1:0\"\ncert = \"server.pem\"\nkey = \"nope.key\"")), 2, format!("key `webhook.key`: {}: {no_such}", at("nope.key"))),
+        ("webhook.key not set", r(s(webhook_tls), s("[webhook]\nlisten = \"127.0.0.1:0\"\ncert = \"server.pem\"")), 2, s("key `webhook.key`: is required to serve")),
+        ("webhook secret file missing", r(s("secrets = [{ file = \"webhook-secret\" }]"), s("secrets = [{ file = \"webhook-secret\" }, { file = \"nope-secret\" }]")), 2, format!("key `webhook.secrets[1]`: secret file {}: {no_such}", at("nope-secret"))),
+        // the policy, the node, the log filter
+        ("policy.file missing", append(s("[policy]\nfile = \"nope-policy.toml\"")), 2, format!("key `policy.file`: {}: cannot read: {no_such}", at("nope-policy.toml"))),
+        ("rpc.upstream_ca missing", append(s("[rpc]\nupstream = \"https://node.example\"\nupstream_ca = \"nope-ca.pem\"")), 2, format!("key `rpc.upstream_ca`: expected a PEM CA bundle: {}: {no_such}", at("nope-ca.pem"))),
+        ("log.level not a level", append(s("[log]\nlevel = \"verbose\"")), 2, s("key `log.level`: \"verbose\" is not a level")),
+        ("log.level bad directive", append(s("[log]\nlevel = \"info,keyward=loud\"")), 2, s("key `log.level`: \"info,keyward=loud\" does not parse")),
+        ("log.level empty", append(s("[log]\nlevel = \"\"")), 2, s("key `log.level`: is empty")),
+    ];
+    for (name, edit, exit, says) in cases {
+        c.both(name, edit, exit, &says);
+    }
+    // modes and owners: a secret too open is a secret that does not read (2); a file
+    // that is not secret but too open is refused by the start-up hardening (1)
+    let pin = c.file(b"pin-readable-by-others\n", 0o644);
+    let says = format!("key `pkcs11.pin`: secret file {pin} has mode 0644");
+    c.both(
+        "pin file mode 0644",
+        move |t| {
+            replace(
+                t,
+                "pin = { file = \"pin\" }",
+                &format!("pin = {{ file = \"{pin}\" }}"),
+            )
+        },
+        2,
+        &says,
+    );
+    let secret = c.file(b"secret-readable-by-group", 0o640);
+    let says = format!("key `webhook.secrets[0]`: secret file {secret} has mode 0640");
+    c.both(
+        "webhook secret mode 0640",
+        move |t| {
+            replace(
+                t,
+                "secrets = [{ file = \"webhook-secret\" }]",
+                &format!("secrets = [{{ file = \"{secret}\" }}]"),
+            )
+        },
+        2,
+        &says,
+    );
+    let ca = c.file(env.pki.ca.cert_pem.as_bytes(), 0o664);
+    let says = format!("refusing to start: {ca} (mode 0664, owner uid");
+    c.both(
+        "client CA group-writable",
+        move |t| {
+            replace(
+                t,
+                "client_ca = [\"ca.pem\"]",
+                &format!("client_ca = [\"{ca}\"]"),
+            )
+        },
+        1,
+        &says,
+    );
+    let p = c.edited(
+        "config 0644",
+        |t| format!("{t}\n# readable by others\n"),
+        0o644,
+    );
+    c.check_and_serve(
+        "config file mode 0644",
+        &p,
+        1,
+        &format!("refusing to start: {p} has mode 0644"),
+    );
+}
+
 /// Every token object's label and kind, for "the token did not change".
 fn token_objects(env: &Env) -> String {
     keyward_ok(env, &["keys", "list"])
@@ -540,6 +658,8 @@ fn every_bad_command_exits_with_its_status_says_why_and_changes_nothing() {
     keyward_ok(&env, &["lock", "--reason", "corpus"]);
     keyward_ok(&env, &["unlock"]);
     let db = env.config().store.path;
+    // a `serve` that gets past its checks stops here instead of serving
+    let _claim = keyward::store::service_lock::claim(&db).unwrap();
     let cases = corpus(&env, held);
     let objects = token_objects(&env);
     let started = std::time::Instant::now();
@@ -577,7 +697,7 @@ fn every_bad_command_exits_with_its_status_says_why_and_changes_nothing() {
             failures.push(format!("{what}: panicked: {stderr}"));
         }
         // `config check` prints the effective (redacted) config before it checks the
-        // secret files; every other refusal prints nothing on stdout
+        // files; every other refusal (`serve` included) prints nothing on stdout
         if !stdout.is_empty() && case.class != "config" {
             failures.push(format!("{what}: stdout not empty: {:.120?}", stdout));
         }

@@ -20,7 +20,21 @@ fn config_errors_exit_2_and_name_file_and_key() {
 
 #[test]
 fn config_check_redacts_and_checks_secret_modes() {
+    use std::os::unix::fs::PermissionsExt;
     let env = Env::new();
+    // `serve` refuses a config file others can read, and so does `config check`
+    std::fs::set_permissions(&env.config_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = keyward(&env, &["config", "check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "refusing to start: {} has mode 0644",
+            env.config_path.display()
+        )),
+        "{}",
+        text(&out)
+    );
+    std::fs::set_permissions(&env.config_path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let out = keyward(&env, &["config", "check"]);
     let t = text(&out);
     assert!(out.status.success(), "{t}");
@@ -30,7 +44,13 @@ fn config_check_redacts_and_checks_secret_modes() {
             && !t.contains(common::HMAC_SECRET),
         "{t}"
     );
-    use std::os::unix::fs::PermissionsExt;
+    // the OK says what it could not know without the token
+    assert!(
+        t.contains(": OK: ")
+            && t.contains(": not checked (only the token or the database can tell): ")
+            && t.contains("the PIN is accepted"),
+        "{t}"
+    );
     std::fs::set_permissions(env.path("pin"), std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = keyward(&env, &["config", "check"]);
     assert_eq!(out.status.code(), Some(2));

@@ -53,7 +53,7 @@ impl RpcConfig {
     /// Resolves `upstream_ca` against the config file's directory.
     pub(super) fn resolve_paths(&mut self, base: &std::path::Path) {
         if let Some(p) = &mut self.upstream_ca {
-            if p.is_relative() {
+            if p.is_relative() && !p.as_os_str().is_empty() {
                 *p = base.join(&*p);
             }
         }

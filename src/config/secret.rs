@@ -67,7 +67,7 @@ pub enum SecretError {
 impl SecretRef {
     pub(crate) fn resolve(&mut self, base: &Path) {
         if let SecretRef::File { file } = self {
-            if file.is_relative() {
+            if file.is_relative() && !file.as_os_str().is_empty() {
                 *file = base.join(&*file);
             }
         }

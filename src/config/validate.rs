@@ -9,6 +9,12 @@ use super::{Config, ConfigError, DYNAMIC_DEFAULT_DERIVATION_PATH};
 impl Config {
     /// Checks the values that types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some((key, message)) = self.empty_path_problem() {
+            return Err(self.invalid(&key, message));
+        }
+        if let Some(message) = log_level_problem(&self.log.level) {
+            return Err(self.invalid("log.level", message));
+        }
         let p = &self.pkcs11;
         if p.token_label.is_none() && p.token_serial.is_none() {
             return Err(self.invalid(
@@ -172,6 +178,36 @@ impl Config {
             })
             .collect()
     }
+}
+
+/// Why `level` would not log what the operator meant, if it would not. `serve` builds its
+/// filter leniently (a bad directive is dropped, not refused), so this is where a typo is
+/// caught; a bare word that is not a level is refused too, because the filter reads it as
+/// a module name and would log nothing of keyward's (not even "keyward ready").
+pub(super) fn log_level_problem(level: &str) -> Option<String> {
+    const EXPECTED: &str = "expected a tracing filter: a level (trace, debug, info, warn, error, off) or TARGET=LEVEL, comma-separated, such as \"info\" or \"info,keyward=debug\"";
+    let directives: Vec<&str> = level
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
+    if directives.is_empty() {
+        return Some(format!("is empty: {EXPECTED}"));
+    }
+    if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(level) {
+        return Some(format!("{level:?} does not parse ({e}): {EXPECTED}"));
+    }
+    let bare = |d: &str| {
+        !d.contains(['=', '['])
+            && d.parse::<tracing_subscriber::filter::LevelFilter>()
+                .is_err()
+    };
+    if let Some(word) = directives.into_iter().find(|d| bare(d)) {
+        return Some(format!(
+            "{word:?} is not a level (it would be read as a module name and enable only that module; write {word}=trace if that is meant): {EXPECTED}"
+        ));
+    }
+    None
 }
 
 pub(super) fn valid_selector(s: &str) -> bool {
