@@ -127,7 +127,6 @@ impl Server {
     }
 }
 
-
 fn evm_address_of(k: &k256::ecdsa::SigningKey) -> String {
     format!("{:#x}", evm::address_of(k.verifying_key()))
 }
@@ -381,10 +380,7 @@ async fn co_signed_answers_are_verified_before_they_leave() {
         assert!(a.body["auditId"].is_string());
     }
     let a = s
-        .post(
-            &path(&sol_w, "solana/message"),
-            json!({"message": "hello"}),
-        )
+        .post(&path(&sol_w, "solana/message"), json!({"message": "hello"}))
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     // the engine was told what each EVM signature is for
