@@ -5,7 +5,7 @@ use super::*;
 pub fn cases(w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
     let Routes { good_stx, .. } = r;
     let nf = (404, "route_not_found");
-    let body = br#"{\"message\":\"hi\"}"#;
+    let body = br#"{"message":"hi"}"#;
     let mut c = Class::new("identifiers", cases);
     for id in [
         "..",
