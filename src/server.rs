@@ -214,11 +214,13 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     for d in &config.deprecations {
         tracing::warn!("{d}");
     }
-    let tls = preflight(&config)?;
-    let running = start_with(config, Some(tls)).await?;
+    // Handlers first: "keyward ready" is the operator's cue to send SIGHUP, and a SIGHUP
+    // that arrived before its handler would take the default action and end the process.
     let mut term = signal(SignalKind::terminate()).expect("signal handler");
     let mut int = signal(SignalKind::interrupt()).expect("signal handler");
     let mut hup = signal(SignalKind::hangup()).expect("signal handler");
+    let tls = preflight(&config)?;
+    let running = start_with(config, Some(tls)).await?;
     loop {
         tokio::select! {
             _ = term.recv() => break,

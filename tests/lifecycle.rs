@@ -61,6 +61,21 @@ fn serve_hardens_reports_ready_and_stops_on_sigterm() {
     daemon.expect_log("stopped", Duration::from_secs(10));
 }
 
+/// "keyward ready" is the cue to reload: a SIGHUP sent the moment it is logged reloads,
+/// it never meets the default action (which ends the process). With the handlers
+/// installed after "ready" the window is microseconds: this passed 5 of 5 on an idle
+/// machine and a loaded CI run of identity_and_files lost its SIGHUP to it, so this
+/// guards that the reload answers at once, not the ordering itself (server::run).
+#[test]
+fn a_sighup_the_moment_serve_is_ready_reloads_and_never_stops_it() {
+    let env = Env::new();
+    keyward_ok(&env, &["init"]);
+    let daemon = Daemon::start(&env);
+    daemon.signal("HUP");
+    daemon.expect_log("reloaded", Duration::from_secs(20));
+    assert_eq!(http_get(&daemon.admin, "/healthz").0, 200);
+}
+
 #[test]
 fn rewrap_resumes_after_kill_9() {
     let env = Env::new();

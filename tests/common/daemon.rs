@@ -228,12 +228,17 @@ impl Daemon {
 
     /// Sends `signal` (e.g. "HUP") to the daemon.
     pub fn signal(&self, signal: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{signal}"), &self.pid().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{signal}");
+        use rustix::process::{kill_process, Pid, Signal};
+        let sig = match signal {
+            "HUP" => Signal::HUP,
+            "TERM" => Signal::TERM,
+            "INT" => Signal::INT,
+            "KILL" => Signal::KILL,
+            other => panic!("no signal {other}"),
+        };
+        // sent from this process (no `kill` to spawn): as soon after "ready" as it gets
+        let pid = Pid::from_raw(self.pid() as i32).expect("a pid");
+        kill_process(pid, sig).unwrap_or_else(|e| panic!("kill -{signal}: {e}"));
     }
 }
 
