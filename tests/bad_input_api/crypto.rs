@@ -3,43 +3,34 @@
 use super::*;
 
 pub fn cases(w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
-    let Routes {
-        td,
-        tx,
-        smsg,
-        stx,
-        sol_pk,
-        good_stx,
-        ..
-    } = r;
     let mut c = Class::new("crypto fields", cases);
     c.post(
         "from another address",
         Who::Test,
-        tx,
+        &r.tx,
         tx_with("from", json!("0x3535353535353535353535353535353535353535")),
         (400, "from_mismatch"),
     );
     c.post(
         "from another wallet of ours",
         Who::Test,
-        tx,
+        &r.tx,
         tx_with("from", json!(w.other_evm.address.clone().unwrap())),
         (400, "from_mismatch"),
     );
     c.post(
         "not a signer",
         Who::Test,
-        stx,
+        &r.stx,
         json!({"transaction": b64(&common::solana_tx(&[5u8; 32], None, false))}),
         (422, "not_a_signer"),
     );
-    let mut v1 = common::solana_tx(sol_pk, None, true);
+    let mut v1 = common::solana_tx(&r.sol_pk, None, true);
     v1[65] = 0x81; // message version 1
     c.post(
         "message version 1",
         Who::Test,
-        stx,
+        &r.stx,
         json!({"transaction": b64(&v1)}),
         (400, "unsupported_version"),
     );
@@ -47,40 +38,40 @@ pub fn cases(w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
     c.post(
         "three bytes",
         Who::Test,
-        stx,
+        &r.stx,
         json!({"transaction": b64(&[1, 2, 3])}),
         it,
     );
     c.post(
         "empty transaction",
         Who::Test,
-        stx,
+        &r.stx,
         json!({"transaction": ""}),
         it,
     );
-    let mut short_sigs = good_stx.clone();
+    let mut short_sigs = r.good_stx.clone();
     short_sigs[0] = 2; // claims two signatures, carries one
     c.post(
         "signature count above the message's",
         Who::Test,
-        stx,
+        &r.stx,
         json!({"transaction": b64(&short_sigs)}),
         it,
     );
-    let truncated = &good_stx[..good_stx.len() - 5];
+    let truncated = &r.good_stx[..r.good_stx.len() - 5];
     c.post(
         "truncated transaction",
         Who::Test,
-        stx,
+        &r.stx,
         json!({"transaction": b64(truncated)}),
         it,
     );
-    let mut trailing = good_stx.clone();
+    let mut trailing = r.good_stx.clone();
     trailing.extend_from_slice(b"tail");
     c.post(
         "transaction with trailing bytes",
         Who::Test,
-        stx,
+        &r.stx,
         json!({"transaction": b64(&trailing)}),
         it,
     );
@@ -88,22 +79,22 @@ pub fn cases(w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
     c.post(
         "message that is a transaction",
         Who::Test,
-        smsg,
-        json!({"message": b64(good_stx), "encoding": "base64"}),
+        &r.smsg,
+        json!({"message": b64(&r.good_stx), "encoding": "base64"}),
         is_tx,
     );
     c.post(
         "message that is a transaction message",
         Who::Test,
-        smsg,
-        json!({"message": b64(&good_stx[65..]), "encoding": "base64"}),
+        &r.smsg,
+        json!({"message": b64(&r.good_stx[65..]), "encoding": "base64"}),
         is_tx,
     );
     c.post(
         "message that is a transaction, hex",
         Who::Test,
-        smsg,
-        json!({"message": hex::encode(&good_stx[65..]), "encoding": "hex"}),
+        &r.smsg,
+        json!({"message": hex::encode(&r.good_stx[65..]), "encoding": "hex"}),
         is_tx,
     );
     let itd = (400, "invalid_typed_data");
@@ -169,6 +160,6 @@ pub fn cases(w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
             ),
         ),
     ] {
-        c.post(name, Who::Test, td, t, itd);
+        c.post(name, Who::Test, &r.td, t, itd);
     }
 }

@@ -3,20 +3,12 @@
 use super::*;
 
 pub fn cases(_w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
-    let Routes {
-        msg,
-        tx,
-        hash,
-        smsg,
-        stx,
-        ..
-    } = r;
     let mut c = Class::new("encodings", cases);
     for m in ["0xzz", "0x1", "0x 12", "0x0g"] {
         c.post(
             format!("evm message {m:?}"),
             Who::Test,
-            msg,
+            &r.msg,
             json!({ "message": m }),
             (400, "invalid_message"),
         );
@@ -34,7 +26,7 @@ pub fn cases(_w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
         c.post(
             format!("digest {d:.12}… ({} chars)", d.len()),
             Who::Hash,
-            hash,
+            &r.hash,
             json!({ "digest": d }),
             dig,
         );
@@ -51,7 +43,7 @@ pub fn cases(_w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
         c.post(
             name,
             Who::Test,
-            smsg,
+            &r.smsg,
             json!({"message": m, "encoding": e}),
             enc,
         );
@@ -59,14 +51,14 @@ pub fn cases(_w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
     c.post(
         "transaction base64 garbage",
         Who::Test,
-        stx,
+        &r.stx,
         json!({"transaction": "%%%"}),
         enc,
     );
     c.post(
         "transaction base64url",
         Who::Test,
-        stx,
+        &r.stx,
         json!({"transaction": B64URL.encode([0xfb; 90])}),
         enc,
     );
@@ -90,12 +82,12 @@ pub fn cases(_w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
         ),
         ("from short", "from", "0x1234"),
     ] {
-        c.post(name, Who::Test, tx, tx_with(k, json!(v)), addr);
+        c.post(name, Who::Test, &r.tx, tx_with(k, json!(v)), addr);
     }
     c.post(
         "access list address bad",
         Who::Test,
-        tx,
+        &r.tx,
         tx_with(
             "accessList",
             json!([{"address": "0x12", "storageKeys": []}]),
@@ -109,12 +101,12 @@ pub fn cases(_w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
         ("data odd length", "0x123"),
         ("data without 0x", "1234"),
     ] {
-        c.post(name, Who::Test, tx, tx_with("data", json!(d)), bad_tx);
+        c.post(name, Who::Test, &r.tx, tx_with("data", json!(d)), bad_tx);
     }
     c.post(
         "storage key short",
         Who::Test,
-        tx,
+        &r.tx,
         tx_with(
             "accessList",
             json!([{"address": "0x0000000000000000000000000000000000000001", "storageKeys": ["0x12"]}]),

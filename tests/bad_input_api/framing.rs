@@ -3,9 +3,6 @@
 use super::*;
 
 pub fn cases(w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
-    let Routes {
-        msg, tx, smsg, stx, ..
-    } = r;
     let mut c = Class::new("framing", cases);
     let nf = (404, "route_not_found");
     let na = (405, "method_not_allowed");
@@ -36,10 +33,10 @@ pub fn cases(w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
         );
     }
     for (m, p) in [
-        (Method::GET, msg.as_str()),
-        (Method::PUT, tx.as_str()),
-        (Method::DELETE, smsg.as_str()),
-        (Method::PATCH, stx.as_str()),
+        (Method::GET, r.msg.as_str()),
+        (Method::PUT, r.tx.as_str()),
+        (Method::DELETE, r.smsg.as_str()),
+        (Method::PATCH, r.stx.as_str()),
         (Method::POST, "/v1/whoami"),
         (Method::POST, "/v1/wallets"),
         (Method::DELETE, "/v1/wallets"),
@@ -58,11 +55,11 @@ pub fn cases(w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
         ("multipart", Some("multipart/form-data; boundary=x")),
         ("json-seq", Some("application/json-seq")),
     ] {
-        c.raw(name, Who::Test, Method::POST, msg, ct, &body[..], media);
+        c.raw(name, Who::Test, Method::POST, &r.msg, ct, &body[..], media);
     }
     c.bytes(
         "body over 256 KiB",
-        msg,
+        &r.msg,
         &vec![b' '; 300 * 1024],
         (413, "body_too_large"),
     );
@@ -85,7 +82,7 @@ pub fn cases(w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
         ("control character in string", b"{\"message\":\"a\x01b\"}"),
         ("NaN", b"{\"message\":NaN}"),
     ] {
-        c.bytes(name, msg, b, JSON_);
+        c.bytes(name, &r.msg, b, JSON_);
     }
     let q = (400, "invalid_query");
     for query in [
@@ -101,7 +98,7 @@ pub fn cases(w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
         c.post(
             format!("?{query}"),
             Who::Test,
-            &format!("{msg}?{query}"),
+            &format!("{}?{query}", r.msg),
             json!({"message": "hi"}),
             q,
         );

@@ -3,34 +3,26 @@
 use super::*;
 
 pub fn cases(w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
-    let Routes {
-        msg,
-        tx,
-        hash,
-        stx,
-        good_stx,
-        ..
-    } = r;
     let mut c = Class::new("identity/grants", cases);
     let nope = (403, "not_authorized");
     c.post(
         "stranger, evm message",
         Who::Stranger,
-        msg,
+        &r.msg,
         json!({"message": "hi"}),
         nope,
     );
     c.post(
         "stranger, solana transaction",
         Who::Stranger,
-        stx,
-        json!({"transaction": b64(good_stx)}),
+        &r.stx,
+        json!({"transaction": b64(&r.good_stx)}),
         nope,
     );
     c.post(
         "stranger, bad body",
         Who::Stranger,
-        msg,
+        &r.msg,
         json!({"nonsense": 1}),
         nope,
     );
@@ -55,7 +47,7 @@ pub fn cases(w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
     c.post(
         "raw digest without the explicit grant",
         Who::Test,
-        hash,
+        &r.hash,
         json!({"digest": format!("0x{}", "11".repeat(32))}),
         nope,
     );
@@ -69,7 +61,7 @@ pub fn cases(w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
     c.post(
         "hash client, transaction",
         Who::Hash,
-        tx,
+        &r.tx,
         json!({"transaction": base_tx()}),
         nope,
     );
@@ -92,14 +84,14 @@ pub fn cases(w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
     c.post(
         "URI identity, solana transaction",
         Who::Spiffe,
-        stx,
-        json!({"transaction": b64(good_stx)}),
+        &r.stx,
+        json!({"transaction": b64(&r.good_stx)}),
         nope,
     );
     c.post(
         "URI identity, evm message",
         Who::Spiffe,
-        msg,
+        &r.msg,
         json!({"message": "hi"}),
         nope,
     );
@@ -114,7 +106,7 @@ pub fn cases(w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
     c.post(
         "nameless certificate, sign",
         Who::Nameless,
-        msg,
+        &r.msg,
         json!({"message": "hi"}),
         anon,
     );

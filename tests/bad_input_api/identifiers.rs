@@ -3,7 +3,6 @@
 use super::*;
 
 pub fn cases(w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
-    let Routes { good_stx, .. } = r;
     let nf = (404, "route_not_found");
     let body = br#"{"message":"hi"}"#;
     let mut c = Class::new("identifiers", cases);
@@ -40,7 +39,7 @@ pub fn cases(w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
         "unknown wallet (solana)",
         Who::Test,
         "/v1/wallets/0c0ffee0-0000-4000-8000-000000000000/solana/transaction",
-        json!({"transaction": b64(good_stx)}),
+        json!({"transaction": b64(&r.good_stx)}),
         (404, "wallet_not_found"),
     );
     c.raw(
@@ -77,7 +76,7 @@ pub fn cases(w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
         (
             "evm wallet, solana transaction",
             path(&w.evm, "solana/transaction"),
-            json!({"transaction": b64(good_stx)}),
+            json!({"transaction": b64(&r.good_stx)}),
         ),
     ] {
         c.post(name, Who::Test, &p, body, wrong);

@@ -3,7 +3,6 @@
 use super::*;
 
 pub fn cases(_w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
-    let Routes { td, tx, smsg, .. } = r;
     let mut c = Class::new("ranges", cases);
     let qty = (400, "invalid_quantity");
     for (name, k, v) in [
@@ -35,7 +34,7 @@ pub fn cases(_w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
         ),
         ("type as word", "type", json!("legacy")),
     ] {
-        c.post(name, Who::Test, tx, tx_with(k, v), qty);
+        c.post(name, Who::Test, &r.tx, tx_with(k, v), qty);
     }
     let ty = (400, "unsupported_tx_type");
     for (name, body) in [
@@ -48,55 +47,55 @@ pub fn cases(_w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
             tx_with("authorizationList", json!([])),
         ),
     ] {
-        c.post(name, Who::Test, tx, body, ty);
+        c.post(name, Who::Test, &r.tx, body, ty);
     }
     let fee = (400, "fee_inconsistent");
     c.post(
         "1559 with gasPrice",
         Who::Test,
-        tx,
+        &r.tx,
         eip1559(&[("gasPrice", json!("1"))]),
         fee,
     );
     c.post(
         "legacy with maxFeePerGas",
         Who::Test,
-        tx,
+        &r.tx,
         tx_with("type", json!(0)).tap(|v| v["transaction"]["maxFeePerGas"] = json!("2")),
         fee,
     );
     c.post(
         "priority above max fee",
         Who::Test,
-        tx,
+        &r.tx,
         eip1559(&[("maxPriorityFeePerGas", json!("3"))]),
         fee,
     );
     c.post(
         "legacy with access list",
         Who::Test,
-        tx,
+        &r.tx,
         tx_with("type", json!(0)).tap(|v| v["transaction"]["accessList"] = json!([])),
         (400, "invalid_transaction"),
     );
     c.post(
         "gas and gasLimit differ",
         Who::Test,
-        tx,
+        &r.tx,
         tx_with("gasLimit", json!("21001")),
         (400, "invalid_transaction"),
     );
     c.post(
         "data and input differ",
         Who::Test,
-        tx,
+        &r.tx,
         tx_with("data", json!("0x01")).tap(|v| v["transaction"]["input"] = json!("0x02")),
         (400, "invalid_transaction"),
     );
     c.post(
         "data over 128 KiB",
         Who::Test,
-        tx,
+        &r.tx,
         tx_with("data", json!(format!("0x{}", "00".repeat(128 * 1024 + 1)))),
         // 128 KiB of data is 256 KiB of hex: the body limit is reached first, so
         // `data_too_large` cannot be answered through this API (see the report)
@@ -106,14 +105,14 @@ pub fn cases(_w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
     c.post(
         "257 access list entries",
         Who::Test,
-        tx,
+        &r.tx,
         tx_with("accessList", json!(vec![entry; 257])).tap(|v| v["transaction"]["type"] = json!(1)),
         (400, "access_list_too_large"),
     );
     c.post(
         "257 storage keys",
         Who::Test,
-        tx,
+        &r.tx,
         tx_with(
             "accessList",
             json!([{"address": "0x0000000000000000000000000000000000000001",
@@ -128,7 +127,7 @@ pub fn cases(_w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
     c.post(
         "65 types",
         Who::Test,
-        td,
+        &r.td,
         typed(Value::Object(many), "T0", json!({})),
         complex,
     );
@@ -138,14 +137,14 @@ pub fn cases(_w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
     c.post(
         "65 fields",
         Who::Test,
-        td,
+        &r.td,
         typed(json!({ "P": fields }), "P", json!({})),
         complex,
     );
     c.post(
         "field name of 129 bytes",
         Who::Test,
-        td,
+        &r.td,
         typed(
             json!({"P": [{"name": "n".repeat(129), "type": "bool"}]}),
             "P",
@@ -156,7 +155,7 @@ pub fn cases(_w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
     c.post(
         "9 array dimensions",
         Who::Test,
-        td,
+        &r.td,
         typed(
             json!({"P": [{"name": "a", "type": format!("bool{}", "[]".repeat(9))}]}),
             "P",
@@ -167,7 +166,7 @@ pub fn cases(_w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
     c.post(
         "fixed array of 10,001",
         Who::Test,
-        td,
+        &r.td,
         typed(
             json!({"P": [{"name": "a", "type": "bool[10001]"}]}),
             "P",
@@ -182,7 +181,7 @@ pub fn cases(_w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
     c.post(
         "message nested 40 deep",
         Who::Test,
-        td,
+        &r.td,
         typed(
             json!({"P": [{"name": "a", "type": "bool"}]}),
             "P",
@@ -193,21 +192,21 @@ pub fn cases(_w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
     c.post(
         "solana message empty",
         Who::Test,
-        smsg,
+        &r.smsg,
         json!({"message": ""}),
         (400, "invalid_message"),
     );
     c.post(
         "off-chain message over 65535 bytes",
         Who::Test,
-        smsg,
+        &r.smsg,
         json!({"message": "a".repeat(70_000), "format": "offchain"}),
         (400, "invalid_message"),
     );
     c.post(
         "off-chain message not UTF-8",
         Who::Test,
-        smsg,
+        &r.smsg,
         json!({"message": b64(&[0xff; 2000]), "encoding": "base64", "format": "offchain"}),
         (400, "invalid_message"),
     );

@@ -3,65 +3,55 @@
 use super::*;
 
 pub fn cases(_w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
-    let Routes {
-        msg,
-        td,
-        tx,
-        hash,
-        smsg,
-        stx,
-        good_stx,
-        ..
-    } = r;
     let mut c = Class::new("JSON shape", cases);
     for (name, p, who, body) in [
-        ("evm message {}", &msg, Who::Test, json!({})),
+        ("evm message {}", &r.msg, Who::Test, json!({})),
         (
             "evm message extra",
-            &msg,
+            &r.msg,
             Who::Test,
             json!({"message": "hi", "extra": 1}),
         ),
         (
             "evm message misnamed",
-            &msg,
+            &r.msg,
             Who::Test,
             json!({"msg": "hi"}),
         ),
-        ("typed data {}", &td, Who::Test, json!({})),
+        ("typed data {}", &r.td, Who::Test, json!({})),
         (
             "typed data snake_case",
-            &td,
+            &r.td,
             Who::Test,
             json!({"typed_data": {}}),
         ),
-        ("transaction {}", &tx, Who::Test, json!({})),
+        ("transaction {}", &r.tx, Who::Test, json!({})),
         (
             "transaction extra",
-            &tx,
+            &r.tx,
             Who::Test,
             json!({"transaction": base_tx(), "sign": true}),
         ),
-        ("hash {}", &hash, Who::Hash, json!({})),
+        ("hash {}", &r.hash, Who::Hash, json!({})),
         (
             "hash extra",
-            &hash,
+            &r.hash,
             Who::Hash,
             json!({"digest": format!("0x{}", "11".repeat(32)), "x": 1}),
         ),
-        ("solana message {}", &smsg, Who::Test, json!({})),
+        ("solana message {}", &r.smsg, Who::Test, json!({})),
         (
             "solana message extra",
-            &smsg,
+            &r.smsg,
             Who::Test,
             json!({"message": "x", "signer": "me"}),
         ),
-        ("solana transaction {}", &stx, Who::Test, json!({})),
+        ("solana transaction {}", &r.stx, Who::Test, json!({})),
         (
             "solana transaction extra",
-            &stx,
+            &r.stx,
             Who::Test,
-            json!({"transaction": b64(good_stx), "skipPreflight": true}),
+            json!({"transaction": b64(&r.good_stx), "skipPreflight": true}),
         ),
     ] {
         c.post(name, who, p, body, BAD);
@@ -69,21 +59,21 @@ pub fn cases(_w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
     c.post(
         "transaction field unknown",
         Who::Test,
-        tx,
+        &r.tx,
         tx_with("bogus", json!("1")),
         (400, "unknown_field"),
     );
     c.post(
         "transaction field in other case",
         Who::Test,
-        tx,
+        &r.tx,
         tx_with("ChainId", json!("1")),
         (400, "unknown_field"),
     );
     c.post(
         "access list entry unknown field",
         Who::Test,
-        tx,
+        &r.tx,
         tx_with(
             "accessList",
             json!([{"address": "0x3535353535353535353535353535353535353535", "storageKeys": [], "x": 1}]),
@@ -94,28 +84,28 @@ pub fn cases(_w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
     c.post(
         "transaction missing nonce",
         Who::Test,
-        tx,
+        &r.tx,
         tx_without("nonce"),
         (400, "invalid_transaction"),
     );
     c.post(
         "transaction missing gas",
         Who::Test,
-        tx,
+        &r.tx,
         tx_without("gas"),
         (400, "invalid_transaction"),
     );
     c.post(
         "legacy missing gasPrice",
         Who::Test,
-        tx,
+        &r.tx,
         tx_without("gasPrice"),
         (400, "invalid_transaction"),
     );
     c.post(
         "1559 missing priority fee",
         Who::Test,
-        tx,
+        &r.tx,
         eip1559(&[]).tap(|v| {
             v["transaction"]
                 .as_object_mut()
@@ -127,21 +117,21 @@ pub fn cases(_w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
     c.post(
         "transaction missing chainId",
         Who::Test,
-        tx,
+        &r.tx,
         tx_without("chainId"),
         (400, "missing_chain_id"),
     );
     c.post(
         "typed data without primaryType",
         Who::Test,
-        td,
+        &r.td,
         json!({"typedData": {"types": {"P": []}, "domain": {}, "message": {}}}),
         (400, "invalid_typed_data"),
     );
     c.post(
         "typed data without types",
         Who::Test,
-        td,
+        &r.td,
         json!({"typedData": {"primaryType": "P", "domain": {}, "message": {}}}),
         (400, "invalid_typed_data"),
     );

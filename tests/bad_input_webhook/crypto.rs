@@ -3,16 +3,9 @@
 use super::*;
 
 pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
-    let Ctx {
-        m,
-        url,
-        good,
-        seed_ping,
-        ..
-    } = x;
     let mut c = Class::new("crypto fields", cases);
     let json_ct = ("content-type".to_string(), "application/json".to_string());
-    let mac = hmac_header(&good.body, common::HMAC_SECRET);
+    let mac = hmac_header(&x.good.body, common::HMAC_SECRET);
     let hex_mac = mac.strip_prefix("sha256=").unwrap().to_owned();
     let missing = (401, "signature_missing");
     for (name, value) in [
@@ -32,52 +25,52 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
     ] {
         c.post(
             format!("signature {name}"),
-            url,
-            good.body.clone(),
+            &x.url,
+            x.good.body.clone(),
             vec![json_ct.clone(), ("x-dynamic-signature-256".into(), value)],
             missing,
         );
     }
     c.post(
         "no signature header",
-        url,
-        good.body.clone(),
+        &x.url,
+        x.good.body.clone(),
         vec![json_ct.clone()],
         missing,
     );
     let invalid = (401, "signature_invalid");
-    let mut tampered = good.body.clone();
+    let mut tampered = x.good.body.clone();
     let n = tampered.len();
     tampered[n - 3] ^= 1;
-    let mut newline = good.body.clone();
+    let mut newline = x.good.body.clone();
     newline.push(b'\n');
     for (name, body, header) in [
         (
             "wrong secret",
-            good.body.clone(),
-            hmac_header(&good.body, "dyn_wrong_secret"),
+            x.good.body.clone(),
+            hmac_header(&x.good.body, "dyn_wrong_secret"),
         ),
         ("tampered body", tampered, mac.clone()),
         ("body with a newline added", newline, mac.clone()),
         (
             "MAC of the empty body",
-            good.body.clone(),
+            x.good.body.clone(),
             hmac_header(b"", common::HMAC_SECRET),
         ),
         (
             "another delivery's MAC",
-            good.body.clone(),
-            seed_ping.signature.clone(),
+            x.good.body.clone(),
+            x.seed_ping.signature.clone(),
         ),
         (
             "secret with a trailing newline",
-            good.body.clone(),
-            hmac_header(&good.body, &format!("{}\n", common::HMAC_SECRET)),
+            x.good.body.clone(),
+            hmac_header(&x.good.body, &format!("{}\n", common::HMAC_SECRET)),
         ),
     ] {
         c.post(
             name,
-            url,
+            &x.url,
             body,
             vec![json_ct.clone(), ("x-dynamic-signature-256".into(), header)],
             invalid,
@@ -88,10 +81,10 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
     for a in ["A256GCMKW", "none", "", "rsa-oaep-256", "RSA1_5", "dir"] {
         c.json(
             format!("alg {a:?}"),
-            url,
-            &m.created(|d| {
-                d["encryptedDelegatedShare"] = m.enc(
-                    &m.share,
+            &x.url,
+            &x.m.created(|d| {
+                d["encryptedDelegatedShare"] = x.m.enc(
+                    &x.m.share,
                     &Enc {
                         alg: a,
                         ..Default::default()
@@ -103,38 +96,38 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
     }
     c.json(
         "ek under another RSA key",
-        url,
-        &m.created(|d| {
-            d["encryptedDelegatedShare"] = encrypt(&foreign_pub, &m.share, &Enc::default())
+        &x.url,
+        &x.m.created(|d| {
+            d["encryptedDelegatedShare"] = encrypt(&foreign_pub, &x.m.share, &Enc::default())
         }),
         (422, "envelope_decrypt_failed"),
     );
     c.json(
         "api key ek under another RSA key",
-        url,
-        &m.created(|d| {
+        &x.url,
+        &x.m.created(|d| {
             d["encryptedWalletApiKey"] = encrypt(&foreign_pub, b"dyn_api", &Enc::default())
         }),
         (422, "envelope_decrypt_failed"),
     );
     c.json(
         "ek random bytes",
-        url,
-        &m.created(|d| d["encryptedDelegatedShare"]["ek"] = b64(&[0x5a; 384]).into()),
+        &x.url,
+        &x.m.created(|d| d["encryptedDelegatedShare"]["ek"] = b64(&[0x5a; 384]).into()),
         (422, "envelope_decrypt_failed"),
     );
     c.json(
         "ek of another envelope's length",
-        url,
-        &m.created(|d| d["encryptedDelegatedShare"]["ek"] = b64(&[0x5a; 256]).into()),
+        &x.url,
+        &x.m.created(|d| d["encryptedDelegatedShare"]["ek"] = b64(&[0x5a; 256]).into()),
         (422, "envelope_decrypt_failed"),
     );
     c.json(
         "tag flipped",
-        url,
-        &m.created(|d| {
-            d["encryptedDelegatedShare"] = m.enc(
-                &m.share,
+        &x.url,
+        &x.m.created(|d| {
+            d["encryptedDelegatedShare"] = x.m.enc(
+                &x.m.share,
                 &Enc {
                     flip_tag: true,
                     ..Default::default()
@@ -143,13 +136,13 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
         }),
         (422, "envelope_decrypt_failed"),
     );
-    let share = m.enc(&m.share, &Enc::default());
+    let share = x.m.enc(&x.m.share, &Enc::default());
     let mut ct = B64URL.decode(share["ct"].as_str().unwrap()).unwrap();
     ct[0] ^= 0x80;
     c.json(
         "ciphertext flipped",
-        url,
-        &m.created(|d| {
+        &x.url,
+        &x.m.created(|d| {
             d["encryptedDelegatedShare"] = share.clone();
             d["encryptedDelegatedShare"]["ct"] = b64(&ct).into();
         }),
@@ -157,16 +150,16 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
     );
     c.json(
         "iv of another envelope",
-        url,
-        &m.created(|d| {
-            d["encryptedDelegatedShare"]["iv"] = m.enc(b"x", &Enc::default())["iv"].clone()
+        &x.url,
+        &x.m.created(|d| {
+            d["encryptedDelegatedShare"]["iv"] = x.m.enc(b"x", &Enc::default())["iv"].clone()
         }),
         (422, "envelope_decrypt_failed"),
     );
     c.json(
         "ek of the other field",
-        url,
-        &m.created(|d| {
+        &x.url,
+        &x.m.created(|d| {
             d["encryptedDelegatedShare"]["ek"] = d["encryptedWalletApiKey"]["ek"].clone()
         }),
         (422, "envelope_decrypt_failed"),
@@ -174,10 +167,10 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
     for len in [0, 16, 31, 33, 64] {
         c.json(
             format!("content key of {len} bytes"),
-            url,
-            &m.created(|d| {
-                d["encryptedDelegatedShare"] = m.enc(
-                    &m.share,
+            &x.url,
+            &x.m.created(|d| {
+                d["encryptedDelegatedShare"] = x.m.enc(
+                    &x.m.share,
                     &Enc {
                         content_key_len: len,
                         ..Default::default()
@@ -190,15 +183,15 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
     let (_, other_address) = wallet_key::generate(Chain::Evm);
     c.json(
         "share for another address",
-        url,
-        &m.created(|d| d["publicKey"] = other_address.clone().into()),
+        &x.url,
+        &x.m.created(|d| d["publicKey"] = other_address.clone().into()),
         (422, "share_address_mismatch"),
     );
     for (name, api) in [("empty", &b""[..]), ("not UTF-8", &[0xff, 0xfe, 0x00][..])] {
         c.json(
             format!("api key {name}"),
-            url,
-            &m.created(|d| d["encryptedWalletApiKey"] = m.enc(api, &Enc::default())),
+            &x.url,
+            &x.m.created(|d| d["encryptedWalletApiKey"] = x.m.enc(api, &Enc::default())),
             (422, "api_key_invalid"),
         );
     }

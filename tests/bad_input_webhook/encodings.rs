@@ -3,13 +3,6 @@
 use super::*;
 
 pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
-    let Ctx {
-        m,
-        url,
-        ping,
-        ping_text,
-        ..
-    } = x;
     let mut c = Class::new("encodings", cases);
     for (k, v) in [
         ("iv", "AAAA+AAAAAAAAAAA"),
@@ -21,24 +14,24 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
     ] {
         c.json(
             format!("{k} {v:?}"),
-            url,
-            &m.created(|d| d["encryptedDelegatedShare"][k] = v.into()),
+            &x.url,
+            &x.m.created(|d| d["encryptedDelegatedShare"][k] = v.into()),
             ENV_MALFORMED,
         );
     }
-    let ping_bytes = serde_json::to_vec(&ping).unwrap();
+    let ping_bytes = serde_json::to_vec(&x.ping).unwrap();
     let mut bom = b"\xef\xbb\xbf".to_vec();
     bom.extend_from_slice(&ping_bytes);
-    c.signed("byte order mark", url, bom, MALFORMED);
+    c.signed("byte order mark", &x.url, bom, MALFORMED);
     // in `eventName`, a field keyward reads (an ignored field's bytes are not decoded)
-    let mut latin1 = ping_text.clone().into_bytes();
+    let mut latin1 = x.ping_text.clone().into_bytes();
     let at = latin1.windows(6).position(|w| w == b"\"ping\"").unwrap();
     latin1[at + 1] = 0xe9; // a lone Latin-1 byte inside a string
-    c.signed("invalid UTF-8", url, latin1, MALFORMED);
+    c.signed("invalid UTF-8", &x.url, latin1, MALFORMED);
     c.signed(
         "lone surrogate escape",
-        url,
-        ping_text
+        &x.url,
+        x.ping_text
             .replacen("\"ping\"", "\"\\ud800\"", 1)
             .into_bytes(),
         MALFORMED,
@@ -52,8 +45,8 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
     ] {
         c.json(
             format!("{k} {v:?}"),
-            url,
-            &ping.clone().tap(|p| p[k] = v.into()),
+            &x.url,
+            &x.ping.clone().tap(|p| p[k] = v.into()),
             MALFORMED,
         );
     }

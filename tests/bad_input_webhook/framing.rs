@@ -3,7 +3,6 @@
 use super::*;
 
 pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
-    let Ctx { h, url, good, .. } = x;
     let mut c = Class::new("framing", cases);
     for p in [
         "/other",
@@ -17,9 +16,9 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
     ] {
         c.post(
             format!("path {p}"),
-            &format!("{}{p}", h.base),
-            good.body.clone(),
-            good.headers(),
+            &format!("{}{p}", x.h.base),
+            x.good.body.clone(),
+            x.good.headers(),
             (404, "not_found"),
         );
     }
@@ -33,15 +32,15 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
         let req = Req {
             from: ALLOWED,
             method: m.clone(),
-            url: url.clone(),
-            body: good.body.clone(),
-            headers: good.headers(),
+            url: x.url.clone(),
+            body: x.good.body.clone(),
+            headers: x.good.headers(),
         };
         c.push(format!("method {m}"), req, (405, "method_not_allowed"));
     }
     let sig = (
         "x-dynamic-signature-256".to_string(),
-        good.signature.clone(),
+        x.good.signature.clone(),
     );
     for (name, ct) in [
         ("no content type", None),
@@ -57,14 +56,14 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
         }
         c.post(
             name,
-            url,
-            good.body.clone(),
+            &x.url,
+            x.good.body.clone(),
             headers,
             (415, "unsupported_media_type"),
         );
     }
     for n in [65_537, 70_000, 200_000] {
         let body = vec![b' '; n];
-        c.signed(format!("{n} bytes"), url, body, (413, "body_too_large"));
+        c.signed(format!("{n} bytes"), &x.url, body, (413, "body_too_large"));
     }
 }

@@ -3,7 +3,6 @@
 use super::*;
 
 pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
-    let Ctx { m, url, ping, .. } = x;
     let mut c = Class::new("identifiers", cases);
     for wid in [
         "../../etc/passwd",
@@ -17,13 +16,13 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
     ] {
         c.json(
             format!("created walletId {wid:.20?}"),
-            url,
-            &m.created(|d| d["walletId"] = wid.into()),
+            &x.url,
+            &x.m.created(|d| d["walletId"] = wid.into()),
             MALFORMED,
         );
         c.json(
             format!("revoked walletId {wid:.20?}"),
-            url,
+            &x.url,
             &envelope(
                 "wallet.delegation.revoked",
                 json!({"walletId": wid, "chain": "SVM"}),
@@ -34,8 +33,8 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
     for eid in ["../evil", "e/1", ".", "...", "e 1", "e\u{e9}", ""] {
         c.json(
             format!("eventId {eid:?}"),
-            url,
-            &ping.clone().tap(|p| p["eventId"] = eid.into()),
+            &x.url,
+            &x.ping.clone().tap(|p| p["eventId"] = eid.into()),
             MALFORMED,
         );
     }
@@ -43,14 +42,14 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
     for chain in ["BTC", "", "ETH", "EVM ", "SOLANA-DEVNET"] {
         c.json(
             format!("created chain {chain:?}"),
-            url,
-            &m.created(|d| d["chain"] = chain.into()),
+            &x.url,
+            &x.m.created(|d| d["chain"] = chain.into()),
             unsupported,
         );
     }
     c.json(
         "revoked chain BTC",
-        url,
+        &x.url,
         &envelope(
             "wallet.delegation.revoked",
             json!({"walletId": id(), "chain": "BTC"}),
@@ -64,7 +63,7 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
         ("EVM, empty", "EVM", String::new()),
         ("EVM, a Solana address", "EVM", sol_address.clone()),
         ("EVM, not hex", "EVM", format!("0x{}", "zz".repeat(20))),
-        ("Solana, an EVM address", "SVM", m.address.clone()),
+        ("Solana, an EVM address", "SVM", x.m.address.clone()),
         ("Solana, not base58", "SVM", "0OIl".repeat(11)),
         (
             "Solana, 31 bytes",
@@ -74,8 +73,8 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
     ] {
         c.json(
             format!("publicKey {name}"),
-            url,
-            &m.created(|d| {
+            &x.url,
+            &x.m.created(|d| {
                 d["chain"] = chain.into();
                 d["publicKey"] = key.clone().into();
             }),

@@ -3,7 +3,6 @@
 use super::*;
 
 pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
-    let Ctx { url, good, .. } = x;
     let mut c = Class::new("identity/grants", cases);
     for xff in [
         "127.0.0.3",
@@ -17,13 +16,13 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
         "127.0.0.2,,",
         "",
     ] {
-        let mut headers = good.headers();
+        let mut headers = x.good.headers();
         headers.push(("x-forwarded-for".into(), xff.into()));
         let req = Req {
             from: "127.0.0.1",
             method: Method::POST,
-            url: url.clone(),
-            body: good.body.clone(),
+            url: x.url.clone(),
+            body: x.good.body.clone(),
             headers,
         };
         c.push(

@@ -3,7 +3,6 @@
 use super::*;
 
 pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
-    let Ctx { m, url, ping, .. } = x;
     let mut c = Class::new("ranges", cases);
     for (k, v) in [
         ("eventId", "e".repeat(129)),
@@ -16,8 +15,8 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
     ] {
         c.json(
             format!("{k} of {} chars", v.len()),
-            url,
-            &ping.clone().tap(|p| p[k] = v.clone().into()),
+            &x.url,
+            &x.ping.clone().tap(|p| p[k] = v.clone().into()),
             MALFORMED,
         );
     }
@@ -31,8 +30,8 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
     ] {
         c.json(
             format!("timestamp {name}"),
-            url,
-            &ping.clone().tap(|p| p["timestamp"] = ts.clone().into()),
+            &x.url,
+            &x.ping.clone().tap(|p| p["timestamp"] = ts.clone().into()),
             MALFORMED,
         );
     }
@@ -55,31 +54,31 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
     ] {
         c.json(
             format!("timestamp {name}"),
-            url,
-            &ping.clone().tap(|p| p["timestamp"] = ts.clone().into()),
+            &x.url,
+            &x.ping.clone().tap(|p| p["timestamp"] = ts.clone().into()),
             (400, code),
         );
     }
     for len in [0, 8, 11, 13, 32] {
         c.json(
             format!("iv of {len} bytes"),
-            url,
-            &m.created(|d| d["encryptedDelegatedShare"]["iv"] = b64(&vec![0u8; len]).into()),
+            &x.url,
+            &x.m.created(|d| d["encryptedDelegatedShare"]["iv"] = b64(&vec![0u8; len]).into()),
             ENV_MALFORMED,
         );
     }
     for len in [0, 15, 17] {
         c.json(
             format!("tag of {len} bytes"),
-            url,
-            &m.created(|d| d["encryptedDelegatedShare"]["tag"] = b64(&vec![0u8; len]).into()),
+            &x.url,
+            &x.m.created(|d| d["encryptedDelegatedShare"]["tag"] = b64(&vec![0u8; len]).into()),
             ENV_MALFORMED,
         );
     }
     c.json(
         "ek empty",
-        url,
-        &m.created(|d| d["encryptedDelegatedShare"]["ek"] = "".into()),
+        &x.url,
+        &x.m.created(|d| d["encryptedDelegatedShare"]["ek"] = "".into()),
         ENV_MALFORMED,
     );
 }

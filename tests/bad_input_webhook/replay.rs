@@ -3,46 +3,37 @@
 use super::*;
 
 pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
-    let Ctx {
-        h,
-        m,
-        url,
-        ping,
-        evm_wid,
-        sol_wid,
-        tomb_wid,
-        seed_created,
-        seed_sol,
-        seed_revoke,
-        seed_ping,
-        generated,
-        ..
-    } = x;
     let mut c = Class::new("replay/ordering", cases);
     for (name, d) in [
-        ("created again", &seed_created),
-        ("Solana created again", &seed_sol),
-        ("revoked again", &seed_revoke),
-        ("ping again", &seed_ping),
+        ("created again", &x.seed_created),
+        ("Solana created again", &x.seed_sol),
+        ("revoked again", &x.seed_revoke),
+        ("ping again", &x.seed_ping),
     ] {
-        c.post(name, url, d.body.clone(), d.headers(), (200, "duplicate"));
+        c.post(
+            name,
+            &x.url,
+            d.body.clone(),
+            d.headers(),
+            (200, "duplicate"),
+        );
     }
     let conflict = (409, "event_id_conflict");
     let now = time::OffsetDateTime::now_utc();
     for (name, d) in [
         (
             "created's eventId as its revoke",
-            h.sim.delivery(
-                &seed_created.event_id,
+            x.h.sim.delivery(
+                &x.seed_created.event_id,
                 "wallet.delegation.revoked",
-                json!({"walletId": evm_wid, "chain": "EVM"}),
+                json!({"walletId": &x.evm_wid, "chain": "EVM"}),
                 now,
             ),
         ),
         (
             "created's eventId for another wallet",
-            h.sim.delivery(
-                &seed_created.event_id,
+            x.h.sim.delivery(
+                &x.seed_created.event_id,
                 "wallet.delegation.revoked",
                 json!({"walletId": id(), "chain": "EVM"}),
                 now,
@@ -50,39 +41,39 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
         ),
         (
             "created's eventId as a ping",
-            h.sim
-                .delivery(&seed_created.event_id, "ping", json!({}), now),
+            x.h.sim
+                .delivery(&x.seed_created.event_id, "ping", json!({}), now),
         ),
         (
             "revoke's eventId as a created",
-            h.sim.delivery(
-                &seed_revoke.event_id,
+            x.h.sim.delivery(
+                &x.seed_revoke.event_id,
                 "wallet.delegation.created",
-                m.data(),
+                x.m.data(),
                 now,
             ),
         ),
         (
             "ping's eventId as an unknown event",
-            h.sim
-                .delivery(&seed_ping.event_id, "user.created", json!({}), now),
+            x.h.sim
+                .delivery(&x.seed_ping.event_id, "user.created", json!({}), now),
         ),
     ] {
-        c.post(name, url, d.body.clone(), d.headers(), conflict);
+        c.post(name, &x.url, d.body.clone(), d.headers(), conflict);
     }
     let local = (409, "wallet_conflict");
     c.json(
         "created for a generated wallet",
-        url,
-        &m.created(|d| d["walletId"] = generated.id.clone().into()),
+        &x.url,
+        &x.m.created(|d| d["walletId"] = x.generated.id.clone().into()),
         local,
     );
     c.json(
         "revoked for a generated wallet",
-        url,
+        &x.url,
         &envelope(
             "wallet.delegation.revoked",
-            json!({"walletId": generated.id, "chain": "EVM"}),
+            json!({"walletId": x.generated.id, "chain": "EVM"}),
         ),
         local,
     );
@@ -90,45 +81,45 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
     let from_b = |v: Value| v.tap(|v| v["environmentId"] = "env-b".into());
     c.json(
         "created for a wallet of another environment",
-        url,
-        &from_b(m.created(|d| d["walletId"] = evm_wid.clone().into())),
+        &x.url,
+        &from_b(x.m.created(|d| d["walletId"] = x.evm_wid.clone().into())),
         mismatch,
     );
     c.json(
         "revoked for a wallet of another environment",
-        url,
+        &x.url,
         &from_b(envelope(
             "wallet.delegation.revoked",
-            json!({"walletId": sol_wid, "chain": "SVM"}),
+            json!({"walletId": &x.sol_wid, "chain": "SVM"}),
         )),
         mismatch,
     );
     c.json(
         "revoked for a tombstone of another environment",
-        url,
+        &x.url,
         &from_b(envelope(
             "wallet.delegation.revoked",
-            json!({"walletId": tomb_wid, "chain": "EVM"}),
+            json!({"walletId": &x.tomb_wid, "chain": "EVM"}),
         )),
         mismatch,
     );
     let not_allowed = (403, "environment_not_allowed");
     c.json(
         "environment not configured",
-        url,
-        &ping.clone().tap(|p| p["environmentId"] = "env-c".into()),
+        &x.url,
+        &x.ping.clone().tap(|p| p["environmentId"] = "env-c".into()),
         not_allowed,
     );
     c.json(
         "no environment",
-        url,
-        &remove(ping.clone(), "environmentId"),
+        &x.url,
+        &remove(x.ping.clone(), "environmentId"),
         not_allowed,
     );
     c.json(
         "environment in another case",
-        url,
-        &ping.clone().tap(|p| p["environmentId"] = "ENV-A".into()),
+        &x.url,
+        &x.ping.clone().tap(|p| p["environmentId"] = "ENV-A".into()),
         not_allowed,
     );
 }

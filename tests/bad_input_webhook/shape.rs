@@ -3,13 +3,6 @@
 use super::*;
 
 pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
-    let Ctx {
-        m,
-        url,
-        ping,
-        ping_text,
-        ..
-    } = x;
     let mut c = Class::new("JSON shape", cases);
     for (name, body) in [
         ("not JSON", &b"{not json"[..]),
@@ -21,24 +14,29 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
         ("truncated", b"{\"eventId\":\"e1\",\"eventName\":\"ping\""),
         ("object, then bytes", b"{} x"),
     ] {
-        c.signed(name, url, body.to_vec(), MALFORMED);
+        c.signed(name, &x.url, body.to_vec(), MALFORMED);
     }
     c.signed(
         "two envelopes",
-        url,
-        format!("{ping_text}{ping_text}").into_bytes(),
+        &x.url,
+        format!("{0}{0}", x.ping_text).into_bytes(),
         MALFORMED,
     );
     c.signed(
         "eventId twice",
-        url,
-        ping_text
+        &x.url,
+        x.ping_text
             .replacen('{', &format!("{{\"eventId\":\"{}\",", id()), 1)
             .into_bytes(),
         MALFORMED,
     );
     for k in ["eventId", "eventName", "timestamp"] {
-        c.json(format!("no {k}"), url, &remove(ping.clone(), k), MALFORMED);
+        c.json(
+            format!("no {k}"),
+            &x.url,
+            &remove(x.ping.clone(), k),
+            MALFORMED,
+        );
     }
     for k in [
         "chain",
@@ -49,27 +47,27 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
     ] {
         c.json(
             format!("created without data.{k}"),
-            url,
-            &envelope("wallet.delegation.created", remove(m.data(), k)),
+            &x.url,
+            &envelope("wallet.delegation.created", remove(x.m.data(), k)),
             MALFORMED,
         );
     }
     for (name, data) in [
         ("created with data {}", json!({})),
         ("created with data null", json!(null)),
-        ("created with data array", json!([m.data()])),
+        ("created with data array", json!([x.m.data()])),
         ("created with data string", json!("data")),
     ] {
         c.json(
             name,
-            url,
+            &x.url,
             &envelope("wallet.delegation.created", data),
             MALFORMED,
         );
     }
     c.json(
         "created without data",
-        url,
+        &x.url,
         &remove(envelope("wallet.delegation.created", json!({})), "data"),
         MALFORMED,
     );
@@ -80,7 +78,7 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
     ] {
         c.json(
             name,
-            url,
+            &x.url,
             &envelope("wallet.delegation.revoked", data),
             MALFORMED,
         );
@@ -88,8 +86,8 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
     for k in ["alg", "iv", "ct", "tag", "ek"] {
         c.json(
             format!("share envelope without {k}"),
-            url,
-            &m.created(|d| {
+            &x.url,
+            &x.m.created(|d| {
                 d["encryptedDelegatedShare"]
                     .as_object_mut()
                     .unwrap()
@@ -105,8 +103,8 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
     ] {
         c.json(
             name,
-            url,
-            &m.created(|d| d["encryptedDelegatedShare"] = v),
+            &x.url,
+            &x.m.created(|d| d["encryptedDelegatedShare"] = v),
             ENV_MALFORMED,
         );
     }

@@ -3,7 +3,6 @@
 use super::*;
 
 pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
-    let Ctx { m, url, ping, .. } = x;
     let mut c = Class::new("types", cases);
     for (k, v) in [
         ("eventId", json!(17)),
@@ -17,8 +16,8 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
     ] {
         c.json(
             format!("{k} as {v}"),
-            url,
-            &ping.clone().tap(|p| p[k] = v.clone()),
+            &x.url,
+            &x.ping.clone().tap(|p| p[k] = v.clone()),
             MALFORMED,
         );
     }
@@ -30,8 +29,8 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
     ] {
         c.json(
             format!("data.{k} as {v}"),
-            url,
-            &m.created(|d| d[k] = v.clone()),
+            &x.url,
+            &x.m.created(|d| d[k] = v.clone()),
             MALFORMED,
         );
     }
@@ -45,8 +44,8 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
     ] {
         c.json(
             format!("share envelope {k} as {v}"),
-            url,
-            &m.created(|d| d["encryptedDelegatedShare"][k] = v.clone()),
+            &x.url,
+            &x.m.created(|d| d["encryptedDelegatedShare"][k] = v.clone()),
             ENV_MALFORMED,
         );
     }
