@@ -183,11 +183,7 @@ async fn concurrent_transfers_never_exceed_a_rolling_cap() {
                     .unwrap()
                     .contains("exceeds 10"));
                 assert!(a.body.get("rawTransaction").is_none());
-                let rec = s.record(a.body["auditId"].as_str().unwrap());
-                assert_eq!(
-                    (rec.decision.as_str(), rec.result.as_str()),
-                    ("denied", "policy_denied")
-                );
+                s.assert_audited(&a.body["auditId"], "denied", "policy_denied");
                 denied += 1;
             }
             other => panic!("unexpected {other}: {}", a.body),
@@ -340,11 +336,7 @@ async fn rate_limit_answers_429_with_retry_after() {
         .unwrap();
     // one token per 30 minutes
     assert!((1..=1800).contains(&secs), "{secs}");
-    let rec = s.record(a.body["auditId"].as_str().unwrap());
-    assert_eq!(
-        (rec.decision.as_str(), rec.result.as_str()),
-        ("denied", "rate_limited")
-    );
+    s.assert_audited(&a.body["auditId"], "denied", "rate_limited");
     // other clients have their own buckets
     let a = s
         .client()

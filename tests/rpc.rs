@@ -194,11 +194,7 @@ async fn every_method_signs_and_is_audited() {
         .await;
     assert_eq!(e["data"]["code"], "invalid_transaction");
     assert!(e["message"].as_str().unwrap().contains("chainId"), "{e}");
-    let rec = s.record(e["data"]["auditId"].as_str().unwrap());
-    assert_eq!(
-        (rec.decision.as_str(), rec.result.as_str()),
-        ("denied", "invalid_transaction")
-    );
+    s.assert_audited(&e["data"]["auditId"], "denied", "invalid_transaction");
 
     // the REST face's audit records say so too
     let n = s.app.store.read(audit::verify).unwrap().unwrap();
@@ -303,11 +299,7 @@ async fn errors_use_the_codes_clients_handle() {
         .err("personal_sign", json!(["0xzz", EIP155_ADDR]), -32602)
         .await;
     assert_eq!(e["data"]["code"], "invalid_message");
-    let rec = s.record(e["data"]["auditId"].as_str().unwrap());
-    assert_eq!(
-        (rec.decision.as_str(), rec.result.as_str()),
-        ("denied", "invalid_message")
-    );
+    s.assert_audited(&e["data"]["auditId"], "denied", "invalid_message");
     let e = c
         .err(
             "eth_signTypedData_v4",
@@ -330,11 +322,7 @@ async fn errors_use_the_codes_clients_handle() {
     );
     assert_eq!(e["data"]["code"], "policy_denied");
     assert_eq!(e["data"]["rule"], "short-messages");
-    let rec = s.record(e["data"]["auditId"].as_str().unwrap());
-    assert_eq!(
-        (rec.decision.as_str(), rec.result.as_str()),
-        ("denied", "policy_denied")
-    );
+    s.assert_audited(&e["data"]["auditId"], "denied", "policy_denied");
 
     // grants: 4100 for a stranger (sign requests audited; others not), and for an unknown address
     let stranger = s.rpc_as("stranger", 71, "/v1/rpc/1");

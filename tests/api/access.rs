@@ -199,11 +199,7 @@ async fn custody_mismatch_fails_closed() {
         (StatusCode::INTERNAL_SERVER_ERROR, "custody_mismatch")
     );
     assert!(a.body.get("signature").is_none());
-    let rec = s.record(a.body["auditId"].as_str().unwrap());
-    assert_eq!(
-        (rec.decision.as_str(), rec.result.as_str()),
-        ("error", "custody_mismatch")
-    );
+    s.assert_audited(&a.body["auditId"], "error", "custody_mismatch");
     s.put(evm.clone());
     // (2) a blob moved to another wallet's row does not open there
     let victim = keyward::wallets::create(&s.app, Chain::Evm, None).unwrap();

@@ -53,11 +53,7 @@ async fn hostile_typed_data_is_refused_and_signing_continues() {
         );
         let message = a.body["error"]["message"].as_str().unwrap();
         assert!(message.contains(limit), "{what}: {message}");
-        let rec = s.record(a.body["auditId"].as_str().unwrap());
-        assert_eq!(
-            (rec.decision.as_str(), rec.result.as_str()),
-            ("denied", "typed_data_too_complex")
-        );
+        s.assert_audited(&a.body["auditId"], "denied", "typed_data_too_complex");
     }
     // the same shape sent as a JSON string is checked the same way
     let as_string = json!({"typedData": json!({

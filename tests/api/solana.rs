@@ -61,11 +61,7 @@ async fn solana_routes_sign_and_verify_end_to_end() {
             .await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST);
         assert_eq!(a.body["error"]["code"], "message_is_transaction");
-        let rec = s.record(a.body["auditId"].as_str().unwrap());
-        assert_eq!(
-            (rec.decision.as_str(), rec.result.as_str()),
-            ("denied", "message_is_transaction")
-        );
+        s.assert_audited(&a.body["auditId"], "denied", "message_is_transaction");
     }
 
     // legacy and v0 transactions, with the wallet as the only or the second signer

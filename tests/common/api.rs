@@ -220,6 +220,18 @@ impl Server {
             .expect("audit record exists")
     }
 
+    /// Fails the test unless the audit record `audit_id` (a JSON string, as answers carry
+    /// it) has this decision and result.
+    pub fn assert_audited(&self, audit_id: &Value, decision: &str, result: &str) {
+        let id = audit_id.as_str().expect("an auditId");
+        let rec = self.record(id);
+        assert_eq!(
+            (rec.decision.as_str(), rec.result.as_str()),
+            (decision, result),
+            "audit record {id}"
+        );
+    }
+
     /// Writes a wallet row as given (behind the API's back).
     pub fn put(&self, w: Wallet) {
         self.app
