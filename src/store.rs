@@ -58,6 +58,12 @@ pub enum StoreError {
         /// The lock file.
         lock: String,
     },
+    /// Material wrapped under a wrapping key that `keyward keys retire` has marked for
+    /// destruction (the wrap raced with the retire): storing it would lose it.
+    #[error(
+        "wrapping key version {0} is retired; the material must be wrapped under the current key"
+    )]
+    KeyRetired(u32),
     /// A row's content is not what this version understands.
     #[error("corrupt row: {0}")]
     Corrupt(String),

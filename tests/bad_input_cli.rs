@@ -412,6 +412,11 @@ fn corpus(env: &Env, held_key: &str) -> Vec<Case> {
             "keyward-rsa-9",
         ),
         (
+            "retire an unknown wrapping key",
+            vec!["keys", "retire", "keyward-wrap-9"],
+            "no token object labelled keyward-wrap-9",
+        ),
+        (
             "retire the only RSA key",
             vec!["keys", "retire", "keyward-rsa-1"],
             "only webhook RSA key",

@@ -2,8 +2,9 @@
 
 mod common;
 
-use common::daemon::{keyward, text};
+use common::daemon::{keyward, keyward_ok, text};
 use common::Env;
+use keyward::store::StoreError;
 
 #[test]
 fn config_errors_exit_2_and_name_file_and_key() {
@@ -105,6 +106,52 @@ fn rotation_and_retire_rules() {
         "{}",
         text(&current)
     );
+}
+
+/// `keys retire` of a wrapping key races with a running service that wrapped under it
+/// just before: the wrap is stored before the retire (which then sees it and refuses:
+/// `bad_input_cli`), or after, which this pins: the store refuses material under a
+/// retired version, so nothing lands that no key can open.
+#[test]
+fn a_wrap_under_a_key_retired_meanwhile_is_refused_not_stored() {
+    use keyward::custody::{self, Binding, Purpose};
+    use keyward::store::wallets::{self, Chain};
+    let env = Env::new();
+    let app = env.appliance();
+    let template = keyward::wallets::create(&app, Chain::Evm, None).unwrap();
+    let id = uuid::Uuid::new_v4().to_string();
+    let binding = Binding {
+        wallet_id: &id,
+        chain: "evm",
+        purpose: Purpose::Share,
+    };
+    // wrapped by the service under version 1, not stored yet
+    let share = custody::wrap(&app.token, &binding, 1, &[7; 32]).unwrap();
+    // the operator rotates, moves the one wallet, and retires version 1
+    keyward_ok(&env, &["keys", "rotate-wrapping"]);
+    keyward_ok(&env, &["wallets", "rewrap"]);
+    let out = keyward_ok(&env, &["keys", "retire", "keyward-wrap-1"]);
+    assert!(out.contains("destroyed"), "{out}");
+    // now the service's transaction
+    let row = wallets::Wallet {
+        id: id.clone(),
+        key_version: Some(1),
+        wrapped_share: Some(share),
+        ..template
+    };
+    let stored = app
+        .store
+        .write_blocking(move |ctx| wallets::upsert(ctx.conn, &row));
+    assert!(
+        matches!(stored, Err(StoreError::KeyRetired(1))),
+        "{stored:?}"
+    );
+    let id2 = id.clone();
+    let row = app.store.read(move |c| wallets::get(c, &id2)).unwrap();
+    assert!(row.is_none(), "{row:?}");
+    // material under the current version still stores
+    let w = keyward::wallets::create(&app, Chain::Evm, None).unwrap();
+    assert_eq!(w.key_version, Some(2));
 }
 
 #[test]

@@ -4,7 +4,7 @@ use clap::Subcommand;
 use keyward::appliance;
 use keyward::config::Config;
 use keyward::hsm::{KeyKind, Token};
-use keyward::store::{wallets, Store};
+use keyward::store::{now_rfc3339, state, wallets, Store};
 
 use super::{fail, CliError, ConfigArg};
 
@@ -135,16 +135,40 @@ fn retire(config: &Config, label: &str) -> Result<(), CliError> {
         )));
     }
     if let Some(v) = KeyKind::Wrap.version_of(prefix, label) {
+        if !token
+            .wrap_keys()
+            .map_err(fail)?
+            .iter()
+            .any(|k| k.label == label)
+        {
+            return Err(fail(format!("no token object labelled {label}")));
+        }
+        let current = token.current_wrap_version().map_err(fail)? == v;
+        // "no wallet uses it" and the mark that keeps any from starting to are one
+        // transaction: a running service's wrap under this key either committed before
+        // (counted here) or is refused after (see `wallets::retired_marker`)
         let store = Store::open(&config.store.path, 1).map_err(fail)?;
-        let counts = store.read(wallets::count_by_version).map_err(fail)?;
-        if let Some((_, n)) = counts.iter().find(|(ver, _)| *ver == v) {
-            return Err(fail(format!(
-                "{n} wallet(s) are still wrapped under {label}; run `keyward wallets rewrap` first"
-            )));
-        }
-        if token.current_wrap_version().map_err(fail)? == v {
-            return Err(fail(format!("{label} is the current wrapping key: new wallets are wrapped under it; rotate first (`keyward keys rotate-wrapping`), then `keyward wallets rewrap`")));
-        }
+        let label_owned = label.to_owned();
+        store
+            .write_blocking(move |ctx| {
+                let counts = wallets::count_by_version(ctx.conn)?;
+                if let Some((_, n)) = counts.iter().find(|(ver, _)| *ver == v) {
+                    return Ok(Err(format!(
+                        "{n} wallet(s) are still wrapped under {label_owned}; run `keyward wallets rewrap` first"
+                    )));
+                }
+                if current {
+                    return Ok(Err(format!("{label_owned} is the current wrapping key: new wallets are wrapped under it; rotate first (`keyward keys rotate-wrapping`), then `keyward wallets rewrap`")));
+                }
+                state::set(
+                    ctx.conn,
+                    &wallets::retired_marker(v),
+                    Some(&now_rfc3339()),
+                )?;
+                Ok(Ok(()))
+            })
+            .map_err(fail)?
+            .map_err(fail)?;
     }
     let n = token.destroy(label).map_err(fail)?;
     if n == 0 {

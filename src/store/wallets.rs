@@ -240,8 +240,23 @@ pub fn page_without_material(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Inserts or replaces a wallet row.
+/// The `appliance_state` key that marks wrapping key `version` retired. `keys retire`
+/// sets it in the transaction that finds no wallet on that version, before it destroys
+/// the key; [`upsert`] refuses material under a marked version. Both run under the
+/// database's write lock, so a wrap made under the old key just before the retire either
+/// commits first (and the retire sees it and refuses) or is refused (and retried).
+pub fn retired_marker(version: u32) -> String {
+    format!("wrap.retired.{version}")
+}
+
+/// Inserts or replaces a wallet row. Refuses material wrapped under a retired key.
 pub fn upsert(conn: &Connection, w: &Wallet) -> Result<(), StoreError> {
+    let holds_material = w.wrapped_share.is_some() || w.wrapped_api_key.is_some();
+    if let Some(v) = w.key_version.filter(|_| holds_material) {
+        if super::state::get(conn, &retired_marker(v))?.is_some() {
+            return Err(StoreError::KeyRetired(v));
+        }
+    }
     conn.execute(
         &format!(
             "INSERT INTO wallets ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
