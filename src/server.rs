@@ -214,13 +214,15 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     for d in &config.deprecations {
         tracing::warn!("{d}");
     }
-    // Handlers first: "keyward ready" is the operator's cue to send SIGHUP, and a SIGHUP
+    // SIGHUP's handler first: "keyward ready" is the operator's cue to reload, and a SIGHUP
     // that arrived before its handler would take the default action and end the process.
-    let mut term = signal(SignalKind::terminate()).expect("signal handler");
-    let mut int = signal(SignalKind::interrupt()).expect("signal handler");
+    // TERM and INT keep their default action until start is done, so a start that hangs
+    // (a token that does not answer) can still be stopped.
     let mut hup = signal(SignalKind::hangup()).expect("signal handler");
     let tls = preflight(&config)?;
     let running = start_with(config, Some(tls)).await?;
+    let mut term = signal(SignalKind::terminate()).expect("signal handler");
+    let mut int = signal(SignalKind::interrupt()).expect("signal handler");
     loop {
         tokio::select! {
             _ = term.recv() => break,

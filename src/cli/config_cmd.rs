@@ -43,7 +43,9 @@ pub fn run(cmd: ConfigCmd) -> Result<(), CliError> {
             eprintln!(
                 "{file}: not checked (only the token or the database can tell): that the PKCS#11 \
                  module loads, {token} is present, the PIN is accepted, the keys `keyward init` \
-                 creates exist, the database opens; nor that the listen addresses are free"
+                 creates exist, the database opens and no other `keyward serve` holds it; nor \
+                 that the listen addresses are free, nor the process limits (`process.mlock_all` \
+                 needs LimitMEMLOCK=infinity)"
             );
             Ok(())
         }

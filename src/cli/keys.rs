@@ -170,7 +170,21 @@ fn retire(config: &Config, label: &str) -> Result<(), CliError> {
             .map_err(fail)?
             .map_err(fail)?;
     }
-    let n = token.destroy(label).map_err(fail)?;
+    let n = match token.destroy(label) {
+        Ok(n) => n,
+        Err(e) => {
+            // the key is still there: lift the mark, so nothing under it is refused
+            if let Some(v) = KeyKind::Wrap.version_of(prefix, label) {
+                let store = Store::open(&config.store.path, 1).map_err(fail)?;
+                store
+                    .write_blocking(move |ctx| {
+                        state::set(ctx.conn, &wallets::retired_marker(v), None)
+                    })
+                    .map_err(fail)?;
+            }
+            return Err(fail(e));
+        }
+    };
     if n == 0 {
         return Err(fail(format!("no token object labelled {label}")));
     }

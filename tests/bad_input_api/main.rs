@@ -236,7 +236,7 @@ impl corpus::Face<Req> for Api<'_> {
             status: a.status.as_u16(),
             code: a.code().to_owned(),
             message: a.body["error"]["message"].as_str().map(str::to_owned),
-            audit_id: a.body["auditId"].as_str().map(str::to_owned),
+            audit_id: a.body.get("auditId").cloned(),
             shown: a.body.to_string(),
         })
     }
@@ -264,7 +264,10 @@ impl corpus::Face<Req> for Api<'_> {
             "denied"
         };
         let want = (
-            a.audit_id.clone(),
+            a.audit_id
+                .as_ref()
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
             identity(req.who).to_owned(),
             if req.path.ends_with("?dryRun=true") {
                 "sign.dry_run"

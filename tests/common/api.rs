@@ -7,7 +7,7 @@ use std::sync::Arc;
 use keyward::appliance::{Appliance, LOCK_KEY};
 use keyward::custody::{self, Binding, Purpose};
 use keyward::pki::{Issued, Validity};
-use keyward::store::wallets::{self as rows, Chain, Engine, Source, Wallet};
+use keyward::store::wallets::{self as rows, Chain, Engine, Source, Status, Wallet};
 use keyward::store::{audit, state};
 use keyward::wallet_key;
 use serde_json::Value;
@@ -265,16 +265,25 @@ impl Server {
             )
             .unwrap()
         };
-        let template = keyward::wallets::create(&self.app, chain, None).unwrap();
+        let now = keyward::store::now_rfc3339();
         let w = Wallet {
             id: id.clone(),
+            chain,
             address: Some(address),
-            engine: Engine::Mpc,
+            label: None,
             source: Source::Delegation,
+            engine: Engine::Mpc,
+            status: Status::Active,
+            key_version: Some(version),
             wrapped_share: Some(wrap(Purpose::Share, share)),
             wrapped_api_key: api_key.map(|k| wrap(Purpose::ApiKey, k)),
+            environment_id: None,
+            user_id: None,
+            delegated_at_ms: None,
+            revoked_at_ms: None,
+            created_at: now.clone(),
+            updated_at: now,
             public_key: None,
-            ..template
         };
         self.put(w.clone());
         w

@@ -65,7 +65,7 @@ pub struct Connection {
     pub sender: SendRequest<Full<Bytes>>,
     // the connection task sees why a connection died (e.g. the TLS alert a refused
     // certificate gets); a request only sees that it was cancelled
-    died: tokio::sync::oneshot::Receiver<Option<String>>,
+    died: Option<tokio::sync::oneshot::Receiver<Option<String>>>,
 }
 
 /// Connects to `addr` (server name `localhost`) with `tls`. `Err` when the TCP connect
@@ -85,7 +85,10 @@ pub async fn connect(tls: Arc<rustls::ClientConfig>, addr: &str) -> Result<Conne
     tokio::spawn(async move {
         let _ = tx.send(conn.await.err().map(|e| format!("{e:?}")));
     });
-    Ok(Connection { sender, died })
+    Ok(Connection {
+        sender,
+        died: Some(died),
+    })
 }
 
 /// A whole answer: status, headers, body (and the body as JSON, `Null` when it is not).
@@ -137,7 +140,11 @@ impl Connection {
         {
             Ok(r) => r,
             Err(e) => {
-                let conn = (&mut self.died).await.ok().flatten().unwrap_or_default();
+                // the reason comes once; a later failure on this connection has none
+                let conn = match self.died.take() {
+                    Some(died) => died.await.ok().flatten().unwrap_or_default(),
+                    None => String::new(),
+                };
                 return Err(format!("request: {e}; connection: {conn}"));
             }
         };
