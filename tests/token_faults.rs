@@ -1,30 +1,13 @@
 //! A token that tells a bad RSA-OAEP padding as `CKR_GENERAL_ERROR` (some real HSMs do),
 //! in front of a real SoftHSM2 token: a fault-injecting PKCS#11 module
-//! (tests/fixtures/pkcs11_fault_shim.c, built here with the system C compiler) that
+//! (tests/fixtures/pkcs11_fault_shim.c, built by `Env::use_fault_shim`) that
 //! forwards everything else to SoftHSM2. Through a real daemon: the delivery is refused
 //! as undecryptable (422), every RSA key is tried, and nothing reads it as an outage.
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use common::daemon::{http_get, keyward, keyward_ok, Daemon};
-use common::{Env, EnvOptions, MODULE};
-
-fn build_shim(dir: &Path) -> PathBuf {
-    let out = dir.join("fault-shim.so");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pkcs11_fault_shim.c");
-    let status = Command::new("cc")
-        .args(["-shared", "-fPIC", "-O1", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .arg("-ldl")
-        .status()
-        .expect("a C compiler (scripts/test installs one)");
-    assert!(status.success(), "the shim builds");
-    out
-}
+use common::{Env, EnvOptions};
 
 #[test]
 fn an_oaep_failure_told_as_a_general_error_is_422_and_every_key_is_tried() {
@@ -35,16 +18,8 @@ fn an_oaep_failure_told_as_a_general_error_is_422_and_every_key_is_tried() {
     // keys made through SoftHSM2 itself, two RSA keys so that "every key" means two
     keyward_ok(&env, &["init"]);
     keyward_ok(&env, &["keys", "rotate-rsa"]);
-    let shim = build_shim(env.dir.path());
     let log = env.path("shim.log");
-    env.edit_config(
-        &format!("module = \"{MODULE}\""),
-        &format!(
-            "module = \"{}\"\nenvironment = {{ KW_SHIM_LOG = \"{}\" }}",
-            shim.display(),
-            log.display()
-        ),
-    );
+    env.use_fault_shim(&[("KW_SHIM_LOG", log.to_str().unwrap())]);
     let d = Daemon::start(&env);
 
     // The named key is tried first, then every other key, unless the ciphertext is out

@@ -242,6 +242,31 @@ listen = "127.0.0.1:0"
         Appliance::open(self.config()).expect("appliance opens")
     }
 
+    /// Points `[pkcs11] module` at the fault-injecting module in front of SoftHSM2
+    /// (tests/fixtures/pkcs11_fault_shim.c, built here with the system C compiler), with
+    /// `vars` in its environment.
+    pub fn use_fault_shim(&self, vars: &[(&str, &str)]) {
+        let out = self.path("fault-shim.so");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pkcs11_fault_shim.c");
+        let status = std::process::Command::new("cc")
+            .args(["-shared", "-fPIC", "-O1", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .arg("-ldl")
+            .status()
+            .expect("a C compiler (scripts/test installs one)");
+        assert!(status.success(), "the shim builds");
+        let vars: Vec<String> = vars.iter().map(|(k, v)| format!("{k} = {v:?}")).collect();
+        self.edit_config(
+            &format!("module = \"{MODULE}\""),
+            &format!(
+                "module = \"{}\"\nenvironment = {{ {} }}",
+                out.display(),
+                vars.join(", ")
+            ),
+        );
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
