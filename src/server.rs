@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sd_notify::NotifyState;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -196,6 +197,16 @@ async fn start_with(config: Config, tls: Option<CheckedTls>) -> Result<Running, 
     })
 }
 
+/// systemd's readiness protocol (`Type=notify`, `$NOTIFY_SOCKET`; nothing when unset):
+/// READY=1 once every listener serves and every signal has its handler, so the manager
+/// neither reports a start that is not done nor sends SIGHUP before its handler exists;
+/// RELOADING=1 … READY=1 around a reload; STOPPING=1 before the drain.
+fn tell_service_manager(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::warn!(error = %e, "could not notify the service manager (NOTIFY_SOCKET)");
+    }
+}
+
 fn reload(app: &Appliance, path: &std::path::Path) -> Result<(), String> {
     let new = Config::load(path).map_err(|e| e.to_string())?;
     // the same file checks as at start (secrets readable before anything is swapped):
@@ -223,16 +234,30 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let running = start_with(config, Some(tls)).await?;
     let mut term = signal(SignalKind::terminate()).expect("signal handler");
     let mut int = signal(SignalKind::interrupt()).expect("signal handler");
+    tell_service_manager(&[NotifyState::Ready, NotifyState::Status("serving")]);
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => match reload(&running.app, &path) {
-                Ok(()) => tracing::info!(config = %path.display(), "reloaded: configuration, clients, policy, secrets, token keys, certificates, client CAs, CRLs"),
-                Err(e) => tracing::error!(error = %e, "reload refused; the previous configuration stays in force"),
-            },
+            _ = hup.recv() => {
+                let mut reloading = vec![NotifyState::Reloading];
+                reloading.extend(NotifyState::monotonic_usec_now().ok());
+                tell_service_manager(&reloading);
+                let status = match reload(&running.app, &path) {
+                    Ok(()) => {
+                        tracing::info!(config = %path.display(), "reloaded: configuration, clients, policy, secrets, token keys, certificates, client CAs, CRLs");
+                        "serving; last reload applied"
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "reload refused; the previous configuration stays in force");
+                        "serving; last reload refused (see the log), the previous configuration stays"
+                    }
+                };
+                tell_service_manager(&[NotifyState::Ready, NotifyState::Status(status)]);
+            }
         }
     }
+    tell_service_manager(&[NotifyState::Stopping]);
     tracing::info!("shutting down: draining connections");
     running.shutdown().await;
     tracing::info!("stopped");

@@ -76,6 +76,55 @@ fn a_sighup_the_moment_serve_is_ready_reloads_and_never_stops_it() {
     assert_eq!(http_get(&daemon.admin, "/healthz").0, 200);
 }
 
+/// systemd's `Type=notify`: READY=1 once serving (so `systemctl start` waits for it and
+/// no reload is sent before the SIGHUP handler exists), RELOADING=1 with the monotonic
+/// time, then READY=1 around a reload, STOPPING=1 before the drain. Through a real
+/// datagram socket, as the manager listens.
+#[test]
+fn serve_tells_the_service_manager_ready_reloading_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let env = Env::new();
+    let sock_path = env.path("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let next = || {
+        let mut buf = [0u8; 512];
+        let n = sock.recv(&mut buf).expect("a notification within 30 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let mut daemon =
+        Daemon::start_with_env(&env, &[("NOTIFY_SOCKET", sock_path.to_str().unwrap())]);
+    let ready = next();
+    assert!(ready.lines().any(|l| l == "READY=1"), "{ready:?}");
+    assert!(ready.contains("STATUS=serving"), "{ready:?}");
+
+    daemon.signal("HUP");
+    let reloading = next();
+    assert!(
+        reloading.lines().any(|l| l == "RELOADING=1"),
+        "{reloading:?}"
+    );
+    assert!(reloading.contains("MONOTONIC_USEC="), "{reloading:?}");
+    let again = next();
+    assert!(again.lines().any(|l| l == "READY=1"), "{again:?}");
+    assert!(again.contains("last reload applied"), "{again:?}");
+
+    // a refused reload still ends in READY=1, and says so
+    std::fs::write(&env.config_path, "not = [valid").unwrap();
+    daemon.signal("HUP");
+    assert!(next().contains("RELOADING=1"));
+    let refused = next();
+    assert!(
+        refused.lines().any(|l| l == "READY=1") && refused.contains("last reload refused"),
+        "{refused:?}"
+    );
+
+    let status = daemon.stop("TERM", Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(next().trim(), "STOPPING=1");
+}
+
 #[test]
 fn rewrap_resumes_after_kill_9() {
     let env = Env::new();

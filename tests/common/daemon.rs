@@ -110,10 +110,16 @@ fn field(line: &str, name: &str) -> Option<String> {
 impl Daemon {
     /// `keyward init` (idempotent), then `keyward serve` until its ready line.
     pub fn start(env: &Env) -> Daemon {
+        Daemon::start_with_env(env, &[])
+    }
+
+    /// [`Daemon::start`] with `vars` in the server's environment.
+    pub fn start_with_env(env: &Env, vars: &[(&str, &str)]) -> Daemon {
         std::fs::set_permissions(&env.config_path, std::fs::Permissions::from_mode(0o600)).unwrap();
         keyward_ok(env, &["init"]);
         let mut child = bin()
             .args(["serve", "--config", env.config_path.to_str().unwrap()])
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
