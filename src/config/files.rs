@@ -218,7 +218,9 @@ pub(super) fn file_problem(path: &Path, what: &str) -> Option<String> {
 
 /// Why `path` cannot hold the SQLite database, if it cannot.
 pub(super) fn database_problem(path: &Path) -> Option<String> {
-    use rustix::fs::{access, Access};
+    use rustix::fs::{accessat, Access, AtFlags, CWD};
+    // the effective ids, as the open() of the running service and the mode checks use
+    let access = |p: &Path, a: Access| accessat(CWD, p, a, AtFlags::EACCESS);
     let shown = path.display();
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => {
