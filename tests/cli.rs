@@ -154,6 +154,28 @@ fn a_wrap_under_a_key_retired_meanwhile_is_refused_not_stored() {
     assert_eq!(w.key_version, Some(2));
 }
 
+/// A retire whose destroy the token refuses leaves the key in place, so it must not leave
+/// the version marked retired either (nothing wrapped under it could be stored).
+#[test]
+fn a_retire_the_token_refuses_to_destroy_leaves_no_mark() {
+    let env = common::Env::with(common::EnvOptions {
+        oaep: "raw",
+        ..Default::default()
+    });
+    keyward_ok(&env, &["init"]);
+    keyward_ok(&env, &["keys", "rotate-wrapping"]);
+    env.use_fault_shim(&[("KW_SHIM_FAIL_DESTROY", "1")]);
+    let out = keyward(&env, &["keys", "retire", "keyward-wrap-1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let marks = common::store::count(
+        &env.path("keyward.db"),
+        "SELECT COUNT(*) FROM appliance_state WHERE key LIKE 'wrap.retired.%'",
+    );
+    assert_eq!(marks, 0, "{}", text(&out));
+    let list = keyward_ok(&env, &["keys", "list"]);
+    assert!(list.contains("keyward-wrap-1"), "{list}");
+}
+
 #[test]
 fn lock_unlock_backup_and_audit_verify() {
     let env = Env::new();
