@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use secrecy::SecretString;
 
-use crate::config::{Config, SecretRef};
+use crate::config::{ApiConfig, Config, SecretRef, WebhookConfig};
 use crate::hsm::{HsmError, KeyKind, Token, TokenSettings};
 use crate::store::{state, Store, StoreError};
 use crate::tls::{ReloadableTls, TlsError};
@@ -127,20 +127,7 @@ impl Appliance {
         if let Some(t) = self.tls_api.get() {
             return Ok(t.clone());
         }
-        let api = &self.config().api;
-        let (cert, key) = api
-            .cert
-            .as_deref()
-            .zip(api.key.as_deref())
-            .ok_or(TlsError::Missing("api.cert and api.key are required"))?;
-        let tls = Arc::new(ReloadableTls::api(
-            cert,
-            key,
-            &api.client_ca,
-            &api.crls,
-            api.tls12,
-            api.client_cert_policy(),
-        )?);
+        let tls = Arc::new(api_tls_for(&self.config().api)?);
         Ok(self.tls_api.get_or_init(|| tls).clone())
     }
 
@@ -149,15 +136,7 @@ impl Appliance {
         if let Some(t) = self.tls_webhook.get() {
             return Ok(t.clone());
         }
-        let w = &self.config().webhook;
-        let (cert, key) = w
-            .cert
-            .as_deref()
-            .zip(w.key.as_deref())
-            .ok_or(TlsError::Missing(
-                "webhook.cert and webhook.key are required",
-            ))?;
-        let tls = Arc::new(ReloadableTls::webhook(cert, key)?);
+        let tls = Arc::new(webhook_tls_for(&self.config().webhook)?);
         Ok(self.tls_webhook.get_or_init(|| tls).clone())
     }
 
@@ -168,24 +147,11 @@ impl Appliance {
         let api = &config.api;
         let webhook = &config.webhook;
         // check every file first, then swap, so a bad one cannot leave half a reload
-        if let (Some(_), Some(cert), Some(key)) =
-            (self.tls_api.get(), api.cert.as_deref(), api.key.as_deref())
-        {
-            ReloadableTls::api(
-                cert,
-                key,
-                &api.client_ca,
-                &api.crls,
-                api.tls12,
-                api.client_cert_policy(),
-            )?;
+        if self.tls_api.get().is_some() && api.cert.is_some() && api.key.is_some() {
+            api_tls_for(api)?;
         }
-        if let (Some(_), Some(cert), Some(key)) = (
-            self.tls_webhook.get(),
-            webhook.cert.as_deref(),
-            webhook.key.as_deref(),
-        ) {
-            ReloadableTls::webhook(cert, key)?;
+        if self.tls_webhook.get().is_some() && webhook.cert.is_some() && webhook.key.is_some() {
+            webhook_tls_for(webhook)?;
         }
         // keys rotated by `keyward keys rotate-*` in another process; `refresh` swaps
         // only on success, so a token that cannot be read leaves the old keys in force
@@ -230,3 +196,35 @@ impl Appliance {
 
 /// Appliance-state key of the lock failsafe.
 pub const LOCK_KEY: &str = "lock";
+
+/// The signing API's TLS material as `api` describes it (certificate and key, client CAs,
+/// CRLs, TLS 1.2, the client-certificate policy): one builder for start-up, the first
+/// use and the reload check.
+pub(crate) fn api_tls_for(api: &ApiConfig) -> Result<ReloadableTls, TlsError> {
+    let (cert, key) = api
+        .cert
+        .as_deref()
+        .zip(api.key.as_deref())
+        .ok_or(TlsError::Missing("api.cert and api.key are required"))?;
+    ReloadableTls::api(
+        cert,
+        key,
+        &api.client_ca,
+        &api.crls,
+        api.tls12,
+        api.client_cert_policy(),
+    )
+}
+
+/// The webhook face's TLS material as `webhook` describes it.
+pub(crate) fn webhook_tls_for(webhook: &WebhookConfig) -> Result<ReloadableTls, TlsError> {
+    let (cert, key) =
+        webhook
+            .cert
+            .as_deref()
+            .zip(webhook.key.as_deref())
+            .ok_or(TlsError::Missing(
+                "webhook.cert and webhook.key are required",
+            ))?;
+    ReloadableTls::webhook(cert, key)
+}

@@ -114,27 +114,9 @@ pub fn check_files(config: &Config) -> Result<(), ServeError> {
 /// schema) and whether the addresses are free are not known here.
 pub fn preflight(config: &Config) -> Result<CheckedTls, ServeError> {
     check_files(config)?;
-    // check_files has refused a config without a certificate and key for either face
-    let pair = |face, cert: &Option<std::path::PathBuf>, key: &Option<std::path::PathBuf>| {
-        cert.clone().zip(key.clone()).ok_or(ServeError::Tls {
-            face,
-            source: crate::tls::TlsError::Missing("a certificate and a key are required"),
-        })
-    };
     let tls = |face| move |source| ServeError::Tls { face, source };
-    let api = &config.api;
-    let (cert, key) = pair("api", &api.cert, &api.key)?;
-    let api_tls = ReloadableTls::api(
-        &cert,
-        &key,
-        &api.client_ca,
-        &api.crls,
-        api.tls12,
-        api.client_cert_policy(),
-    )
-    .map_err(tls("api"))?;
-    let (cert, key) = pair("webhook", &config.webhook.cert, &config.webhook.key)?;
-    let webhook_tls = ReloadableTls::webhook(&cert, &key).map_err(tls("webhook"))?;
+    let api_tls = crate::appliance::api_tls_for(&config.api).map_err(tls("api"))?;
+    let webhook_tls = crate::appliance::webhook_tls_for(&config.webhook).map_err(tls("webhook"))?;
     Ok(CheckedTls {
         api: Arc::new(api_tls),
         webhook: Arc::new(webhook_tls),
