@@ -79,27 +79,11 @@ fn env() -> Env {
 }
 
 fn mail_typed_data() -> serde_json::Value {
-    serde_json::json!({
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}
-            ],
-            "Person": [{"name": "name", "type": "string"}, {"name": "wallet", "type": "address"}],
-            "Mail": [
-                {"name": "from", "type": "Person"}, {"name": "to", "type": "Person"},
-                {"name": "contents", "type": "string"}
-            ]
-        },
-        "primaryType": "Mail",
-        "domain": {"name": "Ether Mail", "version": "1", "chainId": 1,
-                   "verifyingContract": "0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC"},
-        "message": {
-            "from": {"name": "Cow", "wallet": "0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826"},
-            "to": {"name": "Bob", "wallet": "0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB"},
-            "contents": "Hello, Bob!"
-        }
-    })
+    serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/eip712_mail.json"
+    )))
+    .unwrap()
 }
 
 fn solana_transfer(from: &[u8; 32]) -> Vec<u8> {
