@@ -134,6 +134,9 @@ fn retire(config: &Config, label: &str) -> Result<(), CliError> {
             "{label} is the only webhook RSA key; rotate first"
         )));
     }
+    // a wrapping key's retire marks its version first; the store stays open to lift the
+    // mark if the destroy fails
+    let mut marked = None;
     if let Some(v) = KeyKind::Wrap.version_of(prefix, label) {
         if !token
             .wrap_keys()
@@ -169,13 +172,13 @@ fn retire(config: &Config, label: &str) -> Result<(), CliError> {
             })
             .map_err(fail)?
             .map_err(fail)?;
+        marked = Some((store, v));
     }
     let n = match token.destroy(label) {
         Ok(n) => n,
         Err(e) => {
             // the key is still there: lift the mark, so nothing under it is refused
-            if let Some(v) = KeyKind::Wrap.version_of(prefix, label) {
-                let store = Store::open(&config.store.path, 1).map_err(fail)?;
+            if let Some((store, v)) = marked {
                 store
                     .write_blocking(move |ctx| {
                         state::set(ctx.conn, &wallets::retired_marker(v), None)
