@@ -7,20 +7,21 @@
 //! found once when the token is (re)connected; if the token disappears, the next call
 //! reconnects, so service comes back without a restart.
 
+mod capabilities;
 mod error;
+mod gcm;
 pub mod keys;
 mod oaep;
 mod pool;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
-use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, ObjectHandle};
@@ -30,7 +31,9 @@ use rand::RngCore;
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
+pub use capabilities::Capabilities;
 pub use error::HsmError;
+pub use gcm::MAX_SEALED_PLAINTEXT;
 pub use keys::{KeyKind, KeyObject};
 
 use crate::config::{OaepMode, Pkcs11Config};
@@ -110,6 +113,8 @@ struct Inner {
     syncing: Mutex<()>,
     /// Resolved OAEP mode: 0 undecided, 1 native, 2 raw.
     oaep: AtomicU8,
+    /// Connections re-established after the token failed.
+    reconnects: AtomicU64,
 }
 
 /// Everything that depends on an open connection to the token.
@@ -121,6 +126,8 @@ struct Live {
     /// Non-extractable session copies of the wrapping keys, by version; they live as
     /// long as `owner` (session objects die with the session that made them).
     wrap_copies: HashMap<u32, ObjectHandle>,
+    /// What the token said it offers when this connection was made.
+    caps: Capabilities,
     _owner: Mutex<Session>,
 }
 
@@ -129,8 +136,10 @@ const OAEP_RAW: u8 = 2;
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(500);
 
 /// Loads a module once per process: SoftHSM2 reads its config at `C_Initialize`, and
-/// finalizing while another `Token` uses it would break that one.
-fn load_module(path: &Path) -> Result<Pkcs11, HsmError> {
+/// finalizing while another `Token` uses it would break that one. `environment` is set
+/// under the same lock as the load, so a module reads the variables meant for it even
+/// when two are loaded at once.
+fn load_module(path: &Path, environment: &[(String, String)]) -> Result<Pkcs11, HsmError> {
     static MODULES: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
     let mut map = MODULES
         .get_or_init(Default::default)
@@ -138,6 +147,10 @@ fn load_module(path: &Path) -> Result<Pkcs11, HsmError> {
         .unwrap_or_else(|p| p.into_inner());
     if let Some(ctx) = map.get(path) {
         return Ok(ctx.clone());
+    }
+    for (k, v) in environment {
+        // read by the module when it loads or at C_Initialize, both below
+        std::env::set_var(k, v);
     }
     let fail = |reason: String| HsmError::Module {
         path: path.display().to_string(),
@@ -155,7 +168,25 @@ fn load_module(path: &Path) -> Result<Pkcs11, HsmError> {
     Ok(ctx)
 }
 
+/// Runs `f` while no other thread of this process lists or changes the module's slots.
+///
+/// SoftHSM2 rescans its token directory on `C_GetSlotList` and adds what it finds to a
+/// slot table that is not safe against a concurrent scan or `C_InitToken` (two threads
+/// adding one token abort the process: `SlotManager::insertToken: Assertion
+/// 'result.second' failed`). keyward lists slots when it connects and reconnects, and a
+/// test process also initialises tokens: every such call goes through here.
+#[doc(hidden)]
+pub fn with_slot_table<T>(f: impl FnOnce() -> T) -> T {
+    static SLOT_TABLE: Mutex<()> = Mutex::new(());
+    let _one = SLOT_TABLE.lock().unwrap_or_else(|p| p.into_inner());
+    f()
+}
+
 fn find_slot(ctx: &Pkcs11, s: &TokenSettings) -> Result<Slot, HsmError> {
+    with_slot_table(|| find_slot_locked(ctx, s))
+}
+
+fn find_slot_locked(ctx: &Pkcs11, s: &TokenSettings) -> Result<Slot, HsmError> {
     let slots = ctx.get_slots_with_token().map_err(classify)?;
     for slot in slots {
         let Ok(info) = ctx.get_token_info(slot) else {
@@ -188,11 +219,7 @@ fn find_slot(ctx: &Pkcs11, s: &TokenSettings) -> Result<Slot, HsmError> {
 impl Token {
     /// Loads the module, finds the token, logs in and fills the pool.
     pub fn open(settings: TokenSettings, pin: SecretString) -> Result<Token, HsmError> {
-        for (k, v) in &settings.environment {
-            // read by the module at C_Initialize, which happens once per process below
-            std::env::set_var(k, v);
-        }
-        let ctx = load_module(&settings.module)?;
+        let ctx = load_module(&settings.module, &settings.environment)?;
         let token = Token {
             inner: Arc::new(Inner {
                 settings,
@@ -202,6 +229,7 @@ impl Token {
                 reconnect: Mutex::new(None),
                 syncing: Mutex::new(()),
                 oaep: AtomicU8::new(0),
+                reconnects: AtomicU64::new(0),
             }),
         };
         let live = token.connect()?;
@@ -217,8 +245,14 @@ impl Token {
     fn connect(&self) -> Result<Arc<Live>, HsmError> {
         let s = &self.inner.settings;
         let slot = find_slot(&self.inner.ctx, s)?;
-        let pool = Pool::open(&self.inner.ctx, slot, s.pool_size, &self.inner.pin)?;
+        let caps = Capabilities::probe(&self.inner.ctx, slot)?;
+        if let Some(gap) = caps.serving_gap(s.oaep) {
+            return Err(HsmError::Capability(gap));
+        }
+        // the owner of the key copies first: a token that caps sessions per application
+        // then gives the pool what is left (Pool::open takes fewer than asked, saying so)
         let owner = pool::open_session(&self.inner.ctx, slot)?;
+        let pool = Pool::open(&self.inner.ctx, slot, s.pool_size, &self.inner.pin)?;
         let rsa = keys::discover(&owner, &s.label_prefix, KeyKind::Rsa)?;
         let wrap = keys::discover(&owner, &s.label_prefix, KeyKind::Wrap)?;
         let mut wrap_copies = HashMap::new();
@@ -235,9 +269,10 @@ impl Token {
             rsa,
             wrap,
             wrap_copies,
+            caps,
             _owner: Mutex::new(owner),
         });
-        self.resolve_oaep(&live);
+        self.resolve_oaep(&live)?;
         Ok(live)
     }
 
@@ -281,6 +316,7 @@ impl Token {
             other => other,
         })?;
         tracing::info!("token connection re-established");
+        self.inner.reconnects.fetch_add(1, Ordering::Relaxed);
         *self.inner.live.write().unwrap_or_else(|p| p.into_inner()) = Some(live.clone());
         Ok(live)
     }
@@ -295,19 +331,38 @@ impl Token {
 
     /// Runs `op` on a pooled session, replacing the session or the whole connection when
     /// the token says it is dead.
-    fn run<T>(
-        &self,
-        op: impl FnOnce(&Session, &Live) -> Result<T, HsmError>,
-    ) -> Result<T, HsmError> {
+    fn run<T>(&self, op: impl Fn(&Session, &Live) -> Result<T, HsmError>) -> Result<T, HsmError> {
         self.run_with(true, op)
             .unwrap_or(Err(HsmError::PoolExhausted(pool::CHECKOUT_WAIT)))
     }
 
     /// Like [`Token::run`]; with `wait` false, `None` instead of waiting for a session.
+    ///
+    /// An operation that failed because its session or the connection died is tried
+    /// again, up to twice, on a fresh session and then a fresh connection: after an HSM
+    /// failover every pooled session and cached handle is dead at once (sessions closed,
+    /// handles renumbered), and the caller should not pay for each of them in turn. Every
+    /// operation run here is safe to repeat: nothing it wrote took effect if its session
+    /// was gone.
     fn run_with<T>(
         &self,
         wait: bool,
-        op: impl FnOnce(&Session, &Live) -> Result<T, HsmError>,
+        op: impl Fn(&Session, &Live) -> Result<T, HsmError>,
+    ) -> Option<Result<T, HsmError>> {
+        let mut tries = 0;
+        loop {
+            let result = self.run_once(wait, &op)?;
+            match &result {
+                Err(e) if e.fault() != Fault::None && tries < 2 => tries += 1,
+                _ => return Some(result),
+            }
+        }
+    }
+
+    fn run_once<T>(
+        &self,
+        wait: bool,
+        op: &impl Fn(&Session, &Live) -> Result<T, HsmError>,
     ) -> Option<Result<T, HsmError>> {
         let live = match self.live() {
             Ok(l) => l,
@@ -337,6 +392,11 @@ impl Token {
             _ => drop(pooled),
         }
         Some(result)
+    }
+
+    /// How many times the connection was re-established after the token failed.
+    pub fn reconnects(&self) -> u64 {
+        self.inner.reconnects.load(Ordering::Relaxed)
     }
 
     /// Checks that the token answers (for readiness probes).
@@ -440,19 +500,46 @@ impl Token {
         }
     }
 
-    fn resolve_oaep(&self, live: &Live) {
+    /// What the token offers (asked when the connection was made).
+    pub fn capabilities(&self) -> Result<Capabilities, HsmError> {
+        Ok(self.live()?.caps)
+    }
+
+    fn resolve_oaep(&self, live: &Live) -> Result<(), HsmError> {
         let mode = match self.inner.settings.oaep {
-            OaepMode::Native => OAEP_NATIVE,
+            // the mechanism list cannot say whether SHA-256 parameters are accepted
+            // (SoftHSM2 lists CKM_RSA_PKCS_OAEP and refuses them): ask with a probe
+            OaepMode::Native => match live.rsa.last().map(|k| probe_native_oaep(&live.pool, k)) {
+                Some(Some(false)) => {
+                    return Err(HsmError::Capability(
+                        "the token refuses RSA-OAEP with SHA-256 parameters, which \
+                         pkcs11.rsa_oaep = \"native\" needs (SoftHSM2 does): set \
+                         pkcs11.rsa_oaep = \"raw\" or \"auto\""
+                            .into(),
+                    ))
+                }
+                _ => OAEP_NATIVE,
+            },
             OaepMode::Raw => OAEP_RAW,
             OaepMode::Auto => {
                 if self.inner.oaep.load(Ordering::Relaxed) != 0 {
-                    return;
+                    return Ok(());
                 }
-                let Some(key) = live.rsa.last() else { return };
+                let Some(key) = live.rsa.last() else {
+                    return Ok(());
+                };
                 match probe_native_oaep(&live.pool, key) {
                     Some(true) => OAEP_NATIVE,
-                    Some(false) => OAEP_RAW,
-                    None => return,
+                    Some(false) if live.caps.rsa_raw => OAEP_RAW,
+                    Some(false) => {
+                        return Err(HsmError::Capability(
+                            "the token refuses RSA-OAEP with SHA-256 parameters and has no raw \
+                             RSA (CKM_RSA_X_509) either: webhook envelopes cannot be decrypted \
+                             on it"
+                                .into(),
+                        ))
+                    }
+                    None => return Ok(()),
                 }
             }
         };
@@ -466,6 +553,7 @@ impl Token {
                 "RSA-OAEP-SHA256 decryption mode"
             );
         }
+        Ok(())
     }
 
     /// RSA-OAEP-SHA256 decryption with the RSA key labelled `label`.
@@ -499,23 +587,22 @@ impl Token {
         })
     }
 
-    /// AES-256-GCM encryption under wrapping key `version`; returns `iv || ct || tag`.
+    /// AES-256-GCM encryption under wrapping key `version`; returns `iv || ct || tag` with
+    /// the IV the token used, after the blob was opened again to the same plaintext in the
+    /// token ([`gcm::seal`]): what this returns is safe to store.
     pub fn seal(&self, version: u32, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, HsmError> {
-        let mut iv = [0u8; GCM_IV_LEN];
-        rand::rngs::OsRng.fill_bytes(&mut iv);
-        let ct = self.run(|session, live| {
+        let sealed = self.run(|session, live| {
             let key = wrap_handle(live, version)?;
-            let mut iv_param = iv;
-            let params = GcmParams::new(&mut iv_param, aad, ((GCM_TAG_LEN * 8) as u64).into())
-                .map_err(classify)?;
-            session
-                .encrypt(&Mechanism::AesGcm(params), key, plaintext)
-                .map_err(classify)
-        })?;
-        let mut out = Vec::with_capacity(GCM_IV_LEN + ct.len());
-        out.extend_from_slice(&iv);
-        out.extend_from_slice(&ct);
-        Ok(out)
+            gcm::seal(session, key, aad, plaintext)
+        });
+        if let Err(HsmError::SealCheck) = &sealed {
+            tracing::error!(
+                version,
+                "a blob sealed by the token did not open to the same bytes; nothing stored \
+                 (does the token report the GCM IV it used? see README, HSMs)"
+            );
+        }
+        sealed
     }
 
     /// Opens `iv || ct || tag` sealed by [`Token::seal`] with the same `aad`.
@@ -550,7 +637,6 @@ impl Token {
         if sealed.len() < GCM_IV_LEN + GCM_TAG_LEN {
             return Some(Err(HsmError::DecryptFailed));
         }
-        let (iv, ct) = sealed.split_at(GCM_IV_LEN);
         // a wallet rewrapped by another process under a version made after this process
         // loaded its keys: load them again, once (token calls: only where waiting is fine)
         let loaded = match self.live() {
@@ -567,24 +653,17 @@ impl Token {
         }
         self.run_with(wait, |session, live| {
             let key = wrap_handle(live, version)?;
-            let mut iv = <[u8; GCM_IV_LEN]>::try_from(iv).expect("split at IV length");
-            let params = GcmParams::new(&mut iv, aad, ((GCM_TAG_LEN * 8) as u64).into())
-                .map_err(classify)?;
-            match session.decrypt(&Mechanism::AesGcm(params), key, ct) {
-                Ok(pt) => Ok(Zeroizing::new(pt)),
-                // SoftHSM2 reports a bad tag as a generic failure; to the caller it is one thing.
-                Err(CkError::Pkcs11(
-                    RvError::EncryptedDataInvalid | RvError::GeneralError | RvError::FunctionFailed,
-                    _,
-                )) => Err(HsmError::DecryptFailed),
-                Err(e) => Err(classify(e)),
-            }
+            gcm::open(session, key, aad, sealed)
         })
     }
 
     /// Generates a key of `kind` with the next version number; returns its label.
     pub fn generate(&self, kind: KeyKind) -> Result<String, HsmError> {
         let s = &self.inner.settings;
+        let caps = self.capabilities()?;
+        if let Some(gap) = caps.keygen_gap(kind) {
+            return Err(HsmError::Capability(gap));
+        }
         let label = self.run(|session, live| {
             let existing = match kind {
                 KeyKind::Rsa => &live.rsa,
@@ -611,6 +690,15 @@ impl Token {
 
     /// Re-reads the key objects (after a rotation by another process, on SIGHUP).
     pub fn refresh(&self) -> Result<(), HsmError> {
+        // the old connection's sessions close first (once no call still holds them): a
+        // token that caps sessions per application has none to spare for two pools
+        drop(
+            self.inner
+                .live
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
         let live = self.connect()?;
         *self.inner.live.write().unwrap_or_else(|p| p.into_inner()) = Some(live);
         Ok(())
@@ -701,8 +789,18 @@ pub fn provision_token(
     so_pin: &SecretString,
     user_pin: &SecretString,
 ) -> Result<(), HsmError> {
+    let ctx = load_module(module, &[])?;
+    with_slot_table(|| provision_locked(&ctx, module, label, so_pin, user_pin))
+}
+
+fn provision_locked(
+    ctx: &Pkcs11,
+    module: &Path,
+    label: &str,
+    so_pin: &SecretString,
+    user_pin: &SecretString,
+) -> Result<(), HsmError> {
     use cryptoki::session::UserType;
-    let ctx = load_module(module)?;
     let slots = ctx.get_all_slots().map_err(classify)?;
     let free = slots
         .into_iter()
@@ -724,7 +822,7 @@ pub fn provision_token(
         rsa_bits: 3072,
         environment: Vec::new(),
     };
-    let slot = find_slot(&ctx, &settings)?;
+    let slot = find_slot_locked(ctx, &settings)?;
     let session = ctx.open_rw_session(slot).map_err(classify)?;
     session
         .login(UserType::So, Some(so_pin))

@@ -8,10 +8,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::daemon::{keyward, keyward_ok, simulate, Daemon};
+use common::daemon::{json_of, keyward, keyward_ok, sign, simulate, Daemon};
 use common::https::mtls_request;
 use common::Env;
-use serde_json::Value;
 
 const CLIENTS: &str = r#"
 [[clients]]
@@ -22,30 +21,6 @@ operations = ["evm.message", "solana.message"]
 
 fn env() -> Env {
     Env::with_extra(CLIENTS)
-}
-
-fn json_of(text: &str) -> Value {
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
-/// `(status, error code or "")` of an EIP-191 sign request for `wallet`.
-fn sign(env: &Env, d: &Daemon, wallet: &str) -> (u16, String) {
-    let (status, text) = mtls_request(
-        env,
-        &d.api,
-        "POST",
-        &format!("/v1/wallets/{wallet}/evm/message"),
-        Some(r#"{"message":"live operations"}"#),
-    )
-    .expect("the signing API answers");
-    let body = json_of(&text);
-    if status == 200 {
-        assert!(body["signature"].is_string(), "{body}");
-        assert!(body["auditId"].is_string(), "{body}");
-    }
-    let code = body["error"]["code"].as_str().unwrap_or("").to_owned();
-    (status, code)
 }
 
 fn wallet_status(env: &Env, d: &Daemon, wallet: &str) -> String {

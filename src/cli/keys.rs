@@ -103,6 +103,13 @@ fn list(config: &Config) -> Result<(), CliError> {
         println!("{:<24} {:<40} {}", k.label, kind, attrs.join(" "));
     }
     println!("RSA-OAEP mode: {}", token.oaep_mode());
+    let caps = token.capabilities().map_err(fail)?;
+    let (size, _) = token.pool_usage();
+    println!("sessions in the pool: {size}");
+    println!("token mechanisms:");
+    for (name, has) in caps.table() {
+        println!("  {name:<32} {}", if has { "yes" } else { "no" });
+    }
     Ok(())
 }
 

@@ -65,6 +65,24 @@ pub enum HsmError {
     /// Every pooled session stayed busy for too long.
     #[error("no token session became free within {0:?}")]
     PoolExhausted(std::time::Duration),
+    /// A blob the token sealed did not open again to the same plaintext (a token that
+    /// used another IV than it reported, or any other fault): nothing may be stored.
+    #[error(
+        "the token's sealed output did not open to the same plaintext (checked before storing)"
+    )]
+    SealCheck,
+    /// More bytes than one seal takes on every supported token.
+    #[error("{len} bytes to seal; at most {max} are sealed in one operation")]
+    TooLarge {
+        /// Bytes given.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The token lacks a mechanism keyward needs in the configured mode (one line naming
+    /// the setting that fixes it, or saying none does).
+    #[error("{0}")]
+    Capability(String),
     /// Any other PKCS#11 failure.
     #[error("{function}: {rv}")]
     Pkcs11 {

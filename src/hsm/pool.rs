@@ -48,8 +48,23 @@ impl Pool {
         login(&first, pin)?;
         let mut idle = vec![first];
         for _ in 1..size {
-            idle.push(open_session(ctx, slot)?);
+            match ctx.open_rw_session(slot) {
+                Ok(s) => idle.push(s),
+                // a token that caps sessions per application (CloudHSM, the YubiHSM 2):
+                // serve with what it gives rather than not at all, and say so
+                Err(CkError::Pkcs11(RvError::SessionCount, _)) => {
+                    tracing::warn!(
+                        wanted = size,
+                        got = idle.len(),
+                        "the token refused more sessions (CKR_SESSION_COUNT): the pool is \
+                         smaller than pkcs11.pool_size; lower it to silence this"
+                    );
+                    break;
+                }
+                Err(e) => return Err(classify(e)),
+            }
         }
+        let size = idle.len();
         Ok(Pool {
             ctx: ctx.clone(),
             slot,

@@ -262,6 +262,21 @@ fn envelope_refusal(field: &str, e: &EnvelopeError) -> Refusal {
 /// Token failures: the sender learns only that it failed and whether to retry; the
 /// PKCS#11 function and return value stay in the log.
 fn hsm_refusal(e: &HsmError) -> Refusal {
+    if let HsmError::SealCheck = e {
+        // logged where it happened; the vendor redelivers on a 5xx
+        return Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "seal_check_failed",
+            "the token's sealed output did not open again; nothing was stored",
+        );
+    }
+    if let HsmError::TooLarge { max, .. } = e {
+        return Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "secret_too_large",
+            format!("a decrypted secret is larger than the {max} bytes keyward seals"),
+        );
+    }
     if e.is_unavailable() {
         tracing::warn!(error = %e, "token unavailable");
         Refusal::new(

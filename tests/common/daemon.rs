@@ -90,6 +90,31 @@ pub fn simulate(env: &Env, d: &Daemon, kind: &str, wallet: Option<&str>) -> Stri
         .to_owned()
 }
 
+/// The JSON body of an HTTP answer's whole text.
+pub fn json_of(text: &str) -> serde_json::Value {
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// `(status, error code or "")` of an EIP-191 sign request for `wallet` to the daemon.
+pub fn sign(env: &Env, d: &Daemon, wallet: &str) -> (u16, String) {
+    let (status, text) = super::https::mtls_request(
+        env,
+        &d.api,
+        "POST",
+        &format!("/v1/wallets/{wallet}/evm/message"),
+        Some(r#"{"message":"live operations"}"#),
+    )
+    .expect("the signing API answers");
+    let body = json_of(&text);
+    if status == 200 {
+        assert!(body["signature"].is_string(), "{body}");
+        assert!(body["auditId"].is_string(), "{body}");
+    }
+    let code = body["error"]["code"].as_str().unwrap_or("").to_owned();
+    (status, code)
+}
+
 /// A running daemon.
 pub struct Daemon {
     child: Child,

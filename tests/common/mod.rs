@@ -299,12 +299,16 @@ pub fn all_bytes_under(dir: &Path) -> Vec<u8> {
 
 /// The slot holding the token labelled `label`, in an independent PKCS#11 context (for
 /// tests that look at or disturb the token behind keyward's back).
+/// Lists slots under keyward's slot-table lock, as every slot listing of the process must
+/// (SoftHSM2 aborts when two threads add one token to its table: hsm::with_slot_table).
 pub fn token_slot(ctx: &cryptoki::context::Pkcs11, label: &str) -> cryptoki::slot::Slot {
-    ctx.get_slots_with_token()
-        .unwrap()
-        .into_iter()
-        .find(|s| ctx.get_token_info(*s).unwrap().label() == label)
-        .unwrap_or_else(|| panic!("no token labelled {label}"))
+    keyward::hsm::with_slot_table(|| {
+        ctx.get_slots_with_token()
+            .unwrap()
+            .into_iter()
+            .find(|s| ctx.get_token_info(*s).unwrap().label() == label)
+            .unwrap_or_else(|| panic!("no token labelled {label}"))
+    })
 }
 
 /// For table-driven corpora: fails listing every failed case at once.

@@ -1,0 +1,89 @@
+//! AES-256-GCM under a wrapping key, done the way every token allows: the IV the token
+//! actually used is read back from the mechanism parameters after `C_Encrypt`, and a
+//! freshly sealed blob is opened again in the token before anyone may store it.
+//!
+//! Why both: AWS CloudHSM (and FIPS-mode Luna, as NIST SP 800-38D asks of a module)
+//! ignores the IV passed in and writes the one it generated into `CK_GCM_PARAMS.pIv`.
+//! Storing the host's copy would make every blob unopenable while the webhook answered
+//! 200. The open-after-seal check catches that and any other way a token's output could
+//! differ from what it was given, before the vendor stops redelivering.
+//!
+//! Must never: return a sealed blob that did not open to the same plaintext.
+
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::ObjectHandle;
+use cryptoki::session::Session;
+use rand::RngCore;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use super::error::{classify, HsmError};
+use super::{GCM_IV_LEN, GCM_TAG_LEN};
+
+/// The largest plaintext keyward seals in one operation. AWS CloudHSM caps a single
+/// AES-GCM `C_Encrypt` at 16 KiB; keyward keeps one limit on every token so that a
+/// store written on one token can move to another (`wallets rewrap`).
+pub const MAX_SEALED_PLAINTEXT: usize = 16 * 1024 - GCM_TAG_LEN;
+
+fn tag_bits() -> cryptoki::types::Ulong {
+    ((GCM_TAG_LEN * 8) as u64).into()
+}
+
+/// Seals `plaintext` with `key`; returns `iv || ct || tag`, where `iv` is the IV the
+/// token used. The blob has been opened again in the token before it is returned.
+pub(crate) fn seal(
+    session: &Session,
+    key: ObjectHandle,
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, HsmError> {
+    if plaintext.len() > MAX_SEALED_PLAINTEXT {
+        return Err(HsmError::TooLarge {
+            len: plaintext.len(),
+            max: MAX_SEALED_PLAINTEXT,
+        });
+    }
+    let mut iv = [0u8; GCM_IV_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut iv);
+    let ct = {
+        let params = GcmParams::new(&mut iv, aad, tag_bits()).map_err(classify)?;
+        session
+            .encrypt(&Mechanism::AesGcm(params), key, plaintext)
+            .map_err(classify)?
+    };
+    // `iv` now holds what the token wrote through pIv: its own IV where it generates one.
+    let mut sealed = Vec::with_capacity(GCM_IV_LEN + ct.len());
+    sealed.extend_from_slice(&iv);
+    sealed.extend_from_slice(&ct);
+    match open(session, key, aad, &sealed) {
+        Ok(back) if bool::from(back.as_slice().ct_eq(plaintext)) => Ok(sealed),
+        Ok(_) | Err(HsmError::DecryptFailed) => Err(HsmError::SealCheck),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens `iv || ct || tag` made by [`seal`] with the same `aad`.
+pub(crate) fn open(
+    session: &Session,
+    key: ObjectHandle,
+    aad: &[u8],
+    sealed: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+    if sealed.len() < GCM_IV_LEN + GCM_TAG_LEN {
+        return Err(HsmError::DecryptFailed);
+    }
+    let (iv, ct) = sealed.split_at(GCM_IV_LEN);
+    let mut iv = <[u8; GCM_IV_LEN]>::try_from(iv).expect("split at IV length");
+    let params = GcmParams::new(&mut iv, aad, tag_bits()).map_err(classify)?;
+    match session.decrypt(&Mechanism::AesGcm(params), key, ct) {
+        Ok(pt) => Ok(Zeroizing::new(pt)),
+        // SoftHSM2 reports a bad tag as a generic failure; to the caller it is one thing.
+        Err(CkError::Pkcs11(
+            RvError::EncryptedDataInvalid | RvError::GeneralError | RvError::FunctionFailed,
+            _,
+        )) => Err(HsmError::DecryptFailed),
+        Err(e) => Err(classify(e)),
+    }
+}
