@@ -59,6 +59,7 @@ fn env() -> Env {
         module: MODULE.into(),
         token_label: Some("kw-bench".into()),
         token_serial: None,
+        slot_id: None,
         pool_size: 4,
         oaep,
         label_prefix: "keyward".into(),

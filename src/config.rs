@@ -138,6 +138,11 @@ pub struct Pkcs11Config {
     /// Token serial number to use (instead of, or as well as, the label).
     #[serde(default)]
     pub token_serial: Option<String>,
+    /// Slot id to use (instead of, or as well as, label and serial): for tokens whose
+    /// `C_GetTokenInfo` answer cannot be read (opencryptoki 3.8 writes its clock in a
+    /// form cryptoki refuses), and for operators who address slots by number.
+    #[serde(default)]
+    pub slot_id: Option<u64>,
     /// The user PIN, from a file or an environment variable.
     pub pin: SecretRef,
     /// Logged-in sessions kept open.

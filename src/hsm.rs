@@ -62,6 +62,8 @@ pub struct TokenSettings {
     pub token_label: Option<String>,
     /// Token serial.
     pub token_serial: Option<String>,
+    /// Slot id.
+    pub slot_id: Option<u64>,
     /// Sessions in the pool.
     pub pool_size: usize,
     /// OAEP mode.
@@ -80,6 +82,7 @@ impl From<&Pkcs11Config> for TokenSettings {
             module: c.module.clone(),
             token_label: c.token_label.clone(),
             token_serial: c.token_serial.clone(),
+            slot_id: c.slot_id,
             pool_size: c.pool_size,
             oaep: c.rsa_oaep,
             label_prefix: c.label_prefix.clone(),
@@ -189,8 +192,23 @@ fn find_slot(ctx: &Pkcs11, s: &TokenSettings) -> Result<Slot, HsmError> {
 fn find_slot_locked(ctx: &Pkcs11, s: &TokenSettings) -> Result<Slot, HsmError> {
     let slots = ctx.get_slots_with_token().map_err(classify)?;
     for slot in slots {
-        let Ok(info) = ctx.get_token_info(slot) else {
+        let id_ok = s.slot_id.is_none_or(|id| slot.id() == id);
+        if !id_ok {
             continue;
+        }
+        let info = match ctx.get_token_info(slot) {
+            Ok(info) => info,
+            // the slot named by id is taken even when its token info cannot be read
+            // (opencryptoki 3.8's clock string is refused by cryptoki), as long as nothing
+            // else was asked of it
+            Err(e) if s.token_label.is_none() && s.token_serial.is_none() => {
+                tracing::warn!(slot = slot.id(), error = %e, "the token's info cannot be read; using the slot named by pkcs11.slot_id");
+                return Ok(slot);
+            }
+            Err(e) => {
+                tracing::warn!(slot = slot.id(), error = %e, "skipping a slot whose token info cannot be read (name it by pkcs11.slot_id alone to use it)");
+                continue;
+            }
         };
         let label_ok = s
             .token_label
@@ -204,11 +222,20 @@ fn find_slot_locked(ctx: &Pkcs11, s: &TokenSettings) -> Result<Slot, HsmError> {
             return Ok(slot);
         }
     }
-    let wanted = match (&s.token_label, &s.token_serial) {
-        (Some(l), Some(n)) => format!("label {l:?} and serial {n:?}"),
-        (Some(l), None) => format!("label {l:?}"),
-        (None, Some(n)) => format!("serial {n:?}"),
-        (None, None) => "any label".into(),
+    let mut wanted: Vec<String> = Vec::new();
+    if let Some(l) = &s.token_label {
+        wanted.push(format!("label {l:?}"));
+    }
+    if let Some(n) = &s.token_serial {
+        wanted.push(format!("serial {n:?}"));
+    }
+    if let Some(id) = s.slot_id {
+        wanted.push(format!("slot id {id}"));
+    }
+    let wanted = if wanted.is_empty() {
+        "any label".into()
+    } else {
+        wanted.join(" and ")
     };
     Err(HsmError::TokenNotFound {
         wanted,
@@ -237,6 +264,14 @@ impl Token {
         Ok(token)
     }
 
+    /// What the token named by `settings` offers, asked without logging in: for
+    /// `keyward keys list` when [`Token::open`] refused the token for a missing mechanism.
+    pub fn probe(settings: &TokenSettings) -> Result<Capabilities, HsmError> {
+        let ctx = load_module(&settings.module, &settings.environment)?;
+        let slot = find_slot(&ctx, settings)?;
+        Capabilities::probe(&ctx, slot)
+    }
+
     /// The settings this token was opened with.
     pub fn settings(&self) -> &TokenSettings {
         &self.inner.settings
@@ -257,11 +292,27 @@ impl Token {
         let wrap = keys::discover(&owner, &s.label_prefix, KeyKind::Wrap)?;
         let mut wrap_copies = HashMap::new();
         for k in &wrap {
-            // A session copy keeps CKA_SENSITIVE/CKA_EXTRACTABLE and is ~3x faster in SoftHSM2.
-            let copy = owner
-                .copy_object(k.handle, &[Attribute::Token(false)])
-                .map_err(classify)?;
-            wrap_copies.insert(k.version, copy);
+            // A session copy keeps CKA_SENSITIVE/CKA_EXTRACTABLE and is ~3x faster in
+            // SoftHSM2. Tokens without C_CopyObject (AWS CloudHSM, the YubiHSM 2, Google's
+            // kmsp11) or that refuse it for a non-copyable key are used through the token
+            // key itself: slower, never wrong.
+            let handle = match owner.copy_object(k.handle, &[Attribute::Token(false)]) {
+                Ok(copy) => copy,
+                Err(CkError::Pkcs11(rv, _))
+                    if matches!(
+                        rv,
+                        RvError::FunctionNotSupported
+                            | RvError::ActionProhibited
+                            | RvError::AttributeReadOnly
+                            | RvError::TemplateInconsistent
+                    ) =>
+                {
+                    tracing::info!(label = %k.label, rv = ?rv, "the token does not copy keys to session objects; using the token key directly");
+                    k.handle
+                }
+                Err(e) => return Err(classify(e)),
+            };
+            wrap_copies.insert(k.version, handle);
         }
         let live = Arc::new(Live {
             slot,
@@ -816,6 +867,7 @@ fn provision_locked(
         module: module.to_path_buf(),
         token_label: Some(label.into()),
         token_serial: None,
+        slot_id: None,
         pool_size: 1,
         oaep: OaepMode::Auto,
         label_prefix: "keyward".into(),

@@ -103,6 +103,12 @@ fn cloudhsm_style_token_with_failover() {
     signs_as_itself(&env, &d, &w);
     assert!(!failover.exists(), "the shim never saw the failover");
     d.expect_log("token connection re-established", Duration::from_secs(5));
+    // no C_CopyObject on this token: the token key itself is used
+    assert!(
+        d.log().contains("does not copy keys to session objects"),
+        "{}",
+        d.log()
+    );
     let w2 = simulate(&env, &d, "delegation", None);
     signs_as_itself(&env, &d, &w2);
 }

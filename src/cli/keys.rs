@@ -3,7 +3,7 @@
 use clap::Subcommand;
 use keyward::appliance;
 use keyward::config::Config;
-use keyward::hsm::{KeyKind, Token};
+use keyward::hsm::{Capabilities, HsmError, KeyKind, Token, TokenSettings};
 use keyward::store::{now_rfc3339, state, wallets, Store};
 
 use super::{fail, CliError, ConfigArg};
@@ -78,7 +78,17 @@ fn public(config: &Config, label: Option<&str>) -> Result<(), CliError> {
 }
 
 fn list(config: &Config) -> Result<(), CliError> {
-    let token = token(config)?;
+    let token = match appliance::open_token(config) {
+        Ok(t) => t,
+        Err(appliance::OpenError::Hsm(HsmError::Capability(gap))) => {
+            // what the token does offer, before the refusal: the operator's next step
+            if let Ok(caps) = Token::probe(&TokenSettings::from(&config.pkcs11)) {
+                print_capabilities(&caps);
+            }
+            return Err(fail(appliance::OpenError::Hsm(HsmError::Capability(gap))));
+        }
+        Err(e) => return Err(fail(e)),
+    };
     for k in token
         .rsa_keys()
         .map_err(fail)?
@@ -103,14 +113,17 @@ fn list(config: &Config) -> Result<(), CliError> {
         println!("{:<24} {:<40} {}", k.label, kind, attrs.join(" "));
     }
     println!("RSA-OAEP mode: {}", token.oaep_mode());
-    let caps = token.capabilities().map_err(fail)?;
     let (size, _) = token.pool_usage();
     println!("sessions in the pool: {size}");
+    print_capabilities(&token.capabilities().map_err(fail)?);
+    Ok(())
+}
+
+fn print_capabilities(caps: &Capabilities) {
     println!("token mechanisms:");
     for (name, has) in caps.table() {
         println!("  {name:<32} {}", if has { "yes" } else { "no" });
     }
-    Ok(())
 }
 
 fn rotate(config: &Config, kind: KeyKind) -> Result<(), CliError> {

@@ -16,10 +16,10 @@ impl Config {
             return Err(self.invalid("log.level", message));
         }
         let p = &self.pkcs11;
-        if p.token_label.is_none() && p.token_serial.is_none() {
+        if p.token_label.is_none() && p.token_serial.is_none() && p.slot_id.is_none() {
             return Err(self.invalid(
                 "pkcs11.token_label",
-                "expected a token label or pkcs11.token_serial",
+                "expected a token label, pkcs11.token_serial or pkcs11.slot_id",
             ));
         }
         if !(1..=64).contains(&p.pool_size) {

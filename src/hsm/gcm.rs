@@ -54,6 +54,11 @@ pub(crate) fn seal(
             .map_err(classify)?
     };
     // `iv` now holds what the token wrote through pIv: its own IV where it generates one.
+    // An all-zero IV is what a broken token writes back, never a random one: refuse it
+    // rather than risk reusing it under the same key.
+    if iv.iter().all(|b| *b == 0) {
+        return Err(HsmError::SealCheck);
+    }
     let mut sealed = Vec::with_capacity(GCM_IV_LEN + ct.len());
     sealed.extend_from_slice(&iv);
     sealed.extend_from_slice(&ct);
