@@ -62,6 +62,7 @@ fn env() -> Env {
         slot_id: None,
         pool_size: 4,
         oaep,
+        gcm_iv: keyward::config::GcmIvMode::Auto,
         label_prefix: "keyward".into(),
         rsa_bits: 3072,
         environment: Vec::new(),

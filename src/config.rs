@@ -126,6 +126,21 @@ pub enum OaepMode {
     Raw,
 }
 
+/// Who picks the AES-GCM IV when keyward seals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GcmIvMode {
+    /// A random IV from the host; if the token refuses it, a zeroed buffer for the token
+    /// to fill (decided once per process).
+    #[default]
+    Auto,
+    /// A random IV from the host (SoftHSM2, Luna outside FIPS mode).
+    Host,
+    /// A zeroed buffer the token fills with its own IV (AWS CloudHSM and Google's
+    /// kmsp11 require it).
+    Token,
+}
+
 /// `[pkcs11]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -151,6 +166,9 @@ pub struct Pkcs11Config {
     /// RSA-OAEP mode.
     #[serde(default)]
     pub rsa_oaep: OaepMode,
+    /// Who picks the AES-GCM IV.
+    #[serde(default)]
+    pub gcm_iv: GcmIvMode,
     /// RSA modulus size for generated webhook keys.
     #[serde(default = "default_rsa_bits")]
     pub rsa_bits: u32,

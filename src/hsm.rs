@@ -36,7 +36,7 @@ pub use error::HsmError;
 pub use gcm::MAX_SEALED_PLAINTEXT;
 pub use keys::{KeyKind, KeyObject};
 
-use crate::config::{OaepMode, Pkcs11Config};
+use crate::config::{GcmIvMode, OaepMode, Pkcs11Config};
 use error::{classify, classify_decrypt, is_mechanism_refusal, Fault};
 use pool::Pool;
 
@@ -68,6 +68,8 @@ pub struct TokenSettings {
     pub pool_size: usize,
     /// OAEP mode.
     pub oaep: OaepMode,
+    /// Who picks the GCM IV.
+    pub gcm_iv: GcmIvMode,
     /// Label prefix of keyward's objects.
     pub label_prefix: String,
     /// RSA modulus bits for new keys.
@@ -85,6 +87,7 @@ impl From<&Pkcs11Config> for TokenSettings {
             slot_id: c.slot_id,
             pool_size: c.pool_size,
             oaep: c.rsa_oaep,
+            gcm_iv: c.gcm_iv,
             label_prefix: c.label_prefix.clone(),
             rsa_bits: c.rsa_bits,
             environment: c.environment.clone().into_iter().collect(),
@@ -118,6 +121,8 @@ struct Inner {
     oaep: AtomicU8,
     /// Connections re-established after the token failed.
     reconnects: AtomicU64,
+    /// Resolved GCM IV mode (`gcm::IV_*`).
+    gcm_iv: AtomicU8,
 }
 
 /// Everything that depends on an open connection to the token.
@@ -247,6 +252,7 @@ impl Token {
     /// Loads the module, finds the token, logs in and fills the pool.
     pub fn open(settings: TokenSettings, pin: SecretString) -> Result<Token, HsmError> {
         let ctx = load_module(&settings.module, &settings.environment)?;
+        let settings_gcm_iv = settings.gcm_iv;
         let token = Token {
             inner: Arc::new(Inner {
                 settings,
@@ -257,6 +263,7 @@ impl Token {
                 syncing: Mutex::new(()),
                 oaep: AtomicU8::new(0),
                 reconnects: AtomicU64::new(0),
+                gcm_iv: AtomicU8::new(gcm::iv_mode_of(settings_gcm_iv)),
             }),
         };
         let live = token.connect()?;
@@ -644,7 +651,7 @@ impl Token {
     pub fn seal(&self, version: u32, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, HsmError> {
         let sealed = self.run(|session, live| {
             let key = wrap_handle(live, version)?;
-            gcm::seal(session, key, aad, plaintext)
+            gcm::seal(session, key, aad, plaintext, &self.inner.gcm_iv)
         });
         if let Err(HsmError::SealCheck) = &sealed {
             tracing::error!(
@@ -870,6 +877,7 @@ fn provision_locked(
         slot_id: None,
         pool_size: 1,
         oaep: OaepMode::Auto,
+        gcm_iv: GcmIvMode::Auto,
         label_prefix: "keyward".into(),
         rsa_bits: 3072,
         environment: Vec::new(),

@@ -103,6 +103,8 @@ fn cloudhsm_style_token_with_failover() {
     signs_as_itself(&env, &d, &w);
     assert!(!failover.exists(), "the shim never saw the failover");
     d.expect_log("token connection re-established", Duration::from_secs(5));
+    // the token refused a host IV (CloudHSM wants a zeroed buffer): `auto` moved to its IVs
+    assert!(d.log().contains("it generates its own"), "{}", d.log());
     // no C_CopyObject on this token: the token key itself is used
     assert!(
         d.log().contains("does not copy keys to session objects"),

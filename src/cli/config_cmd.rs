@@ -33,7 +33,12 @@ pub fn run(cmd: ConfigCmd) -> Result<(), CliError> {
                         .as_deref()
                         .map(|s| format!("token serial {s:?}"))
                 })
-                .or_else(|| config.pkcs11.slot_id.map(|n| format!("the token in slot {n}")))
+                .or_else(|| {
+                    config
+                        .pkcs11
+                        .slot_id
+                        .map(|n| format!("the token in slot {n}"))
+                })
                 .unwrap_or_else(|| "the token".into());
             let file = config.source.display();
             eprintln!(

@@ -19,8 +19,11 @@ use rand::RngCore;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::error::{classify, HsmError};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use super::error::{classify, is_mechanism_refusal, HsmError};
 use super::{GCM_IV_LEN, GCM_TAG_LEN};
+use crate::config::GcmIvMode;
 
 /// The largest plaintext keyward seals in one operation. AWS CloudHSM caps a single
 /// AES-GCM `C_Encrypt` at 16 KiB; keyward keeps one limit on every token so that a
@@ -31,13 +34,46 @@ fn tag_bits() -> cryptoki::types::Ulong {
     ((GCM_TAG_LEN * 8) as u64).into()
 }
 
+/// IV mode not decided yet (`gcm_iv = "auto"` before the first seal).
+pub(crate) const IV_UNDECIDED: u8 = 0;
+/// A random IV from the host.
+pub(crate) const IV_HOST: u8 = 1;
+/// A zeroed buffer the token fills.
+pub(crate) const IV_TOKEN: u8 = 2;
+
+pub(crate) fn iv_mode_of(mode: GcmIvMode) -> u8 {
+    match mode {
+        GcmIvMode::Auto => IV_UNDECIDED,
+        GcmIvMode::Host => IV_HOST,
+        GcmIvMode::Token => IV_TOKEN,
+    }
+}
+
+/// One `C_EncryptInit` + `C_Encrypt` with `iv` as the IV buffer (read back after).
+fn encrypt(
+    session: &Session,
+    key: ObjectHandle,
+    aad: &[u8],
+    plaintext: &[u8],
+    iv: &mut [u8; GCM_IV_LEN],
+) -> Result<Vec<u8>, cryptoki::error::Error> {
+    let params = GcmParams::new(iv, aad, tag_bits())?;
+    session.encrypt(&Mechanism::AesGcm(params), key, plaintext)
+}
+
 /// Seals `plaintext` with `key`; returns `iv || ct || tag`, where `iv` is the IV the
 /// token used. The blob has been opened again in the token before it is returned.
+///
+/// `mode` says who picks the IV. Tokens disagree: SoftHSM2 uses the IV it is given, AWS
+/// CloudHSM and Google's kmsp11 refuse any IV but a zeroed buffer and write their own
+/// into it. Under `auto` the first seal tries a random IV and, if the token refuses the
+/// parameters, a zeroed buffer; the answer is kept for the process.
 pub(crate) fn seal(
     session: &Session,
     key: ObjectHandle,
     aad: &[u8],
     plaintext: &[u8],
+    mode: &AtomicU8,
 ) -> Result<Vec<u8>, HsmError> {
     if plaintext.len() > MAX_SEALED_PLAINTEXT {
         return Err(HsmError::TooLarge {
@@ -46,12 +82,29 @@ pub(crate) fn seal(
         });
     }
     let mut iv = [0u8; GCM_IV_LEN];
-    rand::rngs::OsRng.fill_bytes(&mut iv);
-    let ct = {
-        let params = GcmParams::new(&mut iv, aad, tag_bits()).map_err(classify)?;
-        session
-            .encrypt(&Mechanism::AesGcm(params), key, plaintext)
-            .map_err(classify)?
+    let decided = mode.load(Ordering::Relaxed);
+    if decided != IV_TOKEN {
+        rand::rngs::OsRng.fill_bytes(&mut iv);
+    }
+    let ct = match encrypt(session, key, aad, plaintext, &mut iv) {
+        Ok(ct) => {
+            if decided == IV_UNDECIDED {
+                mode.store(IV_HOST, Ordering::Relaxed);
+                tracing::info!("AES-GCM IVs: random from the host, accepted by the token");
+            }
+            ct
+        }
+        Err(e) if decided == IV_UNDECIDED && is_mechanism_refusal(&e) => {
+            iv = [0u8; GCM_IV_LEN];
+            let ct = encrypt(session, key, aad, plaintext, &mut iv).map_err(classify)?;
+            mode.store(IV_TOKEN, Ordering::Relaxed);
+            tracing::info!(
+                "AES-GCM IVs: the token refused one from the host; it generates its own \
+                 (pkcs11.gcm_iv = \"token\")"
+            );
+            ct
+        }
+        Err(e) => return Err(classify(e)),
     };
     // `iv` now holds what the token wrote through pIv: its own IV where it generates one.
     // An all-zero IV is what a broken token writes back, never a random one: refuse it

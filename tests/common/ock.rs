@@ -58,13 +58,18 @@ pub fn token() -> &'static str {
         .status()
         .is_ok_and(|s| s.success());
     if !running {
-        let s = Command::new("pkcsslotd").status().expect("pkcsslotd starts");
+        let s = Command::new("pkcsslotd")
+            .status()
+            .expect("pkcsslotd starts");
         assert!(s.success(), "pkcsslotd: {s:?}");
     }
     let (ok, info) = pkcsconf(&["-t", "-c", SLOT], "");
     assert!(ok, "pkcsconf -t: {info}");
     if !info.contains("TOKEN_INITIALIZED") {
-        let (ok, out) = pkcsconf(&["-I", "-c", SLOT, "-S", DEFAULT_SO_PIN], &format!("{LABEL}\n"));
+        let (ok, out) = pkcsconf(
+            &["-I", "-c", SLOT, "-S", DEFAULT_SO_PIN],
+            &format!("{LABEL}\n"),
+        );
         assert!(ok, "token init: {out}");
         let (ok, out) = pkcsconf(&["-P", "-c", SLOT, "-S", DEFAULT_SO_PIN, "-n", SO_PIN], "");
         assert!(ok, "SO PIN: {out}");
