@@ -26,9 +26,9 @@ use super::{GCM_IV_LEN, GCM_TAG_LEN};
 use crate::config::GcmIvMode;
 
 /// The largest plaintext keyward seals in one operation. AWS CloudHSM caps a single
-/// AES-GCM `C_Encrypt` at 16 KiB; keyward keeps one limit on every token so that a
+/// AES-GCM `C_Encrypt` at 16,224 bytes; keyward keeps one limit on every token so that a
 /// store written on one token can move to another (`wallets rewrap`).
-pub const MAX_SEALED_PLAINTEXT: usize = 16 * 1024 - GCM_TAG_LEN;
+pub const MAX_SEALED_PLAINTEXT: usize = 16_224;
 
 fn tag_bits() -> cryptoki::types::Ulong {
     ((GCM_TAG_LEN * 8) as u64).into()
