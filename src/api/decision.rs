@@ -245,7 +245,7 @@ impl Api {
 
     /// Runs the policy; a refusal carries its rule, and the matched rules go to the audit
     /// record either way.
-    fn judge(
+    async fn judge(
         &self,
         identity: &str,
         policy: &crate::policy::Policy,
@@ -258,7 +258,7 @@ impl Api {
             wallet: *wallet,
             subject,
         };
-        let (outcome, denial) = policy_gate::evaluate(&self.app.store, policy, &req)?;
+        let (outcome, denial) = policy_gate::evaluate(&self.app.store, policy, &req).await?;
         draft.matched = Some(outcome.matched.clone());
         draft.policy = Some(outcome);
         match denial {
@@ -271,20 +271,24 @@ impl Api {
     }
 
     /// The wallet `key` names.
-    fn find_wallet(&self, key: &WalletKey) -> Result<Wallet, Refusal> {
+    async fn find_wallet(&self, key: &WalletKey) -> Result<Wallet, Refusal> {
         match key {
-            WalletKey::Id(id) => self.load_wallet(id),
+            WalletKey::Id(id) => self.load_wallet(id).await,
             WalletKey::EvmAddress(a) => {
                 let address = format!("{a:#x}");
                 let lookup = address.clone();
                 // the active holder of the address; failing that, a revoked one, so that the
                 // answer is wallet_revoked rather than "no such wallet"
-                let found = self.app.store.read(move |c| {
-                    match rows::active_by_address(c, Chain::Evm, &lookup)? {
-                        Some(w) => Ok(Some(w)),
-                        None => rows::latest_by_address(c, Chain::Evm, &lookup),
-                    }
-                });
+                let found = self
+                    .app
+                    .store
+                    .read_async(
+                        move |c| match rows::active_by_address(c, Chain::Evm, &lookup)? {
+                            Some(w) => Ok(Some(w)),
+                            None => rows::latest_by_address(c, Chain::Evm, &lookup),
+                        },
+                    )
+                    .await;
                 match found {
                     Ok(Some(w)) => Ok(w),
                     Ok(None) => Err(refuse(
@@ -306,7 +310,7 @@ impl Api {
         let op = draft.operation;
         let identity = call.identity;
         draft.dry_run = call.dry_run.clone()?;
-        match self.app.lock_reason() {
+        match self.app.lock_reason_async().await {
             Ok(Some(reason)) => {
                 return Err(refuse(
                     "appliance_locked",
@@ -328,7 +332,7 @@ impl Api {
             return Err(r);
         }
         let body = input.await?;
-        let wallet = self.find_wallet(&call.wallet)?;
+        let wallet = self.find_wallet(&call.wallet).await?;
         draft.wallet_id = Some(wallet.id.clone());
         if !g.allows(&wallet, op) {
             return Err(refuse(
@@ -372,7 +376,8 @@ impl Api {
                 let p = evm::prepare(op, body, address)?;
                 draft.digest = Some(p.digest.clone());
                 draft.detail = Some(p.detail.clone());
-                self.judge(identity, &policy, &wref, &p.subject, draft)?;
+                self.judge(identity, &policy, &wref, &p.subject, draft)
+                    .await?;
                 if draft.dry_run {
                     return Ok(dry_answer(&p.digest, draft));
                 }
@@ -393,7 +398,8 @@ impl Api {
                 let p = solana::prepare(op, body, &pubkey)?;
                 draft.digest = Some(p.digest.clone());
                 draft.detail = Some(p.detail.clone());
-                self.judge(identity, &policy, &wref, &p.subject, draft)?;
+                self.judge(identity, &policy, &wref, &p.subject, draft)
+                    .await?;
                 if draft.dry_run {
                     return Ok(dry_answer(&p.digest, draft));
                 }

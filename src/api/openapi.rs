@@ -132,6 +132,13 @@ fn sign_op(op: Operation) -> Value {
             "SolanaMessageResponse",
             vec!["invalid_encoding", "invalid_message", "message_is_transaction"],
         ),
+        // a grant of the JSON-RPC face, no route of its own
+        Operation::RpcForward => (
+            "Forwarding to the [rpc] upstream node (JSON-RPC face only)",
+            "EvmMessageRequest",
+            "EvmSignatureResponse",
+            vec![],
+        ),
         Operation::SolanaTransaction => (
             "A serialized legacy or v0 transaction (base64) in which the wallet is a required signer; the signature is placed in its slot",
             "SolanaTransactionRequest",

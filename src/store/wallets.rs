@@ -222,6 +222,25 @@ pub fn list(conn: &Connection) -> Result<Vec<Wallet>, StoreError> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// [`COLUMNS`] with the wrapped material and the public key read as NULL: what a listing
+/// selects, so no blob of any row is read from the file.
+fn columns_without_material() -> String {
+    COLUMNS
+        .replace("wrapped_share, wrapped_api_key", "NULL, NULL")
+        .replace("public_key", "NULL")
+}
+
+/// The active wallets of `chain` in address order, *without* their wrapped material or
+/// public key (the JSON-RPC face's `eth_accounts`); indexed by `wallets_active_address`.
+pub fn active_without_material(conn: &Connection, chain: Chain) -> Result<Vec<Wallet>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {} FROM wallets WHERE chain = ?1 AND status = 'active' AND address IS NOT NULL ORDER BY address",
+        columns_without_material()
+    ))?;
+    let rows = stmt.query_map([chain.as_str()], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Up to `limit` wallets with ids after `after`, in id order, *without* their wrapped
 /// material or public key (listing never needs them, and a page of 1,000 rows would
 /// otherwise pull every blob through memory). Keyset paging on the primary key.
@@ -230,9 +249,7 @@ pub fn page_without_material(
     after: Option<&str>,
     limit: usize,
 ) -> Result<Vec<Wallet>, StoreError> {
-    let columns = COLUMNS
-        .replace("wrapped_share, wrapped_api_key", "NULL, NULL")
-        .replace("public_key", "NULL");
+    let columns = columns_without_material();
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {columns} FROM wallets WHERE id > ?1 ORDER BY id LIMIT ?2"
     ))?;
