@@ -64,6 +64,20 @@ pub enum StoreError {
         "wrapping key version {0} is retired; the material must be wrapped under the current key"
     )]
     KeyRetired(u32),
+    /// Another active wallet holds the address on the chain: two active wallets on one
+    /// address would each get the address's rolling caps (they are kept per wallet id).
+    #[error("an active {chain} wallet with address {address} already exists ({holder})")]
+    AddressHeld {
+        /// Chain.
+        chain: &'static str,
+        /// The address.
+        address: String,
+        /// The active wallet holding it.
+        holder: String,
+    },
+    /// The database holds what this version's schema forbids (an upgrade found it).
+    #[error("{0}")]
+    Upgrade(String),
     /// A row's content is not what this version understands.
     #[error("corrupt row: {0}")]
     Corrupt(String),

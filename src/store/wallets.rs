@@ -266,8 +266,28 @@ pub fn retired_marker(version: u32) -> String {
     format!("wrap.retired.{version}")
 }
 
-/// Inserts or replaces a wallet row. Refuses material wrapped under a retired key.
+/// Inserts or replaces a wallet row. Refuses material wrapped under a retired key, and an
+/// active row whose address another active wallet of the chain holds
+/// ([`StoreError::AddressHeld`]; the `wallets_active_address` unique index backs it):
+/// checked here, in the caller's write transaction, so every path that stores a wallet
+/// (webhook delegation, `wallets create`/`import`, rewrap) is refused alike and nothing of
+/// the caller's transaction is kept when its job fails.
 pub fn upsert(conn: &Connection, w: &Wallet) -> Result<(), StoreError> {
+    if let (Status::Active, Some(address)) = (w.status, w.address.as_deref()) {
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM wallets WHERE chain = ?1 AND address = ?2 AND status = 'active' AND id != ?3 LIMIT 1",
+        )?;
+        let holder: Option<String> = stmt
+            .query_row(params![w.chain.as_str(), address, w.id], |r| r.get(0))
+            .optional()?;
+        if let Some(holder) = holder {
+            return Err(StoreError::AddressHeld {
+                chain: w.chain.as_str(),
+                address: address.to_owned(),
+                holder,
+            });
+        }
+    }
     let holds_material = w.wrapped_share.is_some() || w.wrapped_api_key.is_some();
     if let Some(v) = w.key_version.filter(|_| holds_material) {
         if super::state::get(conn, &retired_marker(v))?.is_some() {
