@@ -273,6 +273,12 @@ pub fn retired_marker(version: u32) -> String {
 /// (webhook delegation, `wallets create`/`import`, rewrap) is refused alike and nothing of
 /// the caller's transaction is kept when its job fails.
 pub fn upsert(conn: &Connection, w: &Wallet) -> Result<(), StoreError> {
+    let holds_material = w.wrapped_share.is_some() || w.wrapped_api_key.is_some();
+    if let Some(v) = w.key_version.filter(|_| holds_material) {
+        if super::state::get(conn, &retired_marker(v))?.is_some() {
+            return Err(StoreError::KeyRetired(v));
+        }
+    }
     if let (Status::Active, Some(address)) = (w.status, w.address.as_deref()) {
         let mut stmt = conn.prepare_cached(
             "SELECT id FROM wallets WHERE chain = ?1 AND address = ?2 AND status = 'active' AND id != ?3 LIMIT 1",
@@ -286,12 +292,6 @@ pub fn upsert(conn: &Connection, w: &Wallet) -> Result<(), StoreError> {
                 address: address.to_owned(),
                 holder,
             });
-        }
-    }
-    let holds_material = w.wrapped_share.is_some() || w.wrapped_api_key.is_some();
-    if let Some(v) = w.key_version.filter(|_| holds_material) {
-        if super::state::get(conn, &retired_marker(v))?.is_some() {
-            return Err(StoreError::KeyRetired(v));
         }
     }
     conn.execute(
