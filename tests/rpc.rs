@@ -345,13 +345,36 @@ async fn errors_use_the_codes_clients_handle() {
         )
         .await;
     assert_eq!(e["data"]["code"], "wallet_not_found");
-    // hot-client's grant covers label:hot only
+    // hot-client's grant covers label:hot only: a wallet outside it is answered exactly
+    // as an address no wallet holds (no existence oracle, no wallet id)
     let hot = s.rpc_as("hot-client", 72, "/v1/rpc");
-    s.import(Chain::Evm, COW_KEY, None);
-    let e = hot
+    let cow = s.import(Chain::Evm, COW_KEY, None);
+    let unknown = "0x1111111111111111111111111111111111111111";
+    let seen = |e: &Value, address: &str| {
+        (
+            e["code"].clone(),
+            e["data"]["code"].clone(),
+            e["message"]
+                .as_str()
+                .unwrap()
+                .replace(&address.to_lowercase(), "ADDRESS"),
+        )
+    };
+    let hidden = hot
         .err("personal_sign", json!(["0x00", COW_ADDR]), 4100)
         .await;
-    assert_eq!(e["data"]["code"], "not_authorized");
+    let none = hot
+        .err("personal_sign", json!(["0x00", unknown]), 4100)
+        .await;
+    assert_eq!(seen(&hidden, COW_ADDR), seen(&none, unknown));
+    assert_eq!(hidden["data"]["code"], "wallet_not_found");
+    assert!(!hidden.to_string().contains(&cow.id), "{hidden}");
+    // (audited all the same, naming the wallet)
+    assert_eq!(
+        s.record(hidden["data"]["auditId"].as_str().unwrap())
+            .wallet_id,
+        Some(cow.id.clone())
+    );
     // and its grant has no evm.typed_data
     hot.err(
         "eth_signTypedData_v4",

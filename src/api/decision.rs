@@ -291,10 +291,7 @@ impl Api {
                     .await;
                 match found {
                     Ok(Some(w)) => Ok(w),
-                    Ok(None) => Err(refuse(
-                        "wallet_not_found",
-                        format!("no active EVM wallet holds address {address}"),
-                    )),
+                    Ok(None) => Err(no_wallet_at(a)),
                     Err(e) => Err(errors::store(&e)),
                 }
             }
@@ -334,6 +331,15 @@ impl Api {
         let body = input.await?;
         let wallet = self.find_wallet(&call.wallet).await?;
         draft.wallet_id = Some(wallet.id.clone());
+        if let WalletKey::EvmAddress(a) = &call.wallet {
+            // by address (the JSON-RPC face): a wallet the client may not see is answered
+            // exactly as an address no wallet holds, so the face tells a client nothing
+            // about addresses outside its grants (not even that a wallet holds them, nor
+            // its id); the audit record still names it
+            if g.operations_for(&wallet).is_empty() {
+                return Err(no_wallet_at(a));
+            }
+        }
         if !g.allows(&wallet, op) {
             return Err(refuse(
                 "not_authorized",
@@ -416,6 +422,14 @@ impl Api {
             }
         }
     }
+}
+
+/// The refusal for an EVM address no wallet the client may see holds.
+fn no_wallet_at(a: &alloy_primitives::Address) -> Refusal {
+    refuse(
+        "wallet_not_found",
+        format!("no active EVM wallet holds address {a:#x}"),
+    )
 }
 
 fn dry_answer(digest: &str, draft: &Draft) -> Value {
