@@ -446,3 +446,128 @@ async fn forwarded_answers_pass_through_within_a_byte_bound() {
     assert_eq!(a.json()["result"].as_str().unwrap().len(), 900 * 1024);
     assert!(node.methods.lock().unwrap().len() >= 10);
 }
+
+/// A plain-HTTP loopback node (in threads, for a daemon test) that answers every call with
+/// `mib` MiB of a log list: many small objects, what a `Value` multiplies most, streamed
+/// in chunks without a length. Returns its address.
+fn streaming_log_node(mib: usize) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_err() {
+                    return;
+                }
+                let id = serde_json::from_slice::<Value>(&body).unwrap_or_default()["id"].clone();
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+                let chunk = |c: &mut std::net::TcpStream, b: &[u8]| {
+                    write!(c, "{:x}\r\n", b.len())
+                        .and_then(|_| c.write_all(b))
+                        .and_then(|_| c.write_all(b"\r\n"))
+                };
+                let head = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":["#);
+                if chunk(&mut conn, head.as_bytes()).is_err() {
+                    return;
+                }
+                let item =
+                    br#"{"address":"0x0","topics":["0x1","0x2"],"data":"0x","logIndex":"0x0"},"#;
+                let block: Vec<u8> = item
+                    .iter()
+                    .copied()
+                    .cycle()
+                    .take(item.len() * 800)
+                    .collect();
+                let mut sent = 0;
+                // the daemon stops reading at its bound and drops the connection: a failed
+                // write ends the answer
+                while sent < mib * 1024 * 1024 {
+                    if chunk(&mut conn, &block).is_err() {
+                        return;
+                    }
+                    sent += block.len();
+                }
+                let _ = chunk(&mut conn, b"{}]}");
+                let _ = conn.write_all(b"0\r\n\r\n");
+            });
+        }
+    });
+    addr
+}
+
+/// The daemon's peak resident memory (`VmHWM`), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status")
+}
+
+/// What the byte bounds are for, measured on a real daemon: a node answering 15 MiB of log
+/// objects to each call of a batch of 20 and to 5 single calls (one such answer once took
+/// the process to 2.7 GB) is refused at 1 MiB per request, and the daemon's peak memory grows by far less
+/// than one such answer. A bound on bytes held (set by config), not on time.
+#[test]
+fn a_node_answering_huge_is_refused_within_the_configured_bytes() {
+    use common::daemon::Daemon;
+    let node = streaming_log_node(15);
+    let env = common::Env::with_extra(format!(
+        "{}\n[rpc]\nchain_id = 1\nupstream = \"http://{node}\"\nmax_upstream_response_bytes = 1048576\nmax_upstream_inflight_bytes = 4194304\n",
+        common::grant("test-client", &["*"], &["evm.message", "rpc.forward"])
+    ));
+    let d = Daemon::start(&env);
+    let call =
+        |id: usize| json!({"jsonrpc": "2.0", "id": id, "method": "eth_getLogs", "params": [{}]});
+    let post = |body: &Value| {
+        let (status, text) =
+            common::https::mtls_request(&env, &d.api, "POST", "/v1/rpc", Some(&body.to_string()))
+                .unwrap();
+        assert_eq!(status, 200, "{text}");
+        let json = &text[text.find("\r\n\r\n").unwrap() + 4..];
+        serde_json::from_str::<Value>(json).unwrap()
+    };
+    // one small call first: what the daemon holds once it has served the face
+    let warm = post(&json!({"jsonrpc": "2.0", "id": 0, "method": "eth_chainId", "params": []}));
+    assert_eq!(warm["result"], "0x1");
+    let before = peak_rss_kib(d.pid());
+    let batch: Vec<Value> = (1..=20).map(call).collect();
+    let batch_answers = post(&Value::Array(batch));
+    let single_answers: Vec<Value> = (0..5).map(|id| post(&call(id))).collect();
+    let after = peak_rss_kib(d.pid());
+    eprintln!("daemon peak RSS: {before} KiB before, {after} KiB after");
+    let grown_mib = after.saturating_sub(before) / 1024;
+    // 1 MiB per request, 4 MiB for all: the peak may grow by buffers and allocator slack,
+    // never by one 15 MiB answer
+    assert!(
+        grown_mib < 15,
+        "the daemon's peak memory grew by {grown_mib} MiB"
+    );
+    let refused = |a: &Value| {
+        assert_eq!(a["error"]["code"], -32005, "{}", a["error"]);
+        assert_eq!(a["error"]["data"]["code"], "upstream_answer_too_large");
+    };
+    let batch_answers = batch_answers.as_array().unwrap();
+    assert_eq!(batch_answers.len(), 20);
+    batch_answers.iter().for_each(refused);
+    single_answers.iter().for_each(refused);
+}
