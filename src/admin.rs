@@ -44,7 +44,7 @@ pub async fn readiness(app: &Arc<Appliance>) -> Result<(), String> {
             ))
         }
     }
-    match app.lock_reason() {
+    match app.lock_reason_async().await {
         Ok(Some(reason)) => Err(format!("locked: {reason}")),
         Ok(None) => Ok(()),
         Err(e) => Err(format!("database: {e}")),
@@ -102,7 +102,9 @@ async fn handle(app: Arc<Appliance>, req: Request<hyper::body::Incoming>) -> Res
             ),
         },
         "/metrics" => {
-            refresh_gauges(&app);
+            // the wallet count scans the table: off the async workers
+            let a = app.clone();
+            let _ = tokio::task::spawn_blocking(move || refresh_gauges(&a)).await;
             http::text(
                 StatusCode::OK,
                 "text/plain; version=0.0.4",

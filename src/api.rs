@@ -181,8 +181,11 @@ impl Api {
             ) => match id {
                 RouteId::Whoami => self.whoami(identity),
                 RouteId::OpenApi => openapi::response(),
-                RouteId::ListWallets => self.list_wallets(identity, parts.uri.query()),
-                RouteId::GetWallet => self.get_wallet(identity, wallet_id.unwrap_or_default()),
+                RouteId::ListWallets => self.list_wallets(identity, parts.uri.query()).await,
+                RouteId::GetWallet => {
+                    self.get_wallet(identity, wallet_id.unwrap_or_default())
+                        .await
+                }
                 RouteId::Sign(op) => {
                     let wallet_id = wallet_id.unwrap_or_default().to_owned();
                     self.sign(identity, op, wallet_id, &parts, body).await
@@ -221,15 +224,20 @@ impl Api {
         })
     }
 
+    /// Whether `identity`'s grants show it `w`: a selector matches and at least one
+    /// granted operation is of the wallet's chain (a client with only EVM operations does
+    /// not see Solana wallets, whatever its selectors match).
+    fn visible(g: &Grants<'_>, w: &Wallet) -> bool {
+        !g.operations_for(w).is_empty()
+    }
+
     /// A page of the wallets this client may see: `?limit=` (1-1000, default 100) and
     /// `?after=<walletId>` (the previous page's `next`). Rows are scanned in id order and
     /// filtered by the grants; one request scans at most `SCAN_PER_PAGE` rows, so a client
     /// with a narrow grant on a large appliance may get a short page with a `next` cursor.
-    fn list_wallets(&self, identity: &str, query: Option<&str>) -> Response<Body> {
+    async fn list_wallets(&self, identity: &str, query: Option<&str>) -> Response<Body> {
         const SCAN_PER_PAGE: usize = 10_000;
-        let config = self.app.config();
-        let g = Grants::of(&config, identity);
-        if g.is_empty() {
+        if Grants::of(&self.app.config(), identity).is_empty() {
             return no_grant(identity).into_response(None);
         }
         let (limit, mut after) = match page_query(query) {
@@ -245,16 +253,20 @@ impl Api {
             let page = match self
                 .app
                 .store
-                .read(move |c| rows::page_without_material(c, cursor.as_deref(), batch))
+                .read_async(move |c| rows::page_without_material(c, cursor.as_deref(), batch))
+                .await
             {
                 Ok(p) => p,
                 Err(e) => return errors::store(&e).into_response(None),
             };
             let full = page.len() == batch;
+            // the config in force for this page (a reload between pages applies at once)
+            let config = self.app.config();
+            let g = Grants::of(&config, identity);
             for w in &page {
                 scanned += 1;
                 after = Some(w.id.clone());
-                if g.can_see(w) {
+                if Self::visible(&g, w) {
                     visible.push(Self::wallet_json(&g, w));
                     if visible.len() == limit {
                         break 'scan;
@@ -270,26 +282,40 @@ impl Api {
         http::json(StatusCode::OK, &json!({ "wallets": visible, "next": next }))
     }
 
-    fn get_wallet(&self, identity: &str, id: &str) -> Response<Body> {
-        let config = self.app.config();
-        let g = Grants::of(&config, identity);
-        if g.is_empty() {
+    /// One wallet. A wallet the client may not see is answered exactly as one that does
+    /// not exist (same status, code and message): the route is no existence oracle.
+    async fn get_wallet(&self, identity: &str, id: &str) -> Response<Body> {
+        if Grants::of(&self.app.config(), identity).is_empty() {
             return no_grant(identity).into_response(None);
         }
-        match self.load_wallet(id) {
-            Ok(w) if g.can_see(&w) => http::json(StatusCode::OK, &Self::wallet_json(&g, &w)),
-            Ok(_) => refuse(
-                "not_authorized",
-                format!("client {identity} has no grant for wallet {id}"),
+        let found = self.load_wallet(id).await;
+        let config = self.app.config();
+        let g = Grants::of(&config, identity);
+        match found {
+            Ok(w) if Self::visible(&g, &w) => {
+                http::json(StatusCode::OK, &Self::wallet_json(&g, &w))
+            }
+            Ok(_)
+            | Err(Refusal {
+                code: "wallet_not_found",
+                ..
+            }) => refuse(
+                "wallet_not_found",
+                format!("no wallet with id {id} that client {identity} may see"),
             )
             .into_response(None),
             Err(r) => r.into_response(None),
         }
     }
 
-    fn load_wallet(&self, id: &str) -> Result<Wallet, Refusal> {
+    async fn load_wallet(&self, id: &str) -> Result<Wallet, Refusal> {
         let owned = id.to_owned();
-        match self.app.store.read(move |c| rows::get(c, &owned)) {
+        match self
+            .app
+            .store
+            .read_async(move |c| rows::get(c, &owned))
+            .await
+        {
             Ok(Some(w)) => Ok(w),
             Ok(None) => Err(refuse(
                 "wallet_not_found",

@@ -192,6 +192,11 @@ impl Appliance {
     pub fn lock_reason(&self) -> Result<Option<String>, StoreError> {
         self.store.read(|c| state::get(c, LOCK_KEY))
     }
+
+    /// [`Appliance::lock_reason`] off the async workers.
+    pub async fn lock_reason_async(&self) -> Result<Option<String>, StoreError> {
+        self.store.read_async(|c| state::get(c, LOCK_KEY)).await
+    }
 }
 
 /// Appliance-state key of the lock failsafe.

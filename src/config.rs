@@ -365,6 +365,10 @@ pub enum Operation {
     /// Solana transactions.
     #[serde(rename = "solana.transaction")]
     SolanaTransaction,
+    /// Forwarding `rpc.forward_methods` calls to the `[rpc] upstream` node through the
+    /// JSON-RPC face (signs nothing; never implied by any other operation).
+    #[serde(rename = "rpc.forward")]
+    RpcForward,
 }
 
 impl Operation {
@@ -377,6 +381,7 @@ impl Operation {
             Operation::EvmHash => "evm.hash",
             Operation::SolanaMessage => "solana.message",
             Operation::SolanaTransaction => "solana.transaction",
+            Operation::RpcForward => "rpc.forward",
         }
     }
 }

@@ -64,6 +64,20 @@ pub enum StoreError {
         "wrapping key version {0} is retired; the material must be wrapped under the current key"
     )]
     KeyRetired(u32),
+    /// Another active wallet holds the address on the chain: two active wallets on one
+    /// address would each get the address's rolling caps (they are kept per wallet id).
+    #[error("an active {chain} wallet with address {address} already exists ({holder})")]
+    AddressHeld {
+        /// Chain.
+        chain: &'static str,
+        /// The address.
+        address: String,
+        /// The active wallet holding it.
+        holder: String,
+    },
+    /// The database holds what this version's schema forbids (an upgrade found it).
+    #[error("{0}")]
+    Upgrade(String),
     /// A row's content is not what this version understands.
     #[error("corrupt row: {0}")]
     Corrupt(String),
@@ -77,6 +91,8 @@ pub struct Store {
 
 struct Inner {
     path: PathBuf,
+    /// Read transactions run, for tests and metrics (see [`Store::reads`]).
+    reads: std::sync::atomic::AtomicU64,
     writer: Mutex<mpsc::Sender<writer::Job>>,
     readers: Mutex<Vec<Connection>>,
 }
@@ -147,6 +163,7 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
+                reads: std::sync::atomic::AtomicU64::new(0),
                 writer: Mutex::new(writer),
                 readers: Mutex::new(readers),
             }),
@@ -158,11 +175,34 @@ impl Store {
         &self.inner.path
     }
 
-    /// Runs `f` on a read connection.
+    /// How many reads ([`Store::read`]) this store has run: a test counts the reads one
+    /// request makes with it.
+    pub fn reads(&self) -> u64 {
+        self.inner.reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Runs `f` on a read connection, on a blocking thread: what an async task calls, so
+    /// a long read (a listing of many rows) never holds an async worker (and with it
+    /// every face's requests queued behind it).
+    pub async fn read_async<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.read(f))
+            .await
+            .map_err(|e| StoreError::Io(format!("a read task failed: {e}")))?
+    }
+
+    /// Runs `f` on a read connection, on the calling thread (blocking code and the CLI;
+    /// async code uses [`Store::read_async`]).
     pub fn read<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.inner
+            .reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let conn = self
             .inner
             .readers

@@ -172,7 +172,21 @@ fn store_new(
     let wallet = wrap_local(&app.token, chain, &secret, address, label, source, version)?;
     drop(secret);
     let row = wallet.clone();
-    app.store.write_blocking(move |ctx| record_new(ctx, &row))?;
+    // the check above spares the wrapping; this one, inside the write, decides
+    app.store
+        .write_blocking(move |ctx| record_new(ctx, &row))
+        .map_err(|e| match e {
+            StoreError::AddressHeld {
+                chain,
+                address,
+                holder,
+            } => WalletError::Duplicate {
+                chain,
+                address,
+                id: holder,
+            },
+            other => WalletError::Store(other),
+        })?;
     tracing::info!(wallet = %wallet.id, chain = chain.as_str(), source = source.as_str(), "wallet stored");
     Ok(wallet)
 }

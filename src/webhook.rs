@@ -351,7 +351,8 @@ impl Webhook {
         let known = self
             .app
             .store
-            .read(move |c| crate::store::events::get(c, &id))
+            .read_async(move |c| crate::store::events::get(c, &id))
+            .await
             .map_err(|e| events::store_refusal(&e))?;
         if let Some(prev) = known {
             // a duplicate, or the same id reused for another event (409)

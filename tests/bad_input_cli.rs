@@ -575,6 +575,12 @@ fn config_refused_at_start(c: &mut Cases<'_>, env: &Env) {
         // the policy, the node, the log filter
         ("policy.file missing", append(s("[policy]\nfile = \"nope-policy.toml\"")), 2, format!("key `policy.file`: {}: cannot read: {no_such}", at("nope-policy.toml"))),
         ("rpc.upstream_ca missing", append(s("[rpc]\nupstream = \"https://node.example\"\nupstream_ca = \"nope-ca.pem\"")), 2, format!("key `rpc.upstream_ca`: expected a PEM CA bundle: {}: {no_such}", at("nope-ca.pem"))),
+        ("rpc.forward_methods a signing method", append(s("[rpc]\nforward_methods = [\"eth_call\", \"eth_signTransaction\"]")), 2, s("key `rpc.forward_methods`: \"eth_signTransaction\" is never forwarded")),
+        ("rpc.forward_methods eth_decrypt", append(s("[rpc]\nforward_methods = [\"eth_decrypt\"]")), 2, s("key `rpc.forward_methods`: \"eth_decrypt\" is never forwarded")),
+        ("rpc.forward_methods with a space", append(s("[rpc]\nforward_methods = [\"eth_call \"]")), 2, s("key `rpc.forward_methods`: entry 0: expected a method name")),
+        ("rpc.max_upstream_response_bytes too small", append(s("[rpc]\nmax_upstream_response_bytes = 1024")), 2, s("key `rpc.max_upstream_response_bytes`: expected a byte count from 65536")),
+        ("rpc.max_upstream_inflight_bytes below one request's", append(s("[rpc]\nmax_upstream_response_bytes = 2097152\nmax_upstream_inflight_bytes = 1048576")), 2, s("key `rpc.max_upstream_inflight_bytes`: is smaller than rpc.max_upstream_response_bytes")),
+        ("rpc.max_upstream_inflight_bytes not a number", append(s("[rpc]\nmax_upstream_inflight_bytes = \"64 MiB\"")), 2, s("key `rpc.max_upstream_inflight_bytes`: invalid type: string \"64 MiB\", expected usize")),
         ("log.level not a level", append(s("[log]\nlevel = \"verbose\"")), 2, s("key `log.level`: \"verbose\" is not a level")),
         ("log.level bad directive", append(s("[log]\nlevel = \"info,keyward=loud\"")), 2, s("key `log.level`: \"info,keyward=loud\" does not parse")),
         ("log.level empty", append(s("[log]\nlevel = \"\"")), 2, s("key `log.level`: is empty")),

@@ -89,7 +89,8 @@ fn every_target_is_replayed_here() {
             "solana_transaction",
             "solana_offchain",
             "policy",
-            "config"
+            "config",
+            "rpc_upstream_answer"
         ]
     );
     for n in names {
@@ -118,6 +119,11 @@ fn evm_transaction() {
 #[test]
 fn eip712() {
     replay("eip712");
+}
+
+#[test]
+fn rpc_upstream_answer() {
+    replay("rpc_upstream_answer");
 }
 
 #[test]

@@ -739,3 +739,84 @@ fn golden_cases_for_the_example_policy() {
     );
     assert!(all.contains("1 failed"), "{all}");
 }
+
+/// The rolling cap is re-checked inside the transaction that commits a signature's audit
+/// record, so two requests decided against the same totals cannot both spend it. Made
+/// deterministic here: both are decided (the policy read the totals) before either
+/// commits, then committed one after the other through the commit job the signing path
+/// runs. Each alone fits the cap (6 of 10 per hour); the second must be withheld, audited
+/// as refused, and count nothing. (`concurrent_transfers_never_exceed_a_rolling_cap`
+/// reaches the same interleaving only by chance.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rolling_cap_is_rechecked_inside_the_commit() {
+    use keyward::api::policy_gate::{self, Late};
+    use keyward::config::Operation;
+    use keyward::policy::{Request, WalletRef};
+    use keyward::store::AuditEvent;
+
+    let s = start().await;
+    let w = keyward::wallets::create(&s.app, Chain::Evm, Some("capped")).unwrap();
+    let address = w.address.as_deref().unwrap().parse().unwrap();
+    let policy = s.app.config().compiled_policy.clone();
+    let wref = WalletRef {
+        id: &w.id,
+        chain: "evm",
+        label: Some("capped"),
+    };
+    let mut decided = Vec::new();
+    for nonce in 0..2 {
+        let p = keyward::api::evm::prepare(Operation::EvmTransaction, transfer(nonce, 6), address)
+            .unwrap();
+        let req = Request {
+            client: "cn:test-client",
+            wallet: wref,
+            subject: &p.subject,
+        };
+        let (outcome, denial) = policy_gate::evaluate(&s.app.store, &policy, &req)
+            .await
+            .unwrap();
+        assert!(denial.is_none(), "each alone fits: {denial:?}");
+        assert_eq!(outcome.matched, vec!["evm-capped"]);
+        assert_eq!(outcome.spend.len(), 1);
+        decided.push(outcome);
+    }
+    let event = || AuditEvent {
+        actor: "cn:test-client".into(),
+        action: "sign".into(),
+        wallet_id: Some(w.id.clone()),
+        chain: Some("evm".into()),
+        operation: Some("evm.transaction".into()),
+        decision: "allowed".into(),
+        result: "ok".into(),
+        detail: Some(json!({})),
+        ..Default::default()
+    };
+    let mut results = Vec::new();
+    for outcome in decided {
+        let ev = event();
+        results.push(
+            s.app
+                .store
+                .write(move |ctx| policy_gate::commit(ctx, ev, Some(outcome), true))
+                .await
+                .unwrap(),
+        );
+    }
+    let (first, late) = &results[0];
+    assert!(late.is_none(), "{late:?}");
+    assert_eq!(s.record(first).result, "ok");
+    let (second, late) = &results[1];
+    match late {
+        Some(Late::Policy(d)) => {
+            assert_eq!(d.rule, "evm-capped");
+            assert!(d.reason.contains("exceeds 10"), "{}", d.reason);
+        }
+        other => panic!("the second commit must be withheld by the cap: {other:?}"),
+    }
+    let rec = s.record(second);
+    assert_eq!(
+        (rec.decision.as_str(), rec.result.as_str()),
+        ("denied", "policy_denied")
+    );
+    assert_eq!(spend_rows(&s, &w.id), 1);
+}

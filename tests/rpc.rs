@@ -345,13 +345,36 @@ async fn errors_use_the_codes_clients_handle() {
         )
         .await;
     assert_eq!(e["data"]["code"], "wallet_not_found");
-    // hot-client's grant covers label:hot only
+    // hot-client's grant covers label:hot only: a wallet outside it is answered exactly
+    // as an address no wallet holds (no existence oracle, no wallet id)
     let hot = s.rpc_as("hot-client", 72, "/v1/rpc");
-    s.import(Chain::Evm, COW_KEY, None);
-    let e = hot
+    let cow = s.import(Chain::Evm, COW_KEY, None);
+    let unknown = "0x1111111111111111111111111111111111111111";
+    let seen = |e: &Value, address: &str| {
+        (
+            e["code"].clone(),
+            e["data"]["code"].clone(),
+            e["message"]
+                .as_str()
+                .unwrap()
+                .replace(&address.to_lowercase(), "ADDRESS"),
+        )
+    };
+    let hidden = hot
         .err("personal_sign", json!(["0x00", COW_ADDR]), 4100)
         .await;
-    assert_eq!(e["data"]["code"], "not_authorized");
+    let none = hot
+        .err("personal_sign", json!(["0x00", unknown]), 4100)
+        .await;
+    assert_eq!(seen(&hidden, COW_ADDR), seen(&none, unknown));
+    assert_eq!(hidden["data"]["code"], "wallet_not_found");
+    assert!(!hidden.to_string().contains(&cow.id), "{hidden}");
+    // (audited all the same, naming the wallet)
+    assert_eq!(
+        s.record(hidden["data"]["auditId"].as_str().unwrap())
+            .wallet_id,
+        Some(cow.id.clone())
+    );
     // and its grant has no evm.typed_data
     hot.err(
         "eth_signTypedData_v4",
@@ -492,4 +515,45 @@ async fn a_batch_answers_each_call_in_order() {
     assert!(all
         .iter()
         .all(|(op, _, d)| op == "evm.message" && d.contains("\"face\":\"rpc\"")));
+}
+
+/// `eth_accounts` lists the store once per request, however many calls of a batch ask,
+/// and the listing reads no wrapped material: a batch of 100 used to read every wallet
+/// row, blobs included, 100 times on the async workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_eth_accounts_lists_the_store_once() {
+    let s = server("[rpc]\nchain_id = 1\n").await;
+    s.import(Chain::Evm, EIP155_KEY, Some("hot"));
+    s.import(Chain::Evm, COW_KEY, None);
+    keyward::wallets::create(&s.app, Chain::Solana, None).unwrap();
+    let c = s.rpc("/v1/rpc");
+    let batch: Vec<Value> = (0..100)
+        .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": if i % 2 == 0 { "eth_accounts" } else { "eth_requestAccounts" }, "params": []}))
+        .collect();
+    let before = s.app.store.reads();
+    let v = c.post(&Value::Array(batch)).await.json();
+    assert_eq!(s.app.store.reads() - before, 1);
+    let answers = v.as_array().unwrap();
+    assert_eq!(answers.len(), 100);
+    let mut want = vec![EIP155_ADDR, COW_ADDR];
+    want.sort();
+    for (i, a) in answers.iter().enumerate() {
+        assert_eq!(a["id"], i);
+        let mut got: Vec<&str> = a["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap())
+            .collect();
+        got.sort();
+        assert_eq!(got, want, "{a}");
+    }
+    // a second request lists afresh (a wallet revoked meanwhile is gone)
+    let before = s.app.store.reads();
+    let hot = s.rpc_as("hot-client", 70, "/v1/rpc");
+    assert_eq!(
+        hot.ok("eth_accounts", json!([])).await,
+        json!([EIP155_ADDR])
+    );
+    assert_eq!(s.app.store.reads() - before, 1);
 }

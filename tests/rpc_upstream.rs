@@ -51,6 +51,48 @@ fn stand_in_answer(method: &str, params: &Value, sent: &Mutex<Vec<String>>) -> V
     }
 }
 
+/// The body of a stand-in answer: `eth_getLogs` answers a result string of
+/// `params[0].bytes` bytes (streamed in 64 KiB chunks without a length when
+/// `params[0].chunked`), `eth_getProof` a result written with odd spacing and key order
+/// (a pass-through keeps both, a `Value` would not); anything else the JSON of
+/// [`stand_in_answer`].
+type StandInBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::convert::Infallible>;
+
+fn stand_in_body(method: &str, v: &Value, sent: &Mutex<Vec<String>>) -> StandInBody {
+    use http_body_util::BodyExt;
+    let id = serde_json::to_string(&v["id"]).unwrap();
+    let full = |b: Vec<u8>| http_body_util::Full::new(bytes::Bytes::from(b)).boxed();
+    match method {
+        "eth_getLogs" => {
+            let n = v["params"][0]["bytes"].as_u64().unwrap_or(0) as usize;
+            let mut body = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":""#).into_bytes();
+            body.resize(body.len() + n, b'a');
+            body.extend_from_slice(b"\"}");
+            if v["params"][0]["chunked"] == true {
+                let chunks: Vec<
+                    Result<hyper::body::Frame<bytes::Bytes>, std::convert::Infallible>,
+                > = body
+                    .chunks(64 * 1024)
+                    .map(|c| Ok(hyper::body::Frame::data(bytes::Bytes::copy_from_slice(c))))
+                    .collect();
+                http_body_util::StreamBody::new(futures_util::stream::iter(chunks)).boxed()
+            } else {
+                full(body)
+            }
+        }
+        "eth_getProof" => full(
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"result": {{"z" : 1,"a":[2, 3.50]}} }}"#)
+                .into_bytes(),
+        ),
+        _ => {
+            let mut answer = stand_in_answer(method, &v["params"], sent);
+            answer["jsonrpc"] = json!("2.0");
+            answer["id"] = v["id"].clone();
+            full(serde_json::to_vec(&answer).unwrap())
+        }
+    }
+}
+
 async fn stand_in(env_server: &keyward::pki::Issued) -> StandIn {
     use http_body_util::BodyExt;
     let acceptor = common::https::acceptor(env_server);
@@ -78,14 +120,9 @@ async fn stand_in(env_server: &keyward::pki::Issued) -> StandIn {
                             let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                             let method = v["method"].as_str().unwrap_or_default().to_owned();
                             m.lock().unwrap().push(method.clone());
-                            let mut answer = stand_in_answer(&method, &v["params"], &snt);
-                            answer["jsonrpc"] = json!("2.0");
-                            answer["id"] = v["id"].clone();
-                            Ok::<_, std::convert::Infallible>(hyper::Response::new(
-                                http_body_util::Full::new(bytes::Bytes::from(
-                                    serde_json::to_vec(&answer).unwrap(),
-                                )),
-                            ))
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(stand_in_body(
+                                &method, &v, &snt,
+                            )))
                         }
                     },
                 );
@@ -223,4 +260,314 @@ async fn an_unreachable_upstream_is_an_audited_refusal() {
     // a complete one needs no upstream
     let raw = c.ok("eth_signTransaction", json!([eip155_tx()])).await;
     assert_eq!(raw, EIP155_RAW);
+}
+
+/// A stand-in node behind TLS from its own CA, and the `[rpc]` section that trusts it
+/// (`extra` appended to the section).
+async fn with_node(extra_rpc: &str, extra: &str) -> (StandIn, Server, tempfile::TempDir) {
+    let ca = keyward::pki::DevCa::new("stand-in node CA").unwrap();
+    let node_cert = ca.server(&["localhost", "127.0.0.1"], 9).unwrap();
+    let node = stand_in(&node_cert).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_path = dir.path().join("node-ca.pem");
+    std::fs::write(&ca_path, &ca.cert_pem).unwrap();
+    let s = server(&format!(
+        "[rpc]\nchain_id = 1\nupstream = \"https://{}\"\nupstream_ca = \"{}\"\n{extra_rpc}\n{extra}",
+        node.addr.replace("127.0.0.1", "localhost"),
+        ca_path.display()
+    ))
+    .await;
+    (node, s, dir)
+}
+
+/// Forwarding is an allowlist matched exactly, and needs its own grant: a method is
+/// forwarded because `rpc.forward_methods` names it, never because keyward does not
+/// recognise it. Nothing refused reaches the node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_is_an_exact_allowlist_behind_its_own_grant() {
+    let reader = r#"
+[[clients]]
+identity = "signer-only"
+wallets = ["*"]
+operations = ["evm.message", "evm.transaction"]
+"#;
+    let (node, s, _dir) = with_node("", reader).await;
+    let c = s.rpc("/v1/rpc");
+    // listed by default: forwarded
+    assert_eq!(c.ok("eth_blockNumber", json!([])).await, "0x10");
+    assert_eq!(*node.methods.lock().unwrap(), vec!["eth_blockNumber"]);
+    node.methods.lock().unwrap().clear();
+    // case and whitespace variants of listed methods, methods that use the node's keys or
+    // state (decrypt, subscriptions, filters), bundler and admin methods: not listed
+    for m in [
+        "ETH_BLOCKNUMBER",
+        "eth_blocknumber",
+        "Eth_blockNumber",
+        "eth_blockNumber ",
+        " eth_blockNumber",
+        "eth_blockNumber\n",
+        "eth_blockNumber\u{0}",
+        "eth_sendrawtransaction",
+        "eth_decrypt",
+        "eth_getEncryptionPublicKey",
+        "eth_sendUserOperation",
+        "eth_subscribe",
+        "eth_newFilter",
+        "eth_getFilterChanges",
+        "eth_coinbase",
+        "eth_mining",
+        "net_peerCount",
+        "txpool_content",
+        "debug_traceCall",
+        "personal_listAccounts",
+        "personal_ecRecover",
+    ] {
+        let e = c.err(m, json!([]), -32601).await;
+        assert!(
+            e["message"]
+                .as_str()
+                .unwrap()
+                .contains("rpc.forward_methods"),
+            "{m:?}: {e}"
+        );
+    }
+    // a client without rpc.forward: refused before the node is asked
+    let so = s.rpc_as("signer-only", 81, "/v1/rpc");
+    let e = so.err("eth_blockNumber", json!([]), 4100).await;
+    assert_eq!(e["data"]["code"], "not_authorized");
+    assert!(
+        e["message"].as_str().unwrap().contains("rpc.forward"),
+        "{e}"
+    );
+    let e = so
+        .err("eth_sendRawTransaction", json!([EIP155_RAW]), 4100)
+        .await;
+    assert_eq!(e["data"]["code"], "not_authorized");
+    assert!(
+        node.methods.lock().unwrap().is_empty(),
+        "{:?}",
+        node.methods.lock().unwrap()
+    );
+    // but signing still uses the node to send what it signed (evm.transaction suffices)
+    s.import(Chain::Evm, EIP155_KEY, None);
+    so.ok(
+        "eth_sendTransaction",
+        json!([{"from": EIP155_ADDR, "to": EIP155_ADDR, "value": "0x1"}]),
+    )
+    .await;
+    assert_eq!(node.sent.lock().unwrap().len(), 1);
+}
+
+/// `rpc.forward_methods` replaces the default list: what it leaves out is not forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forward_list_is_the_operators() {
+    let (node, s, _dir) = with_node("forward_methods = [\"eth_blockNumber\"]", "").await;
+    let c = s.rpc("/v1/rpc");
+    assert_eq!(c.ok("eth_blockNumber", json!([])).await, "0x10");
+    for m in ["eth_call", "eth_getBalance", "eth_sendRawTransaction"] {
+        c.err(m, json!([]), -32601).await;
+    }
+    assert_eq!(*node.methods.lock().unwrap(), vec!["eth_blockNumber"]);
+}
+
+fn logs(id: u64, bytes: usize, chunked: bool) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "eth_getLogs", "params": [{"bytes": bytes, "chunked": chunked}]})
+}
+
+/// A forwarded answer is passed on as the node wrote it (never rebuilt as a `Value`), and
+/// the answers one request holds are bounded by rpc.max_upstream_response_bytes: past it,
+/// -32005 `upstream_answer_too_large`, whether the node declares its length or streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_answers_pass_through_within_a_byte_bound() {
+    const MIB: usize = 1024 * 1024;
+    let (node, s, _dir) = with_node(
+        &format!(
+            "max_upstream_response_bytes = {MIB}\nmax_upstream_inflight_bytes = {}",
+            4 * MIB
+        ),
+        "",
+    )
+    .await;
+    let c = s.rpc("/v1/rpc");
+    // as the node wrote it: spacing, key order, number form
+    let a = c
+        .post(&json!({"jsonrpc": "2.0", "id": 7, "method": "eth_getProof", "params": []}))
+        .await;
+    assert_eq!(
+        String::from_utf8(a.raw.to_vec()).unwrap(),
+        r#"{"jsonrpc":"2.0","id":7,"result":{"z" : 1,"a":[2, 3.50]}}"#
+    );
+    // 15 MiB against a bound of 1 MiB: refused, declared length or streamed alike
+    for chunked in [false, true] {
+        let a = c.post(&logs(1, 15 * MIB, chunked)).await;
+        assert_eq!(a.status, 200);
+        let v = a.json();
+        // (never the whole answer in the message: it may be 15 MiB)
+        assert_eq!(
+            v["error"]["code"], -32005,
+            "chunked {chunked}: {}",
+            v["error"]
+        );
+        assert_eq!(v["error"]["data"]["code"], "upstream_answer_too_large");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("rpc.max_upstream_response_bytes"),
+            "{v}"
+        );
+    }
+    // under the bound: passed on whole
+    let a = c.post(&logs(2, MIB / 2, true)).await;
+    assert_eq!(a.json()["result"].as_str().unwrap().len(), MIB / 2);
+    // the bound is the whole batch's: 600 KiB + 300 KiB fit, the next 300 KiB does not;
+    // a small answer after it still fits, and each answer keeps its id
+    for chunked in [false, true] {
+        let batch = json!([
+            logs(10, 600 * 1024, chunked),
+            logs(11, 300 * 1024, chunked),
+            logs(12, 300 * 1024, chunked),
+            {"jsonrpc": "2.0", "id": 13, "method": "eth_blockNumber", "params": []}
+        ]);
+        let v = c.post(&batch).await.json();
+        let v = v.as_array().unwrap();
+        assert_eq!(v.len(), 4);
+        assert_eq!(v[0]["result"].as_str().unwrap().len(), 600 * 1024);
+        assert_eq!(v[1]["result"].as_str().unwrap().len(), 300 * 1024);
+        assert_eq!(
+            (v[2]["id"].clone(), v[2]["error"]["code"].clone()),
+            (json!(12), json!(-32005))
+        );
+        assert_eq!(v[2]["error"]["data"]["code"], "upstream_answer_too_large");
+        assert_eq!(v[3], json!({"jsonrpc": "2.0", "id": 13, "result": "0x10"}));
+    }
+    // the bound is per request: the next request starts afresh
+    let a = c.post(&logs(3, 900 * 1024, false)).await;
+    assert_eq!(a.json()["result"].as_str().unwrap().len(), 900 * 1024);
+    assert!(node.methods.lock().unwrap().len() >= 10);
+}
+
+/// A plain-HTTP loopback node (in threads, for a daemon test) that answers every call with
+/// `mib` MiB of a log list: many small objects, what a `Value` multiplies most, streamed
+/// in chunks without a length. Returns its address.
+fn streaming_log_node(mib: usize) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_err() {
+                    return;
+                }
+                let id = serde_json::from_slice::<Value>(&body).unwrap_or_default()["id"].clone();
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+                let chunk = |c: &mut std::net::TcpStream, b: &[u8]| {
+                    write!(c, "{:x}\r\n", b.len())
+                        .and_then(|_| c.write_all(b))
+                        .and_then(|_| c.write_all(b"\r\n"))
+                };
+                let head = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":["#);
+                if chunk(&mut conn, head.as_bytes()).is_err() {
+                    return;
+                }
+                let item =
+                    br#"{"address":"0x0","topics":["0x1","0x2"],"data":"0x","logIndex":"0x0"},"#;
+                let block: Vec<u8> = item
+                    .iter()
+                    .copied()
+                    .cycle()
+                    .take(item.len() * 800)
+                    .collect();
+                let mut sent = 0;
+                // the daemon stops reading at its bound and drops the connection: a failed
+                // write ends the answer
+                while sent < mib * 1024 * 1024 {
+                    if chunk(&mut conn, &block).is_err() {
+                        return;
+                    }
+                    sent += block.len();
+                }
+                let _ = chunk(&mut conn, b"{}]}");
+                let _ = conn.write_all(b"0\r\n\r\n");
+            });
+        }
+    });
+    addr
+}
+
+/// The daemon's peak resident memory (`VmHWM`), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status")
+}
+
+/// What the byte bounds are for, measured on a real daemon: a node answering 15 MiB of log
+/// objects to each call of a batch of 20 and to 5 single calls (one such answer once took
+/// the process to 2.7 GB) is refused at 1 MiB per request, and the daemon's peak memory grows by far less
+/// than one such answer. A bound on bytes held (set by config), not on time.
+#[test]
+fn a_node_answering_huge_is_refused_within_the_configured_bytes() {
+    use common::daemon::Daemon;
+    let node = streaming_log_node(15);
+    let env = common::Env::with_extra(format!(
+        "{}\n[rpc]\nchain_id = 1\nupstream = \"http://{node}\"\nmax_upstream_response_bytes = 1048576\nmax_upstream_inflight_bytes = 4194304\n",
+        common::grant("test-client", &["*"], &["evm.message", "rpc.forward"])
+    ));
+    let d = Daemon::start(&env);
+    let call =
+        |id: usize| json!({"jsonrpc": "2.0", "id": id, "method": "eth_getLogs", "params": [{}]});
+    let post = |body: &Value| {
+        let (status, text) =
+            common::https::mtls_request(&env, &d.api, "POST", "/v1/rpc", Some(&body.to_string()))
+                .unwrap();
+        assert_eq!(status, 200, "{text}");
+        let json = &text[text.find("\r\n\r\n").unwrap() + 4..];
+        serde_json::from_str::<Value>(json).unwrap()
+    };
+    // one small call first: what the daemon holds once it has served the face
+    let warm = post(&json!({"jsonrpc": "2.0", "id": 0, "method": "eth_chainId", "params": []}));
+    assert_eq!(warm["result"], "0x1");
+    let before = peak_rss_kib(d.pid());
+    let batch: Vec<Value> = (1..=20).map(call).collect();
+    let batch_answers = post(&Value::Array(batch));
+    let single_answers: Vec<Value> = (0..5).map(|id| post(&call(id))).collect();
+    let after = peak_rss_kib(d.pid());
+    eprintln!("daemon peak RSS: {before} KiB before, {after} KiB after");
+    let grown_mib = after.saturating_sub(before) / 1024;
+    // 1 MiB per request, 4 MiB for all: the peak may grow by buffers and allocator slack,
+    // never by one 15 MiB answer
+    assert!(
+        grown_mib < 15,
+        "the daemon's peak memory grew by {grown_mib} MiB"
+    );
+    let refused = |a: &Value| {
+        assert_eq!(a["error"]["code"], -32005, "{}", a["error"]);
+        assert_eq!(a["error"]["data"]["code"], "upstream_answer_too_large");
+    };
+    let batch_answers = batch_answers.as_array().unwrap();
+    assert_eq!(batch_answers.len(), 20);
+    batch_answers.iter().for_each(refused);
+    single_answers.iter().for_each(refused);
 }

@@ -249,6 +249,7 @@ fn upgrades_a_version_3_file_keeping_its_wallets_without_public_keys() {
     let c = rusqlite::Connection::open(&path).unwrap();
     c.execute_batch(
         "ALTER TABLE wallets DROP COLUMN public_key;
+         DROP INDEX wallets_active_address;
          INSERT INTO wallets (id, chain, address, source, engine, status, key_version,
            wrapped_share, created_at, updated_at)
          VALUES ('w3', 'evm', '0x00', 'generated', 'local', 'active', 1, x'00', 't', 't');
@@ -264,4 +265,173 @@ fn upgrades_a_version_3_file_keeping_its_wallets_without_public_keys() {
     const { assert!(keyward::store::SCHEMA_VERSION >= 4) };
     let w = store.read(|c| wallets::get(c, "w3")).unwrap().unwrap();
     assert_eq!((w.address.as_deref(), w.public_key), (Some("0x00"), None));
+}
+
+fn active_row(
+    id: &str,
+    chain: keyward::store::wallets::Chain,
+    address: &str,
+) -> keyward::store::wallets::Wallet {
+    use keyward::store::wallets::{Engine, Source, Status, Wallet};
+    Wallet {
+        id: id.into(),
+        chain,
+        address: Some(address.into()),
+        label: None,
+        source: Source::Delegation,
+        engine: Engine::Mpc,
+        status: Status::Active,
+        key_version: Some(1),
+        wrapped_share: Some(format!("share-{id}").into_bytes()),
+        wrapped_api_key: Some(format!("api-{id}").into_bytes()),
+        environment_id: None,
+        user_id: None,
+        delegated_at_ms: None,
+        revoked_at_ms: None,
+        created_at: "t".into(),
+        updated_at: "t".into(),
+        public_key: Some(b"pk".to_vec()),
+    }
+}
+
+/// One active wallet per address and chain, decided inside the write that stores the row:
+/// a second active row on the address is refused with the holder named, and nothing of
+/// its write job is kept; the same id, another chain, or a revoked holder are no conflict.
+#[test]
+fn an_address_has_at_most_one_active_wallet_per_chain() {
+    use keyward::store::wallets::{self, Chain};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let store = Store::open(&path, 1).unwrap();
+    let put = |w: keyward::store::wallets::Wallet| {
+        store.write_blocking(move |ctx| {
+            // something else in the same job, to see it rolled back with the refusal
+            state::set(ctx.conn, &format!("marker.{}", w.id), Some("x"))?;
+            wallets::upsert(ctx.conn, &w)
+        })
+    };
+    put(active_row("w1", Chain::Evm, "0xaa")).unwrap();
+    match put(active_row("w2", Chain::Evm, "0xaa")) {
+        Err(StoreError::AddressHeld {
+            chain,
+            address,
+            holder,
+        }) => assert_eq!(
+            (chain, address.as_str(), holder.as_str()),
+            ("evm", "0xaa", "w1")
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(store.read(|c| wallets::get(c, "w2")).unwrap().is_none());
+    assert!(store
+        .read(|c| state::get(c, "marker.w2"))
+        .unwrap()
+        .is_none());
+    // an existing wallet moved onto a held address: refused, the row unchanged
+    put(active_row("w3", Chain::Evm, "0xbb")).unwrap();
+    assert!(matches!(
+        put(active_row("w3", Chain::Evm, "0xaa")),
+        Err(StoreError::AddressHeld { .. })
+    ));
+    let w3 = store.read(|c| wallets::get(c, "w3")).unwrap().unwrap();
+    assert_eq!(w3.address.as_deref(), Some("0xbb"));
+    // the holder itself (a re-delegation) and another chain: no conflict
+    put(active_row("w1", Chain::Evm, "0xaa")).unwrap();
+    put(active_row("s1", Chain::Solana, "0xaa")).unwrap();
+    // once the holder is revoked, the address is free
+    store
+        .write_blocking(|ctx| wallets::mark_revoked(ctx.conn, "w1", 1, "t2"))
+        .unwrap();
+    put(active_row("w2", Chain::Evm, "0xaa")).unwrap();
+    // the unique index backs the check: SQL that bypasses it is refused too
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let e = c
+        .execute(
+            "INSERT INTO wallets (id, chain, address, source, engine, status, key_version,
+               wrapped_share, created_at, updated_at)
+             VALUES ('w9', 'evm', '0xaa', 'generated', 'local', 'active', 1, x'00', 't', 't')",
+            [],
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("UNIQUE constraint failed"), "{e}");
+}
+
+/// A database from before the unique index that already holds two active wallets on one
+/// address is not upgraded (the index could not be made): the error names them.
+#[test]
+fn an_upgrade_refuses_a_file_with_two_active_wallets_on_one_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    drop(Store::open(&path, 1).unwrap());
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch(
+        "DROP INDEX wallets_active_address;
+         INSERT INTO wallets (id, chain, address, source, engine, status, key_version,
+           wrapped_share, created_at, updated_at)
+         VALUES ('a1', 'evm', '0xaa', 'generated', 'local', 'active', 1, x'00', 't', 't'),
+                ('a2', 'evm', '0xaa', 'delegation', 'mpc', 'active', 1, x'00', 't', 't'),
+                ('a3', 'evm', '0xbb', 'generated', 'local', 'active', 1, x'00', 't', 't');
+         PRAGMA user_version = 4;",
+    )
+    .unwrap();
+    drop(c);
+    match Store::open(&path, 1) {
+        Err(StoreError::Upgrade(m)) => {
+            assert!(m.contains("evm 0xaa: a1, a2"), "{m}");
+            assert!(!m.contains("0xbb"), "{m}");
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    // nothing changed: still version 4, and once one is revoked the upgrade goes through
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let v: i64 = c
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 4);
+    c.execute_batch("UPDATE wallets SET status = 'revoked', wrapped_share = NULL WHERE id = 'a2'")
+        .unwrap();
+    drop(c);
+    let store = Store::open(&path, 1).unwrap();
+    assert_eq!(
+        store.pragma("user_version").unwrap(),
+        keyward::store::SCHEMA_VERSION.to_string()
+    );
+}
+
+/// The listing `eth_accounts` uses reads no key material: active wallets of one chain,
+/// in address order, every blob column empty although the rows hold blobs.
+#[test]
+fn the_active_listing_reads_no_material() {
+    use keyward::store::wallets::{self, Chain};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("k.db"), 1).unwrap();
+    for w in [
+        active_row("e2", Chain::Evm, "0x02"),
+        active_row("e1", Chain::Evm, "0x01"),
+        active_row("e3", Chain::Evm, "0x03"),
+        active_row("s1", Chain::Solana, "So1"),
+    ] {
+        store
+            .write_blocking(move |ctx| wallets::upsert(ctx.conn, &w))
+            .unwrap();
+    }
+    store
+        .write_blocking(|ctx| wallets::mark_revoked(ctx.conn, "e3", 1, "t2"))
+        .unwrap();
+    let listed = store
+        .read(|c| wallets::active_without_material(c, Chain::Evm))
+        .unwrap();
+    let ids: Vec<&str> = listed.iter().map(|w| w.id.as_str()).collect();
+    assert_eq!(ids, vec!["e1", "e2"]);
+    for w in &listed {
+        assert_eq!(
+            (&w.wrapped_share, &w.wrapped_api_key, &w.public_key),
+            (&None, &None, &None),
+            "{}",
+            w.id
+        );
+    }
+    // the rows do hold material
+    let full = store.read(|c| wallets::get(c, "e1")).unwrap().unwrap();
+    assert!(full.wrapped_share.is_some() && full.public_key.is_some());
 }

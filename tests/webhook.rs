@@ -554,3 +554,146 @@ async fn events_from_another_environment_are_refused() {
         .await;
     assert_eq!(r.code(), "environment_mismatch", "{}", r.json);
 }
+
+/// A delegation of an address another active wallet holds is refused (409
+/// `wallet_conflict`) and nothing is stored, whatever holds it (a local wallet from
+/// `wallets import`, another delegation), whatever the delegation is (an `mpc` share or a
+/// complete key), however the address is spelled, on either chain; a re-delegation of the
+/// holder itself is no conflict, and once the holder is revoked the same delivery (the
+/// vendor's retry) is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delegation_of_an_address_another_active_wallet_holds_is_refused() {
+    let h = start(|_| {}).await;
+    let now = time::OffsetDateTime::now_utc();
+    let mpc_share = br#"{"keyShareId":"ks-1","secretShare":"{\"x\":\"mpc-share-material\"}"}"#;
+    let local_share = |key: &keyward::custody::SecretBytes, address: &str| {
+        serde_json::to_vec(&serde_json::json!({
+            "keyShareId": id(), "secretShare": hex::encode(key.expose()), "pubkey": {"address": address},
+        }))
+        .unwrap()
+    };
+    let refused = |r: &Reply, what: &str| {
+        assert_eq!(
+            (r.status, r.code()),
+            (409, "wallet_conflict"),
+            "{what}: {}",
+            r.json
+        );
+        assert!(
+            r.json["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("nothing was stored"),
+            "{what}: {}",
+            r.json
+        );
+    };
+
+    // a local EVM wallet and a local Solana wallet, made by the operator
+    let (evm_key, evm_addr) = wallet_key::generate(Chain::Evm);
+    let local = keyward::wallets::import(&h.app, Chain::Evm, evm_key.clone(), None).unwrap();
+    let sol = keyward::wallets::create(&h.app, Chain::Solana, None).unwrap();
+    let sol_addr = sol.address.clone().unwrap();
+
+    let before = h.dump();
+    let checksummed = evm_addr
+        .parse::<alloy_primitives::Address>()
+        .unwrap()
+        .to_checksum(None);
+    assert_ne!(checksummed, evm_addr);
+    let cases = [
+        (
+            "an mpc share claiming a local wallet's address",
+            h.sim
+                .delegation_with(Chain::Evm, &id(), &evm_addr, mpc_share, b"k", now)
+                .unwrap(),
+        ),
+        (
+            "the same key delegated under another wallet id",
+            h.sim
+                .delegation_with(
+                    Chain::Evm,
+                    &id(),
+                    &evm_addr,
+                    &local_share(&evm_key, &evm_addr),
+                    b"k",
+                    now,
+                )
+                .unwrap(),
+        ),
+        (
+            "the address in EIP-55 spelling",
+            h.sim
+                .delegation_with(Chain::Evm, &id(), &checksummed, mpc_share, b"k", now)
+                .unwrap(),
+        ),
+        (
+            "a Solana address a local wallet holds",
+            h.sim
+                .delegation_with(Chain::Solana, &id(), &sol_addr, mpc_share, b"k", now)
+                .unwrap(),
+        ),
+    ];
+    for (what, d) in &cases {
+        refused(&h.deliver(d).await, what);
+    }
+    assert_eq!(h.dump(), before, "a refused delegation stores nothing");
+    assert_eq!(wallet(&h, &local.id).unwrap().engine, Engine::Local);
+
+    // between delegations: X holds B; Y claiming B is refused, X re-delegated with B is not
+    let x = id();
+    let (_, b_addr) = wallet_key::generate(Chain::Evm);
+    let dx = h
+        .sim
+        .delegation_with(Chain::Evm, &x, &b_addr, mpc_share, b"k", now)
+        .unwrap();
+    assert_eq!(h.deliver(&dx).await.json["outcome"], "stored");
+    let y = id();
+    let dy = h
+        .sim
+        .delegation_with(Chain::Evm, &y, &b_addr, mpc_share, b"k", now)
+        .unwrap();
+    refused(&h.deliver(&dy).await, "another delegation's address");
+    let again = h
+        .sim
+        .delegation_with(Chain::Evm, &x, &b_addr, mpc_share, b"k2", at(now, 1))
+        .unwrap();
+    assert_eq!(h.deliver(&again).await.json["outcome"], "replaced");
+    // X re-delegated onto the local wallet's address: refused, X keeps B
+    let moved = h
+        .sim
+        .delegation_with(Chain::Evm, &x, &evm_addr, mpc_share, b"k3", at(now, 2))
+        .unwrap();
+    refused(
+        &h.deliver(&moved).await,
+        "a re-delegation onto a held address",
+    );
+    assert_eq!(
+        wallet(&h, &x).unwrap().address.as_deref(),
+        Some(b_addr.as_str())
+    );
+    // `wallets import` of a delegated address: refused too
+    assert!(matches!(
+        keyward::wallets::import(&h.app, Chain::Evm, evm_key.clone(), None),
+        Err(keyward::wallets::WalletError::Duplicate { .. })
+    ));
+
+    // X revoked: Y's delivery, retried as the vendor does, is taken
+    assert_eq!(
+        h.deliver(&h.sim.revoke_at(Chain::Evm, &x, at(now, 3)))
+            .await
+            .json["outcome"],
+        "revoked"
+    );
+    let r = h.deliver(&dy).await;
+    assert_eq!(
+        (r.status, r.json["outcome"].as_str()),
+        (200, Some("stored")),
+        "{}",
+        r.json
+    );
+    assert_eq!(
+        wallet(&h, &y).unwrap().address.as_deref(),
+        Some(b_addr.as_str())
+    );
+}

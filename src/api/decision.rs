@@ -245,7 +245,7 @@ impl Api {
 
     /// Runs the policy; a refusal carries its rule, and the matched rules go to the audit
     /// record either way.
-    fn judge(
+    async fn judge(
         &self,
         identity: &str,
         policy: &crate::policy::Policy,
@@ -258,7 +258,7 @@ impl Api {
             wallet: *wallet,
             subject,
         };
-        let (outcome, denial) = policy_gate::evaluate(&self.app.store, policy, &req)?;
+        let (outcome, denial) = policy_gate::evaluate(&self.app.store, policy, &req).await?;
         draft.matched = Some(outcome.matched.clone());
         draft.policy = Some(outcome);
         match denial {
@@ -271,26 +271,27 @@ impl Api {
     }
 
     /// The wallet `key` names.
-    fn find_wallet(&self, key: &WalletKey) -> Result<Wallet, Refusal> {
+    async fn find_wallet(&self, key: &WalletKey) -> Result<Wallet, Refusal> {
         match key {
-            WalletKey::Id(id) => self.load_wallet(id),
+            WalletKey::Id(id) => self.load_wallet(id).await,
             WalletKey::EvmAddress(a) => {
                 let address = format!("{a:#x}");
                 let lookup = address.clone();
                 // the active holder of the address; failing that, a revoked one, so that the
                 // answer is wallet_revoked rather than "no such wallet"
-                let found = self.app.store.read(move |c| {
-                    match rows::active_by_address(c, Chain::Evm, &lookup)? {
-                        Some(w) => Ok(Some(w)),
-                        None => rows::latest_by_address(c, Chain::Evm, &lookup),
-                    }
-                });
+                let found = self
+                    .app
+                    .store
+                    .read_async(
+                        move |c| match rows::active_by_address(c, Chain::Evm, &lookup)? {
+                            Some(w) => Ok(Some(w)),
+                            None => rows::latest_by_address(c, Chain::Evm, &lookup),
+                        },
+                    )
+                    .await;
                 match found {
                     Ok(Some(w)) => Ok(w),
-                    Ok(None) => Err(refuse(
-                        "wallet_not_found",
-                        format!("no active EVM wallet holds address {address}"),
-                    )),
+                    Ok(None) => Err(no_wallet_at(a)),
                     Err(e) => Err(errors::store(&e)),
                 }
             }
@@ -306,7 +307,7 @@ impl Api {
         let op = draft.operation;
         let identity = call.identity;
         draft.dry_run = call.dry_run.clone()?;
-        match self.app.lock_reason() {
+        match self.app.lock_reason_async().await {
             Ok(Some(reason)) => {
                 return Err(refuse(
                     "appliance_locked",
@@ -328,8 +329,17 @@ impl Api {
             return Err(r);
         }
         let body = input.await?;
-        let wallet = self.find_wallet(&call.wallet)?;
+        let wallet = self.find_wallet(&call.wallet).await?;
         draft.wallet_id = Some(wallet.id.clone());
+        if let WalletKey::EvmAddress(a) = &call.wallet {
+            // by address (the JSON-RPC face): a wallet the client may not see is answered
+            // exactly as an address no wallet holds, so the face tells a client nothing
+            // about addresses outside its grants (not even that a wallet holds them, nor
+            // its id); the audit record still names it
+            if g.operations_for(&wallet).is_empty() {
+                return Err(no_wallet_at(a));
+            }
+        }
         if !g.allows(&wallet, op) {
             return Err(refuse(
                 "not_authorized",
@@ -372,7 +382,8 @@ impl Api {
                 let p = evm::prepare(op, body, address)?;
                 draft.digest = Some(p.digest.clone());
                 draft.detail = Some(p.detail.clone());
-                self.judge(identity, &policy, &wref, &p.subject, draft)?;
+                self.judge(identity, &policy, &wref, &p.subject, draft)
+                    .await?;
                 if draft.dry_run {
                     return Ok(dry_answer(&p.digest, draft));
                 }
@@ -393,7 +404,8 @@ impl Api {
                 let p = solana::prepare(op, body, &pubkey)?;
                 draft.digest = Some(p.digest.clone());
                 draft.detail = Some(p.detail.clone());
-                self.judge(identity, &policy, &wref, &p.subject, draft)?;
+                self.judge(identity, &policy, &wref, &p.subject, draft)
+                    .await?;
                 if draft.dry_run {
                     return Ok(dry_answer(&p.digest, draft));
                 }
@@ -410,6 +422,14 @@ impl Api {
             }
         }
     }
+}
+
+/// The refusal for an EVM address no wallet the client may see holds.
+fn no_wallet_at(a: &alloy_primitives::Address) -> Refusal {
+    refuse(
+        "wallet_not_found",
+        format!("no active EVM wallet holds address {a:#x}"),
+    )
 }
 
 fn dry_answer(digest: &str, draft: &Draft) -> Value {

@@ -55,9 +55,11 @@ pub const CODES: &[(u16, &str, &str)] = &[
     (502, "cosigner_unavailable", "the vendor's MPC co-signer (API or relay) could not be reached, failed, answered garbage, or did not finish within the configured timeout (no round slot free in time included); nothing was signed"),
     (502, "cosigner_rejected", "the vendor refused the request: an HTTP 4xx from its API (not 408/429) or an error event on its stream (its message is included, without secrets); nothing was signed"),
     (502, "cosigner_bad_signature", "the vendor's co-signed signature does not verify under the wallet's address/public key; it was audited and not returned"),
-    (502, "upstream_unavailable", "JSON-RPC face: the `[rpc] upstream` node could not be reached, did not answer within `rpc.upstream_timeout`, answered more than 16 MiB, or answered something that is not JSON-RPC"),
+    (502, "upstream_unavailable", "JSON-RPC face: the `[rpc] upstream` node could not be reached, did not answer within `rpc.upstream_timeout`, or answered something that is not JSON-RPC"),
+    (502, "upstream_answer_too_large", "JSON-RPC face: the `[rpc] upstream` node's answers to this request (a whole batch) exceed `rpc.max_upstream_response_bytes`; the rest was not read (JSON-RPC -32005)"),
     (502, "upstream_rejected", "JSON-RPC face: the `[rpc] upstream` node answered a call keyward made while completing a transaction (nonce, fees, gas estimate) with an error; its message is included"),
     (503, "hsm_unavailable", "the token is unavailable; retry later"),
+    (503, "upstream_busy", "JSON-RPC face: the upstream answers all requests hold at once would exceed `rpc.max_upstream_inflight_bytes`; retry shortly (JSON-RPC -32005)"),
     (503, "store_unavailable", "the database is unavailable or the audit record could not be made durable; nothing was returned"),
 ];
 

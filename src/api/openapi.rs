@@ -132,6 +132,13 @@ fn sign_op(op: Operation) -> Value {
             "SolanaMessageResponse",
             vec!["invalid_encoding", "invalid_message", "message_is_transaction"],
         ),
+        // a grant of the JSON-RPC face, no route of its own
+        Operation::RpcForward => (
+            "Forwarding to the [rpc] upstream node (JSON-RPC face only)",
+            "EvmMessageRequest",
+            "EvmSignatureResponse",
+            vec![],
+        ),
         Operation::SolanaTransaction => (
             "A serialized legacy or v0 transaction (base64) in which the wallet is a required signer; the signature is placed in its slot",
             "SolanaTransactionRequest",
@@ -186,7 +193,7 @@ fn rpc_op() -> Value {
     }
     json!({
         "operationId": "jsonRpc",
-        "summary": "Ethereum JSON-RPC 2.0 (single or batch of at most 100): eth_accounts, eth_chainId, personal_sign, eth_sign, eth_signTypedData_v4 (eth_signTypedData), eth_signTransaction; with [rpc] upstream also eth_sendTransaction and forwarding of other eth_*/net_*/web3_* methods",
+        "summary": "Ethereum JSON-RPC 2.0 (single or batch of at most 100): eth_accounts, eth_chainId, personal_sign, eth_sign, eth_signTypedData_v4 (eth_signTypedData), eth_signTransaction; with [rpc] upstream also eth_sendTransaction and, for clients granted rpc.forward, forwarding of the methods rpc.forward_methods lists (exact names; default: read methods plus eth_sendRawTransaction), the node's answers bounded by rpc.max_upstream_response_bytes per request and rpc.max_upstream_inflight_bytes in all",
         "description": "Signing methods take the decision path of the REST routes (grants, policy, rate limits, audit with detail.face = \"rpc\"); see x-jsonrpc-methods and x-jsonrpc-error-codes. `{chainId}` (decimal or 0x hex) is what eth_chainId answers and what a transaction without chainId is signed for; without it, rpc.chain_id, else the upstream node's. Query: `compat=geth` makes eth_signTransaction answer geth's {raw, tx} (web3.py's eth.sign_transaction expects it) instead of the raw transaction hex. A single signing call's answer carries its audit record id in the `keyward-audit-id` header; an error's `data.auditId` carries it too.",
         "requestBody": {
             "required": true,
@@ -213,7 +220,7 @@ fn operation(id: RouteId) -> Value {
         }),
         RouteId::ListWallets => json!({
             "operationId": "listWallets",
-            "summary": "Wallets this client may use, with the operations granted on each, a page at a time in id order (pass `next` as `after`)",
+            "summary": "Wallets this client may use (a selector matches and at least one granted operation is of the wallet's chain), with the operations granted on each, a page at a time in id order (pass `next` as `after`)",
             "parameters": [
                 { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 } },
                 { "name": "after", "in": "query", "required": false, "schema": { "type": "string" }, "description": "the previous page's `next`" }
@@ -225,7 +232,7 @@ fn operation(id: RouteId) -> Value {
         }),
         RouteId::GetWallet => json!({
             "operationId": "getWallet",
-            "summary": "One wallet this client may use",
+            "summary": "One wallet this client may use; one it may not is answered exactly as an unknown id (404 wallet_not_found, same message)",
             "parameters": [{ "$ref": "#/components/parameters/walletId" }],
             "responses": responses(schema_ref("Wallet"), &codes(&["not_authorized", "wallet_not_found"], false)),
         }),

@@ -85,7 +85,7 @@ pub fn denied(d: &Denial) -> Refusal {
 }
 
 /// Decides `req`, reading the window totals its caps need.
-pub fn evaluate(
+pub async fn evaluate(
     store: &Store,
     policy: &Policy,
     req: &Request<'_>,
@@ -95,7 +95,8 @@ pub fn evaluate(
         let queries = d.queries();
         let now = spend::now_ms();
         let totals = store
-            .read(move |c| spend::totals(c, &queries, now))
+            .read_async(move |c| spend::totals(c, &queries, now))
+            .await
             .map_err(|e| errors::store(&e))?;
         d.check_caps(&totals);
     }

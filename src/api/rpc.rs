@@ -20,12 +20,14 @@ use std::sync::{Arc, Mutex};
 use hyper::body::Incoming;
 use hyper::http::request::Parts;
 use hyper::{Response, StatusCode};
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::{Api, Refused};
 use crate::config::rpc::RpcConfig;
 use crate::http::{self, Body, Refusal};
-use upstream::Upstream;
+use upstream::{Budget, Upstream};
 
 /// Most calls in one batch; a larger batch is refused whole (`-32600`).
 pub const MAX_BATCH: usize = 100;
@@ -37,11 +39,11 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 pub const ERROR_CODES: &[(i64, &str)] = &[
     (-32700, "parse error: the body is not JSON"),
     (-32600, "invalid request: not a JSON-RPC 2.0 request object, an empty batch, a batch of more than 100 calls, or a query parameter this face does not take"),
-    (-32601, "method not found: not served by keyward, and no `[rpc] upstream` forwards it"),
+    (-32601, "method not found: not served by keyward, and not forwarded (no `[rpc] upstream`, or not in `rpc.forward_methods`, matched exactly)"),
     (-32602, "invalid params: the message names the parameter; for a request keyward audited, `data.code` is the REST error code (invalid_message, invalid_typed_data, invalid_transaction, …)"),
     (4001, "refused by policy (EIP-1193 \"user rejected\"; the message starts with \"User denied\", which ethers maps to ACTION_REJECTED); `data.rule` names the rule"),
-    (4100, "no grant for this client, wallet and method, or no active wallet holds the address (EIP-1193 \"unauthorized\")"),
-    (-32005, "a policy rate limit is exhausted; `data.rule` names it, `data.retryAfter` says when to retry (EIP-1474 \"limit exceeded\")"),
+    (4100, "no grant for this client, wallet and method (forwarding needs `rpc.forward`), or no active wallet holds the address (EIP-1193 \"unauthorized\")"),
+    (-32005, "a limit is exceeded (EIP-1474 \"limit exceeded\"): a policy rate limit (`data.code` rate_limited; `data.rule` names it, `data.retryAfter` says when to retry), or the upstream answers' byte bounds (`data.code` upstream_answer_too_large: this request's, rpc.max_upstream_response_bytes; upstream_busy: all requests', rpc.max_upstream_inflight_bytes)"),
     (-32000, "the appliance is locked, the wallet revoked, its engine unavailable, no chain id is known, or the upstream node refused a call keyward made for this one; `data.code` says which"),
     (-32603, "internal error: the token, the store, a co-signer or the upstream node failed; `data.code` says which"),
 ];
@@ -132,7 +134,7 @@ pub fn code_for(code: &str, status: StatusCode) -> i64 {
     match code {
         "policy_denied" => 4001,
         "not_authorized" | "wallet_not_found" | "unauthenticated" => 4100,
-        "rate_limited" => -32005,
+        "rate_limited" | "upstream_answer_too_large" | "upstream_busy" => -32005,
         // the node's own refusal (nonce too low, insufficient funds, reverted), as geth
         // reports those
         "upstream_rejected" => -32000,
@@ -152,20 +154,57 @@ fn message_for(r: &Refusal) -> String {
     }
 }
 
+/// A call's result: built here, or the upstream node's JSON text passed on as it is.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub(crate) enum Reply {
+    /// Built by keyward.
+    Json(Value),
+    /// Forwarded: never parsed into a `Value` (see [`upstream`]).
+    Raw(Box<RawValue>),
+}
+
 /// The answer to one call: a result, an error, or nothing (a notification).
 #[derive(Debug)]
 pub(crate) struct Answer {
     id: Value,
-    outcome: Result<Value, RpcError>,
+    outcome: Result<Reply, RpcError>,
     notification: bool,
 }
 
+#[derive(Serialize)]
+struct Wire<'a> {
+    jsonrpc: &'static str,
+    id: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a Reply>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<Value>,
+}
+
 impl Answer {
-    fn to_json(&self) -> Value {
-        match &self.outcome {
-            Ok(result) => json!({ "jsonrpc": "2.0", "id": self.id, "result": result }),
-            Err(e) => json!({ "jsonrpc": "2.0", "id": self.id, "error": e.to_json() }),
+    /// Appends the answer's JSON to `out`.
+    fn write(&self, out: &mut Vec<u8>) {
+        let (result, error) = match &self.outcome {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(e.to_json())),
+        };
+        let wire = Wire {
+            jsonrpc: "2.0",
+            id: &self.id,
+            result,
+            error,
+        };
+        // nothing in an answer can fail to serialize (a RawValue is valid JSON)
+        if serde_json::to_writer(&mut *out, &wire).is_err() {
+            out.extend_from_slice(br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"the answer cannot be written"}}"#);
         }
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write(&mut out);
+        out
     }
 }
 
@@ -220,10 +259,12 @@ fn parse_call(v: Value) -> Result<Call, Answer> {
     })
 }
 
-/// Per-listener state: the upstream client, rebuilt when a reload changes `[rpc]`.
+/// Per-listener state: the upstream client, rebuilt when a reload changes `[rpc]`, and
+/// the semaphore of `rpc.max_upstream_inflight_bytes`, rebuilt when a reload changes it.
 #[derive(Default)]
 pub struct State {
     upstream: Mutex<Option<(UpstreamKey, Built)>>,
+    inflight: Mutex<Option<(usize, Arc<tokio::sync::Semaphore>)>>,
 }
 
 impl std::fmt::Debug for State {
@@ -243,6 +284,23 @@ type UpstreamKey = (
 );
 
 impl State {
+    /// A request's budget of upstream answer bytes under `cfg`.
+    fn budget(&self, cfg: &RpcConfig) -> Budget {
+        let limit = cfg.max_upstream_inflight_bytes;
+        let mut slot = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        let shared = match &*slot {
+            Some((l, s)) if *l == limit => s.clone(),
+            // a reload that changes the bound starts a new count; requests under the old
+            // one finish under it
+            _ => {
+                let s = Budget::shared(limit);
+                *slot = Some((limit, s.clone()));
+                s
+            }
+        };
+        Budget::new(cfg.max_upstream_response_bytes, limit, shared)
+    }
+
     /// The upstream client for `cfg` (`Ok(None)`: none configured).
     fn upstream(&self, cfg: &RpcConfig) -> Result<Option<Arc<Upstream>>, String> {
         if cfg.upstream.is_none() {
@@ -286,6 +344,10 @@ pub(crate) struct Ctx<'a> {
     pub geth_compat: bool,
     /// Audit ids of the signing calls answered, in order.
     audit_ids: Mutex<Vec<String>>,
+    /// The bytes of upstream answers this request may still hold.
+    pub budget: Budget,
+    /// `eth_accounts` of this request, listed once however many calls of a batch ask.
+    pub accounts: tokio::sync::OnceCell<Value>,
 }
 
 /// Query parameters: only `compat=geth`.
@@ -309,8 +371,13 @@ fn parse_query(query: Option<&str>) -> Result<bool, RpcError> {
     Ok(geth)
 }
 
-fn rpc_response(status: StatusCode, body: &Value, audit_id: Option<&str>) -> Response<Body> {
-    let mut resp = http::json(status, body);
+fn rpc_response(status: StatusCode, body: Vec<u8>, audit_id: Option<&str>) -> Response<Body> {
+    let mut resp = hyper::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("cache-control", "no-store")
+        .body(Body::new(body.into()))
+        .expect("static response parts");
     if let Some(id) = audit_id.and_then(|id| id.parse().ok()) {
         resp.headers_mut().insert("keyward-audit-id", id);
     }
@@ -323,7 +390,7 @@ fn error_response(status: StatusCode, e: RpcError) -> Response<Body> {
         outcome: Err(e),
         notification: false,
     };
-    rpc_response(status, &a.to_json(), None)
+    rpc_response(status, a.to_bytes(), None)
 }
 
 impl Api {
@@ -372,6 +439,8 @@ impl Api {
             upstream: self.rpc.upstream(&config.rpc),
             geth_compat,
             audit_ids: Mutex::default(),
+            budget: self.rpc.budget(&config.rpc),
+            accounts: tokio::sync::OnceCell::new(),
         };
         drop(config);
         match request {
@@ -391,19 +460,24 @@ impl Api {
                         )),
                     );
                 }
-                let mut answers = Vec::with_capacity(calls.len());
+                // each answer is written out as it comes, and its own copy dropped
+                let mut out = vec![b'['];
                 // in order, one after the other: each call is decided (and its rolling
                 // caps and rate limits counted) after the ones before it
                 for call in calls {
                     let a = ctx.answer(call).await;
                     if !a.notification {
-                        answers.push(a.to_json());
+                        if out.len() > 1 {
+                            out.push(b',');
+                        }
+                        a.write(&mut out);
                     }
                 }
-                if answers.is_empty() {
+                if out.len() == 1 {
                     return no_content();
                 }
-                rpc_response(StatusCode::OK, &Value::Array(answers), None)
+                out.push(b']');
+                rpc_response(StatusCode::OK, out, None)
             }
             single => {
                 let a = ctx.answer(single).await;
@@ -411,7 +485,7 @@ impl Api {
                     return no_content();
                 }
                 let audit = ctx.last_audit_id();
-                rpc_response(StatusCode::OK, &a.to_json(), audit.as_deref())
+                rpc_response(StatusCode::OK, a.to_bytes(), audit.as_deref())
             }
         }
     }
@@ -435,7 +509,7 @@ impl Ctx<'_> {
             // for no answer, so nothing is signed, forwarded or audited for it
             return Answer {
                 id: Value::Null,
-                outcome: Ok(Value::Null),
+                outcome: Ok(Reply::Json(Value::Null)),
                 notification: true,
             };
         }
@@ -460,7 +534,10 @@ impl Ctx<'_> {
         let Some(up) = self.upstream_node()? else {
             return Ok(None);
         };
-        let id = up.chain_id().await.map_err(|e| fill::refusal(&e))?;
+        let id = up
+            .chain_id(&self.budget)
+            .await
+            .map_err(|e| fill::refusal(&e))?;
         Ok(Some(id))
     }
 

@@ -32,6 +32,85 @@ pub struct RpcConfig {
     /// Bound on one upstream request (connect, TLS, answer).
     #[serde(default = "default_upstream_timeout", with = "super::duration")]
     pub upstream_timeout: Duration,
+    /// The methods forwarded to `upstream`, matched exactly (no case or whitespace
+    /// folding). Everything else keyward does not serve itself is "method not found".
+    #[serde(default = "default_forward_methods")]
+    pub forward_methods: Vec<String>,
+    /// Most bytes of upstream answers one request (a whole batch) may hold.
+    #[serde(default = "default_max_upstream_response_bytes")]
+    pub max_upstream_response_bytes: usize,
+    /// Most bytes of upstream answers all requests together may hold at once.
+    #[serde(default = "default_max_upstream_inflight_bytes")]
+    pub max_upstream_inflight_bytes: usize,
+}
+
+/// The read methods forwarded by default, plus `eth_sendRawTransaction` (a transaction
+/// someone already signed: the node only relays it). Nothing here signs, holds node-side
+/// state for the caller (filters, subscriptions) or touches the node's accounts.
+pub const DEFAULT_FORWARD_METHODS: &[&str] = &[
+    "eth_blockNumber",
+    "eth_call",
+    "eth_estimateGas",
+    "eth_feeHistory",
+    "eth_gasPrice",
+    "eth_getBalance",
+    "eth_getBlockByHash",
+    "eth_getBlockByNumber",
+    "eth_getBlockReceipts",
+    "eth_getBlockTransactionCountByHash",
+    "eth_getBlockTransactionCountByNumber",
+    "eth_getCode",
+    "eth_getLogs",
+    "eth_getProof",
+    "eth_getStorageAt",
+    "eth_getTransactionByBlockHashAndIndex",
+    "eth_getTransactionByBlockNumberAndIndex",
+    "eth_getTransactionByHash",
+    "eth_getTransactionCount",
+    "eth_getTransactionReceipt",
+    "eth_maxPriorityFeePerGas",
+    "eth_sendRawTransaction",
+    "eth_syncing",
+    "net_version",
+    "web3_clientVersion",
+];
+
+/// Methods never forwarded whatever `forward_methods` says: they sign with, or reveal,
+/// the node's own accounts, or are answered by keyward itself.
+pub fn never_forwarded(method: &str) -> bool {
+    method.starts_with("eth_sign")
+        || method.starts_with("personal_")
+        || method.starts_with("eth_decrypt")
+        || method.starts_with("eth_getEncryptionPublicKey")
+        || matches!(
+            method,
+            "eth_sendTransaction" | "eth_accounts" | "eth_requestAccounts" | "eth_chainId"
+        )
+}
+
+fn default_forward_methods() -> Vec<String> {
+    DEFAULT_FORWARD_METHODS
+        .iter()
+        .map(|m| (*m).to_owned())
+        .collect()
+}
+
+/// Default `max_upstream_response_bytes`: 16 MiB, room for a large `eth_getLogs`.
+pub const DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Default `max_upstream_inflight_bytes`: 64 MiB (four full-size answers at once).
+pub const DEFAULT_MAX_UPSTREAM_INFLIGHT_BYTES: usize = 64 * 1024 * 1024;
+
+/// Bounds of the two byte limits: at least 64 KiB (a filled transaction's answers fit),
+/// at most 1 GiB.
+const BYTES_RANGE: std::ops::RangeInclusive<usize> = 64 * 1024..=1024 * 1024 * 1024;
+
+fn default_max_upstream_response_bytes() -> usize {
+    DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES
+}
+
+fn default_max_upstream_inflight_bytes() -> usize {
+    DEFAULT_MAX_UPSTREAM_INFLIGHT_BYTES
 }
 
 fn default_upstream_timeout() -> Duration {
@@ -45,6 +124,9 @@ impl Default for RpcConfig {
             upstream: None,
             upstream_ca: None,
             upstream_timeout: default_upstream_timeout(),
+            forward_methods: default_forward_methods(),
+            max_upstream_response_bytes: DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES,
+            max_upstream_inflight_bytes: DEFAULT_MAX_UPSTREAM_INFLIGHT_BYTES,
         }
     }
 }
@@ -91,6 +173,46 @@ impl RpcConfig {
             return Some((
                 "rpc.upstream_timeout",
                 "expected a duration from 100ms to 5m".into(),
+            ));
+        }
+        for (i, m) in self.forward_methods.iter().enumerate() {
+            let shape = !m.is_empty()
+                && m.len() <= 64
+                && m.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !shape {
+                return Some((
+                    "rpc.forward_methods",
+                    format!("entry {i}: expected a method name of letters, digits and `_` (1 to 64), as the node spells it"),
+                ));
+            }
+            if never_forwarded(m) {
+                return Some((
+                    "rpc.forward_methods",
+                    format!("{m:?} is never forwarded: it signs with or reveals the node's accounts, or keyward answers it itself"),
+                ));
+            }
+        }
+        for (key, v) in [
+            (
+                "rpc.max_upstream_response_bytes",
+                self.max_upstream_response_bytes,
+            ),
+            (
+                "rpc.max_upstream_inflight_bytes",
+                self.max_upstream_inflight_bytes,
+            ),
+        ] {
+            if !BYTES_RANGE.contains(&v) {
+                return Some((
+                    key,
+                    "expected a byte count from 65536 (64 KiB) to 1073741824 (1 GiB)".into(),
+                ));
+            }
+        }
+        if self.max_upstream_inflight_bytes < self.max_upstream_response_bytes {
+            return Some((
+                "rpc.max_upstream_inflight_bytes",
+                "is smaller than rpc.max_upstream_response_bytes: no request could use its own bound".into(),
             ));
         }
         None
@@ -187,8 +309,42 @@ mod tests {
         assert_eq!(fast.problem().unwrap().0, "rpc.upstream_timeout");
         let plain = RpcConfig {
             upstream: Some("http://10.0.0.1:8545".into()),
-            ..ok
+            ..ok.clone()
         };
         assert_eq!(plain.problem().unwrap().0, "rpc.upstream");
+        for bad in [
+            "eth_sign",
+            "eth_signTypedData_v4",
+            "personal_sign",
+            "eth_accounts",
+            "eth_decrypt",
+            "eth_sendTransaction",
+            "eth_call ",
+            "ETH_CALL\u{0}",
+            "",
+        ] {
+            let c = RpcConfig {
+                forward_methods: vec!["eth_call".into(), bad.into()],
+                ..ok.clone()
+            };
+            assert_eq!(c.problem().unwrap().0, "rpc.forward_methods", "{bad:?}");
+        }
+        let small = RpcConfig {
+            max_upstream_response_bytes: 1000,
+            ..ok.clone()
+        };
+        assert_eq!(
+            small.problem().unwrap().0,
+            "rpc.max_upstream_response_bytes"
+        );
+        let inverted = RpcConfig {
+            max_upstream_response_bytes: 2 << 20,
+            max_upstream_inflight_bytes: 1 << 20,
+            ..ok
+        };
+        assert_eq!(
+            inverted.problem().unwrap().0,
+            "rpc.max_upstream_inflight_bytes"
+        );
     }
 }

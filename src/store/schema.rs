@@ -93,7 +93,37 @@ CREATE INDEX wallets_address ON wallets(chain, address);
     r#"
 ALTER TABLE wallets ADD COLUMN public_key BLOB;
 "#,
+    // 5: at most one active wallet per address and chain. Rolling caps are kept per wallet
+    // id, so two active wallets on one address would double the address's caps, and the
+    // JSON-RPC face (which picks the wallet by address) would pick one of them without an
+    // order. `wallets::upsert` refuses such a row first, with a precise error; this index
+    // is the backstop. A database that already holds such pairs is not upgraded (see
+    // `duplicate_active_addresses`).
+    r#"
+CREATE UNIQUE INDEX wallets_active_address ON wallets(chain, address) WHERE status = 'active';
+"#,
 ];
+
+/// The version whose migration adds the unique index of active addresses.
+const ACTIVE_ADDRESS_UNIQUE: i64 = 5;
+
+/// Up to five `chain address: id, id` descriptions of addresses more than one active
+/// wallet holds.
+fn duplicate_active_addresses(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT chain, address, group_concat(id, ', ') FROM wallets WHERE status = 'active'
+           GROUP BY chain, address HAVING COUNT(*) > 1 ORDER BY chain, address LIMIT 5",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(format!(
+            "{} {}: {}",
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?
+        ))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
 
 /// The schema version this binary writes.
 pub const CURRENT: i64 = MIGRATIONS.len() as i64;
@@ -108,6 +138,15 @@ pub fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
         });
     }
     while version < CURRENT {
+        if version + 1 == ACTIVE_ADDRESS_UNIQUE {
+            let dups = duplicate_active_addresses(conn)?;
+            if !dups.is_empty() {
+                return Err(StoreError::Upgrade(format!(
+                    "the database cannot be upgraded: more than one active wallet holds an address ({}); with the previous keyward, have all but one of each revoked (a delegation by the vendor's revocation), then start this version",
+                    dups.join("; ")
+                )));
+            }
+        }
         let tx = conn.transaction()?;
         tx.execute_batch(MIGRATIONS[version as usize])?;
         version += 1;

@@ -222,6 +222,25 @@ pub fn list(conn: &Connection) -> Result<Vec<Wallet>, StoreError> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// [`COLUMNS`] with the wrapped material and the public key read as NULL: what a listing
+/// selects, so no blob of any row is read from the file.
+fn columns_without_material() -> String {
+    COLUMNS
+        .replace("wrapped_share, wrapped_api_key", "NULL, NULL")
+        .replace("public_key", "NULL")
+}
+
+/// The active wallets of `chain` in address order, *without* their wrapped material or
+/// public key (the JSON-RPC face's `eth_accounts`); indexed by `wallets_active_address`.
+pub fn active_without_material(conn: &Connection, chain: Chain) -> Result<Vec<Wallet>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {} FROM wallets WHERE chain = ?1 AND status = 'active' AND address IS NOT NULL ORDER BY address",
+        columns_without_material()
+    ))?;
+    let rows = stmt.query_map([chain.as_str()], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Up to `limit` wallets with ids after `after`, in id order, *without* their wrapped
 /// material or public key (listing never needs them, and a page of 1,000 rows would
 /// otherwise pull every blob through memory). Keyset paging on the primary key.
@@ -230,9 +249,7 @@ pub fn page_without_material(
     after: Option<&str>,
     limit: usize,
 ) -> Result<Vec<Wallet>, StoreError> {
-    let columns = COLUMNS
-        .replace("wrapped_share, wrapped_api_key", "NULL, NULL")
-        .replace("public_key", "NULL");
+    let columns = columns_without_material();
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {columns} FROM wallets WHERE id > ?1 ORDER BY id LIMIT ?2"
     ))?;
@@ -249,12 +266,32 @@ pub fn retired_marker(version: u32) -> String {
     format!("wrap.retired.{version}")
 }
 
-/// Inserts or replaces a wallet row. Refuses material wrapped under a retired key.
+/// Inserts or replaces a wallet row. Refuses material wrapped under a retired key, and an
+/// active row whose address another active wallet of the chain holds
+/// ([`StoreError::AddressHeld`]; the `wallets_active_address` unique index backs it):
+/// checked here, in the caller's write transaction, so every path that stores a wallet
+/// (webhook delegation, `wallets create`/`import`, rewrap) is refused alike and nothing of
+/// the caller's transaction is kept when its job fails.
 pub fn upsert(conn: &Connection, w: &Wallet) -> Result<(), StoreError> {
     let holds_material = w.wrapped_share.is_some() || w.wrapped_api_key.is_some();
     if let Some(v) = w.key_version.filter(|_| holds_material) {
         if super::state::get(conn, &retired_marker(v))?.is_some() {
             return Err(StoreError::KeyRetired(v));
+        }
+    }
+    if let (Status::Active, Some(address)) = (w.status, w.address.as_deref()) {
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM wallets WHERE chain = ?1 AND address = ?2 AND status = 'active' AND id != ?3 LIMIT 1",
+        )?;
+        let holder: Option<String> = stmt
+            .query_row(params![w.chain.as_str(), address, w.id], |r| r.get(0))
+            .optional()?;
+        if let Some(holder) = holder {
+            return Err(StoreError::AddressHeld {
+                chain: w.chain.as_str(),
+                address: address.to_owned(),
+                holder,
+            });
         }
     }
     conn.execute(

@@ -295,6 +295,22 @@ fn hsm_refusal(e: &HsmError) -> Refusal {
 }
 
 pub(crate) fn store_refusal(e: &StoreError) -> Refusal {
+    if let StoreError::AddressHeld {
+        chain,
+        address,
+        holder,
+    } = e
+    {
+        // an operator must look: the vendor delegates an address keyward already signs
+        // for. Answered 409 with nothing stored (the vendor's retries, and a replay from
+        // its dashboard once the other wallet is revoked, are taken then)
+        tracing::error!(chain, address = %address, holder = %holder, "delegation refused: another active wallet holds its address");
+        return Refusal::new(
+            StatusCode::CONFLICT,
+            "wallet_conflict",
+            format!("another active {chain} wallet on this appliance holds address {address}; nothing was stored"),
+        );
+    }
     tracing::error!(error = %e, "webhook store write failed");
     Refusal::new(
         StatusCode::SERVICE_UNAVAILABLE,

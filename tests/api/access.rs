@@ -85,6 +85,9 @@ async fn listing_shows_only_granted_wallets() {
     let c = s.client();
     let evm = keyward::wallets::create(&s.app, Chain::Evm, Some("hot")).unwrap();
     let sol = keyward::wallets::create(&s.app, Chain::Solana, None).unwrap();
+    // hash-client's selector `label:hot` matches it, but hash-client holds no Solana
+    // operation: it neither lists nor finds it
+    let sol_hot = keyward::wallets::create(&s.app, Chain::Solana, Some("hot")).unwrap();
 
     let stranger = s.client_as("stranger", None, 60);
     let a = stranger.get("/v1/wallets").await;
@@ -102,10 +105,37 @@ async fn listing_shows_only_granted_wallets() {
         .map(|w| w["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, vec![evm.id.as_str()]);
-    let a = hc.get(&format!("/v1/wallets/{}", sol.id)).await;
+    // a wallet the client may not see (no selector matches it; a selector matches but no
+    // operation of its chain is granted) is answered as one that does not exist: same
+    // status, code and message, so the route tells nothing about which ids exist
+    let unknown = "0b7e6f5e-3c1d-4a8b-9f2e-1d2c3b4a5f60";
+    let answer = |a: &crate::common::api::Answer, id: &str| {
+        (
+            a.status,
+            a.code().to_owned(),
+            a.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .replace(id, "ID"),
+        )
+    };
+    let none = answer(&hc.get(&format!("/v1/wallets/{unknown}")).await, unknown);
     assert_eq!(
-        (a.status, a.code()),
-        (StatusCode::FORBIDDEN, "not_authorized")
+        none,
+        (
+            StatusCode::NOT_FOUND,
+            "wallet_not_found".to_owned(),
+            "no wallet with id ID that client cn:hash-client may see".to_owned()
+        )
+    );
+    for hidden in [&sol.id, &sol_hot.id] {
+        let a = hc.get(&format!("/v1/wallets/{hidden}")).await;
+        assert_eq!(answer(&a, hidden), none, "{hidden}");
+    }
+    let a = hc.get(&format!("/v1/wallets/{}", evm.id)).await;
+    assert_eq!(
+        (a.status, a.body["operations"].clone()),
+        (StatusCode::OK, json!(["evm.hash", "evm.message"]))
     );
     let one = c.get(&format!("/v1/wallets/{}", sol.id)).await;
     assert_eq!(one.body["address"], sol.address.clone().unwrap());

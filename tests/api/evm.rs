@@ -237,7 +237,13 @@ async fn evm_public_keys_are_stored_and_signatures_verified_under_them() {
     );
     assert!(a.body.get("signature").is_none());
     // a row whose address and stored key agree but whose blob holds another key: the
-    // signature does not verify under the stored key
+    // signature does not verify under the stored key (`created` revoked first: one active
+    // wallet per address)
+    let created_id = created.id.clone();
+    s.app
+        .store
+        .write_blocking(move |ctx| rows::mark_revoked(ctx.conn, &created_id, 1, "t"))
+        .unwrap();
     s.put(Wallet {
         address: created.address.clone(),
         public_key: created.public_key.clone(),

@@ -72,6 +72,8 @@ pub fn cases(w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
         json!({"message": "hi"}),
         nope,
     );
+    // a wallet the client may not see is answered as one that does not exist
+    let hidden = (404, "wallet_not_found");
     c.raw(
         "hash client reads a wallet outside the label",
         Who::Hash,
@@ -79,7 +81,25 @@ pub fn cases(w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
         &format!("/v1/wallets/{}", w.sol.id),
         None,
         "",
-        nope,
+        hidden,
+    );
+    c.raw(
+        "hash client reads an EVM wallet outside the label",
+        Who::Hash,
+        Method::GET,
+        &format!("/v1/wallets/{}", w.other_evm.id),
+        None,
+        "",
+        hidden,
+    );
+    c.raw(
+        "hash client reads an unknown wallet",
+        Who::Hash,
+        Method::GET,
+        "/v1/wallets/0b7e6f5e-3c1d-4a8b-9f2e-1d2c3b4a5f60",
+        None,
+        "",
+        hidden,
     );
     c.post(
         "URI identity, solana transaction",

@@ -77,6 +77,50 @@ pub fn cases(x: &Ctx, cases: &mut Vec<Case>) {
         ),
         local,
     );
+    // an address another active wallet holds: refused in the transaction that would store
+    // it, whatever holds it and whatever the delivery carries
+    let mpc_share = x.m.enc(
+        br#"{"keyShareId":"ks","secretShare":"{\"x\":\"mpc\"}"}"#,
+        &Enc::default(),
+    );
+    for (name, chain, address) in [
+        (
+            "created (mpc share) claiming a generated wallet's address",
+            "EVM",
+            x.generated.address.clone().unwrap(),
+        ),
+        (
+            "created (mpc share) claiming a delegated wallet's address",
+            "EVM",
+            x.seed_created.address.clone().unwrap(),
+        ),
+        (
+            "created claiming a delegated wallet's address in capitals",
+            "EVM",
+            x.seed_created
+                .address
+                .clone()
+                .unwrap()
+                .to_uppercase()
+                .replace("0X", "0x"),
+        ),
+        (
+            "created (mpc share) claiming a delegated Solana wallet's address",
+            "SVM",
+            x.seed_sol.address.clone().unwrap(),
+        ),
+    ] {
+        c.json(
+            name,
+            &x.url,
+            &x.m.created(|d| {
+                d["chain"] = chain.into();
+                d["publicKey"] = address.into();
+                d["encryptedDelegatedShare"] = mpc_share.clone();
+            }),
+            local,
+        );
+    }
     let mismatch = (403, "environment_mismatch");
     let from_b = |v: Value| v.tap(|v| v["environmentId"] = "env-b".into());
     c.json(

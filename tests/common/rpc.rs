@@ -7,12 +7,13 @@ use serde_json::{json, Value};
 
 use super::https::{client_config, request, Answer};
 
-/// The grant most JSON-RPC tests start from: `test-client` with every EVM operation.
+/// The grant most JSON-RPC tests start from: `test-client` with every EVM operation and
+/// forwarding to the upstream node.
 pub const EVM_CLIENT: &str = r#"
 [[clients]]
 identity = "test-client"
 wallets = ["*"]
-operations = ["evm.message", "evm.typed_data", "evm.transaction"]
+operations = ["evm.message", "evm.typed_data", "evm.transaction", "rpc.forward"]
 "#;
 
 /// Their policy: allow, but `test-client`'s messages are at most 64 bytes (so a refusal

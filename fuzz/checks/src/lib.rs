@@ -16,6 +16,7 @@ pub mod eip712;
 pub mod envelope_oaep;
 pub mod evm_transaction;
 pub mod policy;
+pub mod rpc_upstream_answer;
 pub mod solana_offchain;
 pub mod solana_transaction;
 mod solana_wire;
@@ -36,6 +37,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("solana_offchain", solana_offchain::check),
     ("policy", policy::check),
     ("config", config::check),
+    ("rpc_upstream_answer", rpc_upstream_answer::check),
 ];
 
 /// Reads an `arbitrary` value from all of `data`; `None` when the bytes do not make one

@@ -7,7 +7,7 @@
 use alloy_primitives::{Address, U256};
 use serde_json::{json, Map, Value};
 
-use super::upstream::{Upstream, UpstreamError};
+use super::upstream::{Node, UpstreamError};
 use crate::api::errors::refuse;
 use crate::http::Refusal;
 
@@ -19,6 +19,8 @@ pub const FALLBACK_PRIORITY_FEE: u64 = 1_000_000_000;
 pub fn refusal(e: &UpstreamError) -> Refusal {
     match e {
         UpstreamError::Refused { .. } => refuse("upstream_rejected", e.to_string()),
+        UpstreamError::TooLarge(_) => refuse("upstream_answer_too_large", e.to_string()),
+        UpstreamError::Busy(_) => refuse("upstream_busy", e.to_string()),
         _ => refuse("upstream_unavailable", e.to_string()),
     }
 }
@@ -61,14 +63,14 @@ fn node_quantity(method: &str, v: &Value) -> Result<U256, Refusal> {
         })
 }
 
-async fn ask(up: &Upstream, method: &str, params: Value) -> Result<U256, Refusal> {
+async fn ask(up: &Node<'_>, method: &str, params: Value) -> Result<U256, Refusal> {
     let v = up.call(method, params).await.map_err(|e| refusal(&e))?;
     node_quantity(method, &v)
 }
 
 /// Fills `nonce`, fees and `gas` of `tx` (sent by `from`) where the client left them out.
 pub async fn fill(
-    up: &Upstream,
+    up: &Node<'_>,
     tx: &mut Map<String, Value>,
     from: Address,
 ) -> Result<(), Refusal> {
@@ -93,7 +95,7 @@ pub async fn fill(
     Ok(())
 }
 
-async fn fill_fees(up: &Upstream, tx: &mut Map<String, Value>) -> Result<(), Refusal> {
+async fn fill_fees(up: &Node<'_>, tx: &mut Map<String, Value>) -> Result<(), Refusal> {
     let has_price = present(tx, "gasPrice");
     let has_max = present(tx, "maxFeePerGas");
     let has_tip = present(tx, "maxPriorityFeePerGas");

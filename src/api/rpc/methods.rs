@@ -7,8 +7,9 @@
 //! | `eth_signTypedData_v4 [address, typedData]` (and `eth_signTypedData`) | `evm.typed_data` |
 //! | `eth_signTransaction [tx]`, `eth_sendTransaction [tx]` (`from` selects the wallet) | `evm.transaction` |
 //!
-//! `eth_accounts` and `eth_chainId` are answered here; other `eth_*`, `net_*` and
-//! `web3_*` methods go to the `[rpc] upstream` node when there is one.
+//! `eth_accounts` and `eth_chainId` are answered here; the methods `rpc.forward_methods`
+//! names (matched exactly) go to the `[rpc] upstream` node when there is one, for a client
+//! granted `rpc.forward`; anything else is "method not found".
 
 use std::future::Future;
 
@@ -17,13 +18,14 @@ use alloy_eips::eip2718::Decodable2718;
 use alloy_primitives::{Address, TxKind};
 use serde_json::{json, Map, Value};
 
-use super::{fill, Ctx, RpcError};
+use super::upstream::Node;
+use super::{fill, Ctx, Reply, RpcError};
 use crate::api::errors::{self, refuse};
 use crate::api::grants::Grants;
 use crate::api::{no_grant, Face, SignCall, WalletKey};
 use crate::config::Operation;
 use crate::http::Refusal;
-use crate::store::wallets::{self as rows, Chain, Status};
+use crate::store::wallets::{self as rows, Chain};
 
 /// Method → the REST operation it is → the grant it needs (the README's table).
 pub const TABLE: &[(&str, &str, &str)] = &[
@@ -69,9 +71,9 @@ pub const TABLE: &[(&str, &str, &str)] = &[
         "evm.transaction",
     ),
     (
-        "other eth_*, net_*, web3_* (upstream)",
-        "forwarded to the upstream node",
-        "any grant",
+        "the methods of rpc.forward_methods (upstream)",
+        "forwarded to the upstream node, its answer passed on unparsed",
+        "rpc.forward",
     ),
 ];
 
@@ -80,10 +82,33 @@ pub(crate) async fn dispatch(
     ctx: &Ctx<'_>,
     method: &str,
     params: Value,
-) -> Result<Value, RpcError> {
+) -> Result<Reply, RpcError> {
+    if !served_here(method) {
+        return forward(ctx, method, params).await.map(Reply::Raw);
+    }
+    local(ctx, method, params).await.map(Reply::Json)
+}
+
+/// Whether keyward answers `method` itself (never forwarded, whatever the config says).
+fn served_here(method: &str) -> bool {
+    matches!(
+        method,
+        "eth_chainId"
+            | "eth_accounts"
+            | "eth_requestAccounts"
+            | "personal_sign"
+            | "eth_sign"
+            | "eth_signTypedData_v4"
+            | "eth_signTypedData"
+            | "eth_signTransaction"
+            | "eth_sendTransaction"
+    )
+}
+
+async fn local(ctx: &Ctx<'_>, method: &str, params: Value) -> Result<Value, RpcError> {
     match method {
         "eth_chainId" => chain_id(ctx).await,
-        "eth_accounts" | "eth_requestAccounts" => accounts(ctx),
+        "eth_accounts" | "eth_requestAccounts" => accounts(ctx).await,
         "personal_sign" => {
             let [data, address] = positional(params, "[data, address]")?;
             let address = address_param(&address, "params[1] (address)")?;
@@ -107,7 +132,7 @@ pub(crate) async fn dispatch(
             }
         }
         "eth_sendTransaction" => send_transaction(ctx, params).await,
-        other => forward(ctx, other, params).await,
+        other => Err(RpcError::method_not_found(other, "not served")),
     }
 }
 
@@ -133,25 +158,33 @@ async fn chain_id(ctx: &Ctx<'_>) -> Result<Value, RpcError> {
     }
 }
 
-/// The active EVM wallets this client holds any `evm.*` grant for, checksummed.
-fn accounts(ctx: &Ctx<'_>) -> Result<Value, RpcError> {
+/// The active EVM wallets this client holds any `evm.*` grant for, checksummed. Listed
+/// once per request (a batch of 100 `eth_accounts` reads the store once), without any
+/// wrapped material, off the async workers.
+async fn accounts(ctx: &Ctx<'_>) -> Result<Value, RpcError> {
     require_grants(ctx)?;
-    let config = ctx.api.app.config();
-    let g = Grants::of(&config, ctx.identity);
-    let all = ctx
-        .api
-        .app
-        .store
-        .read(rows::list)
-        .map_err(|e| RpcError::unaudited(&errors::store(&e)))?;
-    let addresses: Vec<Value> = all
-        .iter()
-        .filter(|w| w.chain == Chain::Evm && w.status == Status::Active)
-        .filter(|w| !g.operations_for(w).is_empty())
-        .filter_map(|w| w.address.as_deref()?.parse::<Address>().ok())
-        .map(|a| json!(a.to_checksum(None)))
-        .collect();
-    Ok(Value::Array(addresses))
+    let listed = ctx
+        .accounts
+        .get_or_try_init(|| async {
+            let active = ctx
+                .api
+                .app
+                .store
+                .read_async(|c| rows::active_without_material(c, Chain::Evm))
+                .await
+                .map_err(|e| RpcError::unaudited(&errors::store(&e)))?;
+            let config = ctx.api.app.config();
+            let g = Grants::of(&config, ctx.identity);
+            let addresses: Vec<Value> = active
+                .iter()
+                .filter(|w| !g.operations_for(w).is_empty())
+                .filter_map(|w| w.address.as_deref()?.parse::<Address>().ok())
+                .map(|a| json!(a.to_checksum(None)))
+                .collect();
+            Ok::<_, RpcError>(Value::Array(addresses))
+        })
+        .await?;
+    Ok(listed.clone())
 }
 
 /// Exactly `N` positional parameters.
@@ -262,7 +295,11 @@ async fn sign_transaction(
     let input = async move {
         apply_chain_id(ctx, &mut tx).await?;
         if let Some(up) = ctx.upstream_node()? {
-            fill::fill(&up, &mut tx, from).await?;
+            let node = Node {
+                upstream: &up,
+                budget: &ctx.budget,
+            };
+            fill::fill(&node, &mut tx, from).await?;
         }
         Ok(json!({ "transaction": Value::Object(tx) }))
     };
@@ -303,8 +340,17 @@ async fn send_transaction(ctx: &Ctx<'_>, params: Value) -> Result<Value, RpcErro
     let answer = sign_transaction(ctx, "eth_sendTransaction", params).await?;
     let audit_id = ctx.last_audit_id().unwrap_or_default();
     let raw = answer["rawTransaction"].clone();
-    match up.forward("eth_sendRawTransaction", json!([raw])).await {
-        Ok(Ok(hash)) => Ok(hash),
+    let node = Node {
+        upstream: &up,
+        budget: &ctx.budget,
+    };
+    match node.forward("eth_sendRawTransaction", json!([raw])).await {
+        Ok(Ok(hash)) => serde_json::from_str(hash.get()).map_err(|_| {
+            RpcError::unaudited(&refuse(
+                "upstream_unavailable",
+                "signed and sent, but the node's answer is not JSON",
+            ))
+        }),
         // the node's own error (nonce too low, insufficient funds, …) as it gave it, with
         // the audit id of the signature it refused
         Ok(Err(e)) => {
@@ -332,30 +378,25 @@ async fn send_transaction(ctx: &Ctx<'_>, params: Value) -> Result<Value, RpcErro
     }
 }
 
-/// Methods keyward answers itself or refuses, and never forwards: the node would answer
-/// them with its own accounts and keys.
-fn local_only(method: &str) -> bool {
-    method.starts_with("eth_sign")
-        || matches!(
-            method,
-            "eth_sendTransaction" | "eth_accounts" | "eth_requestAccounts"
-        )
-}
-
-async fn forward(ctx: &Ctx<'_>, method: &str, params: Value) -> Result<Value, RpcError> {
-    if local_only(method) {
+/// Forwards `method` when `rpc.forward_methods` names it exactly (an allowlist: a method
+/// is forwarded because the operator listed it, never because keyward failed to
+/// recognise it) and the client holds `rpc.forward`. The node's result is passed on as
+/// its JSON text.
+async fn forward(
+    ctx: &Ctx<'_>,
+    method: &str,
+    params: Value,
+) -> Result<Box<serde_json::value::RawValue>, RpcError> {
+    let listed = {
+        let config = ctx.api.app.config();
+        // exact bytes: `ETH_CALL`, ` eth_call` or `eth_call\u0000` are other methods
+        config.rpc.forward_methods.iter().any(|m| m == method)
+            && !crate::config::rpc::never_forwarded(method)
+    };
+    if !listed {
         return Err(RpcError::method_not_found(
             method,
-            "keyward serves eth_sign, personal_sign, eth_signTypedData_v4 (eth_signTypedData) and eth_signTransaction, and forwards no signing method",
-        ));
-    }
-    let forwardable = ["eth_", "net_", "web3_"]
-        .iter()
-        .any(|p| method.starts_with(p));
-    if !forwardable {
-        return Err(RpcError::method_not_found(
-            method,
-            "only eth_*, net_* and web3_* methods are forwarded to an upstream node",
+            "keyward serves eth_accounts, eth_chainId, eth_sign, personal_sign, eth_signTypedData_v4 (eth_signTypedData), eth_signTransaction and eth_sendTransaction, and forwards only the methods rpc.forward_methods lists (exact names)",
         ));
     }
     let Some(up) = ctx.upstream_node().map_err(|r| RpcError::unaudited(&r))? else {
@@ -365,7 +406,23 @@ async fn forward(ctx: &Ctx<'_>, method: &str, params: Value) -> Result<Value, Rp
         ));
     };
     require_grants(ctx)?;
-    match up.forward(method, params).await {
+    {
+        let config = ctx.api.app.config();
+        if !Grants::of(&config, ctx.identity).has_operation(Operation::RpcForward) {
+            return Err(RpcError::unaudited(&refuse(
+                "not_authorized",
+                format!(
+                    "client {} may not use the upstream node: forwarding needs the `rpc.forward` operation",
+                    ctx.identity
+                ),
+            )));
+        }
+    }
+    let node = Node {
+        upstream: &up,
+        budget: &ctx.budget,
+    };
+    match node.forward(method, params).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(RpcError {
             code: e.code,
@@ -497,10 +554,25 @@ mod tests {
             "eth_signTransaction",
             "eth_sendTransaction",
             "eth_accounts",
+            "eth_decrypt",
+            "personal_sign",
+            "personal_unlockAccount",
         ] {
-            assert!(local_only(m), "{m}");
+            assert!(
+                served_here(m) || crate::config::rpc::never_forwarded(m),
+                "{m}"
+            );
         }
-        assert!(!local_only("eth_sendRawTransaction"));
-        assert!(!local_only("eth_getBalance"));
+        assert!(!crate::config::rpc::never_forwarded(
+            "eth_sendRawTransaction"
+        ));
+        assert!(!crate::config::rpc::never_forwarded("eth_getBalance"));
+        // the default list holds nothing that is never forwarded or served here
+        for m in crate::config::rpc::DEFAULT_FORWARD_METHODS {
+            assert!(
+                !crate::config::rpc::never_forwarded(m) && !served_here(m),
+                "{m}"
+            );
+        }
     }
 }

@@ -3,23 +3,125 @@
 //! transaction takes at most four, plus the send), and a fresh connection never fails on
 //! a socket the node closed while it sat idle.
 //!
-//! Bounded: every call (connect, TLS, request, whole answer) within `upstream_timeout`,
-//! and the answer within [`MAX_ANSWER`] bytes. Must never: follow redirects, send
+//! Bounded: every call (connect, TLS, request, whole answer) within `upstream_timeout`;
+//! the bytes of the answers one request (a whole batch) holds within
+//! `rpc.max_upstream_response_bytes`, and those all requests hold at once within
+//! `rpc.max_upstream_inflight_bytes` ([`Budget`]). A forwarded result is kept as the
+//! node's own JSON text ([`RawValue`]), never built into a `Value`: a `Value` of a large
+//! block or log list takes many times its text's size. Must never: follow redirects, send
 //! anything but the JSON-RPC request it was given, or put the node's raw answer in a log.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::{Request, Uri};
 use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::rpc::RpcConfig;
 
-/// Largest upstream answer read (a forwarded `eth_getLogs` or block can be large).
-pub const MAX_ANSWER: usize = 16 * 1024 * 1024;
+/// Largest `error.data` of a node's error kept (a revert reason is a few hundred bytes);
+/// a larger one makes the answer garbage.
+pub const MAX_ERROR_DATA: usize = 64 * 1024;
+
+/// The bytes of upstream answers one request may still take, and its share of the
+/// process-wide bound (released when the request's answer is built and the budget
+/// dropped). Taking never waits: past either bound the call fails at once, so two
+/// requests each holding part of the shared bound cannot wait on each other.
+pub struct Budget {
+    request_limit: usize,
+    inflight_limit: usize,
+    remaining: Mutex<usize>,
+    shared: Arc<Semaphore>,
+    held: Mutex<Option<OwnedSemaphorePermit>>,
+}
+
+impl std::fmt::Debug for Budget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Budget")
+            .field("request_limit", &self.request_limit)
+            .field("inflight_limit", &self.inflight_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Budget {
+    /// A request's budget: `request_limit` bytes of its own, taken from `shared` (a
+    /// semaphore of `inflight_limit` permits, one per byte).
+    pub fn new(request_limit: usize, inflight_limit: usize, shared: Arc<Semaphore>) -> Budget {
+        Budget {
+            request_limit,
+            inflight_limit,
+            remaining: Mutex::new(request_limit),
+            shared,
+            held: Mutex::new(None),
+        }
+    }
+
+    /// The shared semaphore for `inflight_limit` bytes.
+    pub fn shared(inflight_limit: usize) -> Arc<Semaphore> {
+        Arc::new(Semaphore::new(inflight_limit.min(Semaphore::MAX_PERMITS)))
+    }
+
+    /// Whether `n` more bytes would fit this request's own bound.
+    fn fits(&self, n: usize) -> Result<(), UpstreamError> {
+        let remaining = *self.remaining.lock().unwrap_or_else(|p| p.into_inner());
+        if n > remaining {
+            return Err(UpstreamError::TooLarge(self.request_limit));
+        }
+        Ok(())
+    }
+
+    /// Takes `n` bytes from both bounds, or fails naming the one that is exhausted.
+    pub fn take(&self, n: usize) -> Result<(), UpstreamError> {
+        let mut remaining = self.remaining.lock().unwrap_or_else(|p| p.into_inner());
+        if n > *remaining {
+            return Err(UpstreamError::TooLarge(self.request_limit));
+        }
+        let permits = u32::try_from(n).map_err(|_| UpstreamError::TooLarge(self.request_limit))?;
+        let permit = self
+            .shared
+            .clone()
+            .try_acquire_many_owned(permits)
+            .map_err(|_| UpstreamError::Busy(self.inflight_limit))?;
+        *remaining -= n;
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        match held.as_mut() {
+            Some(h) => h.merge(permit),
+            None => *held = Some(permit),
+        }
+        Ok(())
+    }
+}
+
+/// The upstream node with the budget of the request calling it.
+#[derive(Debug, Clone, Copy)]
+pub struct Node<'a> {
+    /// The node.
+    pub upstream: &'a Upstream,
+    /// The request's budget.
+    pub budget: &'a Budget,
+}
+
+impl Node<'_> {
+    /// [`Upstream::call`] within the budget.
+    pub async fn call(&self, method: &str, params: Value) -> Result<Value, UpstreamError> {
+        self.upstream.call(method, params, self.budget).await
+    }
+
+    /// [`Upstream::forward`] within the budget.
+    pub async fn forward(&self, method: &str, params: Value) -> Result<Forwarded, UpstreamError> {
+        self.upstream.forward(method, params, self.budget).await
+    }
+}
+
+/// The node's answer to one call: its result as it sent it, or its error.
+pub type Forwarded = Result<Box<RawValue>, RpcErrorObject>;
 
 /// A JSON-RPC error object (the node's, passed on as it is).
 #[derive(Debug, Clone, PartialEq)]
@@ -47,9 +149,12 @@ pub enum UpstreamError {
     /// No whole answer within the bound.
     #[error("the upstream node did not answer within {0:?}")]
     Timeout(Duration),
-    /// The answer is larger than [`MAX_ANSWER`].
-    #[error("the upstream node's answer exceeds {MAX_ANSWER} bytes")]
-    TooLarge,
+    /// The answers to this request exceed `rpc.max_upstream_response_bytes`.
+    #[error("the upstream node's answers to this request exceed rpc.max_upstream_response_bytes ({0} bytes)")]
+    TooLarge(usize),
+    /// The answers all requests hold would exceed `rpc.max_upstream_inflight_bytes`.
+    #[error("the upstream answers held by all requests at once would exceed rpc.max_upstream_inflight_bytes ({0} bytes); retry shortly")]
+    Busy(usize),
     /// Not a JSON-RPC answer.
     #[error("the upstream node's answer is not JSON-RPC ({0})")]
     Garbage(String),
@@ -144,10 +249,10 @@ impl Upstream {
     }
 
     /// The node's `eth_chainId`.
-    pub async fn chain_id(&self) -> Result<u64, UpstreamError> {
+    pub async fn chain_id(&self, budget: &Budget) -> Result<u64, UpstreamError> {
         self.chain_id
             .get_or_try_init(|| async {
-                let v = self.call("eth_chainId", json!([])).await?;
+                let v = self.call("eth_chainId", json!([]), budget).await?;
                 v.as_str()
                     .and_then(|s| s.strip_prefix("0x"))
                     .and_then(|h| u64::from_str_radix(h, 16).ok())
@@ -162,9 +267,16 @@ impl Upstream {
 
     /// Calls `method` and returns its result, or the node's error as
     /// [`UpstreamError::Refused`].
-    pub async fn call(&self, method: &str, params: Value) -> Result<Value, UpstreamError> {
-        match self.forward(method, params).await? {
-            Ok(v) => Ok(v),
+    pub async fn call(
+        &self,
+        method: &str,
+        params: Value,
+        budget: &Budget,
+    ) -> Result<Value, UpstreamError> {
+        match self.forward(method, params, budget).await? {
+            // only keyward's own calls (chain id, transaction fields) come here: small
+            Ok(raw) => serde_json::from_str(raw.get())
+                .map_err(|_| UpstreamError::Garbage("the result is not JSON".into())),
             Err(error) => Err(UpstreamError::Refused {
                 method: method.to_owned(),
                 error,
@@ -172,21 +284,23 @@ impl Upstream {
         }
     }
 
-    /// Calls `method` and returns the node's result or its JSON-RPC error object.
+    /// Calls `method` and returns the node's result (its JSON text) or its JSON-RPC error
+    /// object; the answer's bytes are taken from `budget`.
     pub async fn forward(
         &self,
         method: &str,
         params: Value,
-    ) -> Result<Result<Value, RpcErrorObject>, UpstreamError> {
+        budget: &Budget,
+    ) -> Result<Forwarded, UpstreamError> {
         let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
         let bytes = serde_json::to_vec(&body).map_err(|e| UpstreamError::Http(e.to_string()))?;
-        let answer = tokio::time::timeout(self.timeout, self.post(bytes))
+        let answer = tokio::time::timeout(self.timeout, self.post(bytes, budget))
             .await
             .map_err(|_| UpstreamError::Timeout(self.timeout))??;
         parse_answer(&answer)
     }
 
-    async fn post(&self, body: Vec<u8>) -> Result<Bytes, UpstreamError> {
+    async fn post(&self, body: Vec<u8>, budget: &Budget) -> Result<Vec<u8>, UpstreamError> {
         let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|e| UpstreamError::Connect(e.to_string()))?;
@@ -199,13 +313,18 @@ impl Upstream {
                     .connect(name, tcp)
                     .await
                     .map_err(|e| UpstreamError::Connect(format!("TLS: {e}")))?;
-                self.exchange(TokioIo::new(tls), body).await
+                self.exchange(TokioIo::new(tls), body, budget).await
             }
-            None => self.exchange(TokioIo::new(tcp), body).await,
+            None => self.exchange(TokioIo::new(tcp), body, budget).await,
         }
     }
 
-    async fn exchange<T>(&self, io: TokioIo<T>, body: Vec<u8>) -> Result<Bytes, UpstreamError>
+    async fn exchange<T>(
+        &self,
+        io: TokioIo<T>,
+        body: Vec<u8>,
+        budget: &Budget,
+    ) -> Result<Vec<u8>, UpstreamError>
     where
         T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -228,52 +347,92 @@ impl Upstream {
             .await
             .map_err(|e| UpstreamError::Http(e.to_string()))?;
         let status = resp.status();
-        let bytes = match Limited::new(resp.into_body(), MAX_ANSWER).collect().await {
-            Ok(c) => c.to_bytes(),
-            Err(e)
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some() =>
-            {
-                return Err(UpstreamError::TooLarge)
+        // a declared length past the bound is refused before a byte of it is read
+        let declared = resp
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        if let Some(n) = declared {
+            budget.fits(n)?;
+        }
+        let mut bytes = Vec::with_capacity(declared.unwrap_or(0));
+        let mut body = resp.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| UpstreamError::Http(e.to_string()))?;
+            if let Ok(data) = frame.into_data() {
+                // counted as it arrives: an answer past the bound is never held whole
+                budget.take(data.len())?;
+                bytes.extend_from_slice(&data);
             }
-            Err(e) => return Err(UpstreamError::Http(e.to_string())),
-        };
+        }
         // a node may put a JSON-RPC error under a 4xx/5xx status: the body decides, and
         // the status is named only when the body is not JSON-RPC
-        if !status.is_success() && serde_json::from_slice::<Value>(&bytes).is_err() {
+        if !status.is_success() && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err()
+        {
             return Err(UpstreamError::Garbage(format!("HTTP {status}")));
         }
         Ok(bytes)
     }
 }
 
+/// A JSON-RPC answer as read: `result` kept as text, everything else skipped unbuilt.
+#[derive(Deserialize)]
+struct AnswerShape {
+    /// `Some` when the key is present, `null` included.
+    #[serde(default, deserialize_with = "present_raw")]
+    result: Option<Box<RawValue>>,
+    #[serde(default)]
+    error: Option<Box<RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct ErrorShape {
+    code: Option<Value>,
+    message: Option<Value>,
+    #[serde(default)]
+    data: Option<Box<RawValue>>,
+}
+
+fn present_raw<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(d).map(Some)
+}
+
 /// The result or error of a single JSON-RPC answer.
-fn parse_answer(bytes: &[u8]) -> Result<Result<Value, RpcErrorObject>, UpstreamError> {
-    let v: Value = serde_json::from_slice(bytes)
-        .map_err(|_| UpstreamError::Garbage("the body is not JSON".into()))?;
-    let Value::Object(mut m) = v else {
-        return Err(UpstreamError::Garbage(
-            "the body is not a JSON object".into(),
-        ));
-    };
-    if let Some(e) = m.remove("error").filter(|e| !e.is_null()) {
-        let code = e.get("code").and_then(Value::as_i64);
-        let message = e.get("message").and_then(Value::as_str);
+pub fn parse_answer(bytes: &[u8]) -> Result<Forwarded, UpstreamError> {
+    let garbage = |m: &str| UpstreamError::Garbage(m.into());
+    // a struct also deserializes from an array: only an object is an answer
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(garbage("the body is not a JSON object"));
+    }
+    let shape: AnswerShape =
+        serde_json::from_slice(bytes).map_err(|_| garbage("the body is not a JSON-RPC answer"))?;
+    if let Some(e) = shape.error.filter(|e| e.get() != "null") {
+        let e: ErrorShape =
+            serde_json::from_str(e.get()).map_err(|_| garbage("the error is not an object"))?;
+        let code = e.code.as_ref().and_then(Value::as_i64);
+        let message = e.message.as_ref().and_then(Value::as_str);
+        let data = match e.data {
+            None => None,
+            Some(d) if d.get().len() > MAX_ERROR_DATA => {
+                return Err(garbage("error.data is larger than 64 KiB"))
+            }
+            Some(d) => {
+                Some(serde_json::from_str::<Value>(d.get()).map_err(|_| garbage("error.data"))?)
+            }
+        };
         return match (code, message) {
             (Some(code), Some(message)) => Ok(Err(RpcErrorObject {
                 code,
                 // the node's text goes back to the client: bounded
                 message: message.chars().take(1024).collect(),
-                data: e.get("data").cloned(),
+                data,
             })),
-            _ => Err(UpstreamError::Garbage(
-                "an error without an integer code and a message".into(),
-            )),
+            _ => Err(garbage("an error without an integer code and a message")),
         };
     }
-    match m.remove("result") {
+    match shape.result {
         Some(r) => Ok(Ok(r)),
-        None => Err(UpstreamError::Garbage("neither result nor error".into())),
+        None => Err(garbage("neither result nor error")),
     }
 }
 
@@ -281,15 +440,21 @@ fn parse_answer(bytes: &[u8]) -> Result<Result<Value, RpcErrorObject>, UpstreamE
 mod tests {
     use super::*;
 
+    fn result(bytes: &[u8]) -> String {
+        parse_answer(bytes).unwrap().unwrap().get().to_owned()
+    }
+
     #[test]
     fn answers_are_parsed_strictly() {
         assert_eq!(
-            parse_answer(br#"{"jsonrpc":"2.0","id":1,"result":"0x1"}"#).unwrap(),
-            Ok(json!("0x1"))
+            result(br#"{"jsonrpc":"2.0","id":1,"result":"0x1"}"#),
+            r#""0x1""#
         );
+        assert_eq!(result(br#"{"jsonrpc":"2.0","id":1,"result":null}"#), "null");
+        // kept as the node wrote it, not rebuilt
         assert_eq!(
-            parse_answer(br#"{"jsonrpc":"2.0","id":1,"result":null}"#).unwrap(),
-            Ok(Value::Null)
+            result(br#"{"id":1,"result": {"b" : [1, 2],"a":1} ,"error":null}"#),
+            r#"{"b" : [1, 2],"a":1}"#
         );
         let e = parse_answer(
             br#"{"id":1,"error":{"code":-32000,"message":"nonce too low","data":"x"}}"#,
@@ -304,6 +469,10 @@ mod tests {
             b"[1]",
             br#"{"id":1}"#,
             br#"{"error":{"code":"x","message":"m"}}"#,
+            br#"[{"result":1}]"#,
+            br#"["0x1", null]"#,
+            br#"{"result":1"#,
+            br#"{"error":7}"#,
         ] {
             assert!(
                 matches!(parse_answer(bad), Err(UpstreamError::Garbage(_))),
@@ -311,6 +480,40 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn error_data_is_bounded() {
+        let big = format!(
+            r#"{{"id":1,"error":{{"code":3,"message":"m","data":"{}"}}}}"#,
+            "a".repeat(MAX_ERROR_DATA)
+        );
+        assert!(matches!(
+            parse_answer(big.as_bytes()),
+            Err(UpstreamError::Garbage(_))
+        ));
+    }
+
+    #[test]
+    fn budgets_bound_one_request_and_all_together() {
+        let shared = Budget::shared(1000);
+        let a = Budget::new(600, 1000, shared.clone());
+        let b = Budget::new(600, 1000, shared.clone());
+        a.take(400).unwrap();
+        a.take(200).unwrap();
+        // a's own bound: 600
+        assert!(matches!(a.take(1), Err(UpstreamError::TooLarge(600))));
+        assert!(matches!(a.fits(1), Err(UpstreamError::TooLarge(600))));
+        // 600 of the shared 1000 are held by a: b may take 400, not 401
+        assert!(matches!(b.take(401), Err(UpstreamError::Busy(1000))));
+        b.take(400).unwrap();
+        assert!(matches!(b.take(1), Err(UpstreamError::Busy(1000))));
+        assert_eq!(shared.available_permits(), 0);
+        // a request's share is released with its budget
+        drop(a);
+        assert_eq!(shared.available_permits(), 600);
+        b.take(200).unwrap();
+        assert!(matches!(b.take(1), Err(UpstreamError::TooLarge(600))));
     }
 
     #[test]
