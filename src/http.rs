@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
@@ -72,26 +72,55 @@ pub fn text(status: StatusCode, content_type: &'static str, body: String) -> Res
         .expect("static response parts")
 }
 
+/// Bytes read and thrown away after a body passed its limit, so that a client still
+/// writing sees the 413 instead of a connection reset (closing with unread data makes the
+/// kernel send RST, which can destroy the answer before the client reads it). A body
+/// larger still is cut off.
+const DRAIN_AFTER_LIMIT: usize = 4 * 1024 * 1024;
+
 /// Reads the whole body, refusing more than `limit` bytes (413).
-pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Refusal> {
-    match Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(Refusal::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("request body exceeds {limit} bytes"),
-            ))
+pub async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, Refusal> {
+    let mut buf = bytes::BytesMut::new();
+    let mut over = false;
+    let mut drained = 0usize;
+    loop {
+        match body.frame().await {
+            None => break,
+            Some(Err(_)) if !over => {
+                return Err(Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    "body_unreadable",
+                    "request body could not be read",
+                ))
+            }
+            Some(Err(_)) => break,
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                if over {
+                    drained += data.len();
+                    if drained > DRAIN_AFTER_LIMIT {
+                        break;
+                    }
+                } else if buf.len() + data.len() > limit {
+                    over = true;
+                    drained = buf.len() + data.len() - limit;
+                    buf = bytes::BytesMut::new();
+                } else {
+                    buf.extend_from_slice(&data);
+                }
+            }
         }
-        Err(_) => Err(Refusal::new(
-            StatusCode::BAD_REQUEST,
-            "body_unreadable",
-            "request body could not be read",
-        )),
     }
+    if over {
+        return Err(Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request body exceeds {limit} bytes"),
+        ));
+    }
+    Ok(buf.freeze())
 }
 
 /// Runs `fut`, turning a panic inside it into a 500 `internal_error` refusal. A bug
