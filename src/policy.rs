@@ -635,6 +635,50 @@ mod tests {
     }
 
     #[test]
+    fn thirty_two_byte_messages_need_what_digests_need() {
+        let m32 = Subject::EvmMessage { len: DIGEST_LEN };
+        let rule = |p: &Policy, s: &Subject| {
+            decide(p, "c", "evm", s, &Totals::new())
+                .denial
+                .map(|d| d.rule)
+        };
+        // no policy, a message rule, default allow: refused
+        for p in [
+            Policy::permissive(),
+            policy("[[rule]]\nid = \"m\"\nmessage = {}\n"),
+            policy("default = \"allow\"\n[[rule]]\nid = \"m\"\nmessage = {}\n"),
+        ] {
+            assert_eq!(rule(&p, &m32).as_deref(), Some(DIGEST_MESSAGE));
+            for len in [31, 33] {
+                assert_eq!(rule(&p, &Subject::EvmMessage { len }), None);
+            }
+        }
+        // hash.allow for this client and wallet
+        let p = policy(
+            "[[rule]]\nid = \"m\"\nmessage = {}\n[[rule]]\nid = \"h\"\nhash = { allow = true }\n",
+        );
+        assert_eq!(rule(&p, &m32), None);
+        // ... but not for another client, nor when a second hash rule refuses
+        let p = policy("[[rule]]\nid = \"m\"\nmessage = {}\n[[rule]]\nid = \"h\"\nclients = [\"x\"]\nhash = { allow = true }\n");
+        assert_eq!(rule(&p, &m32).as_deref(), Some(DIGEST_MESSAGE));
+        let p = policy("[[rule]]\nid = \"m\"\nmessage = {}\n[[rule]]\nid = \"h\"\nhash = { allow = true }\n[[rule]]\nid = \"h2\"\nhash = {}\n");
+        assert_eq!(rule(&p, &m32).as_deref(), Some(DIGEST_MESSAGE));
+        // allow_digests on every covering message rule
+        let p = policy("[[rule]]\nid = \"m\"\nmessage = { allow_digests = true }\n");
+        assert_eq!(rule(&p, &m32), None);
+        let p = policy("[[rule]]\nid = \"m\"\nmessage = { allow_digests = true }\n[[rule]]\nid = \"m2\"\nmessage = {}\n");
+        assert_eq!(rule(&p, &m32).as_deref(), Some(DIGEST_MESSAGE));
+        // and the message rules still apply
+        let p = policy("[[rule]]\nid = \"m\"\nmessage = { allow_digests = true, max_len = 31 }\n");
+        assert_eq!(rule(&p, &m32).as_deref(), Some("m"));
+        // Solana messages are not EIP-191
+        assert_eq!(
+            rule(&Policy::permissive(), &Subject::SolanaMessage { len: 32 }),
+            None
+        );
+    }
+
+    #[test]
     fn wallet_selectors_match_whole_values() {
         let w = WalletRef {
             id: "w1",

@@ -675,6 +675,13 @@ fn compile_rule(r: &RuleConfig, at: &str) -> Result<Rule, PolicyError> {
                     })
                 })
                 .collect::<Result<_, PolicyError>>()?;
+            let scoped = r.evm.as_ref().is_some_and(|e| !e.chain_ids.is_empty());
+            if t.allow_domain_without_chain_id && !scoped {
+                return Err(err(
+                    format!("{k}.allow_domain_without_chain_id"),
+                    "applies only to a rule whose evm.chain_ids scopes it (without a scope every domain is accepted)",
+                ));
+            }
             if let Some(both) = t
                 .allow_primary_types
                 .iter()

@@ -672,4 +672,68 @@ mod tests {
         assert_eq!(rule, "t");
         assert!(reason.contains("spender"), "{reason}");
     }
+
+    #[test]
+    fn a_value_cap_alone_refuses_unpriced_families() {
+        let p = policy("[[rule]]\nid = \"t\"\ntyped_data = { allow_primary_types = [\"SafeTx\"] }\n[rule.evm]\nmax_value = { \"*\" = \"1\" }\n");
+        assert_eq!(
+            refusal(&p, &named("SafeTx")).unwrap().0,
+            UNPRICED_TYPED_DATA
+        );
+    }
+
+    #[test]
+    fn the_rules_chains_reach_typed_data() {
+        let scoped = |extra: &str| {
+            policy(&format!(
+                "[[rule]]\nid = \"t\"\n[rule.typed_data]\nallow_primary_types = [\"Permit\", \"*\"]\n{extra}[rule.evm]\nchain_ids = [8453]\n[[rule.evm.token]]\ncontract = \"{TOKEN:#x}\"\nchain_id = 8453\nmax_per_tx = \"100\"\n"
+            ))
+        };
+        let on = |chain: Option<u64>| {
+            let mut d = json!({"name": "X"});
+            let mut f = vec![json!({"name": "name", "type": "string"})];
+            if let Some(c) = chain {
+                d["chainId"] = json!(c);
+                f.push(json!({"name": "chainId", "type": "uint256"}));
+            }
+            let td = json!({"types": {"EIP712Domain": f, "Login": [{"name": "n", "type": "uint256"}]},
+                "primaryType": "Login", "domain": d, "message": {"n": 1}});
+            Subject::EvmTypedData(Box::new(typed_data(&td).unwrap()))
+        };
+        let p = scoped("");
+        assert_eq!(refusal(&p, &on(Some(8453))), None);
+        assert!(refusal(&p, &on(Some(1)))
+            .unwrap()
+            .1
+            .contains("not in evm.chain_ids"));
+        assert!(refusal(&p, &on(None)).unwrap().1.contains("no chainId"));
+        let lenient = scoped("allow_domain_without_chain_id = true\n");
+        assert_eq!(refusal(&lenient, &on(None)), None);
+        // priced against the Base cap, not passed as an uncapped token
+        let base_permit = subject(
+            &fam::Permit {
+                owner: Address::repeat_byte(1),
+                spender: SPENDER,
+                value: U256::from(101),
+                nonce: U256::ZERO,
+                deadline: U256::from(1),
+            },
+            eip712_domain! { name: "USD Coin", version: "2", chain_id: 8453, verifying_contract: TOKEN, },
+        );
+        assert!(refusal(&p, &base_permit)
+            .unwrap()
+            .1
+            .contains("max_per_tx 100"));
+        // the key means nothing without a chain scope: config refuses it
+        let e = crate::policy::PolicySection::parse_file(
+            "[[rule]]\nid = \"t\"\ntyped_data = { allow_domain_without_chain_id = true }\n",
+        )
+        .unwrap()
+        .compile()
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("allow_domain_without_chain_id"),
+            "{e}"
+        );
+    }
 }

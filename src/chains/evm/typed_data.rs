@@ -466,3 +466,78 @@ fn witness_prefix_ok(types: &Value, primary: &str) -> bool {
         && declared(types, "TokenPermissions").as_deref()
             == Some(&[("token", "address"), ("amount", "uint256")][..])
 }
+
+#[cfg(test)]
+mod tests {
+    //! Structural classification: shapes built by hand, and the EIP's own Mail example.
+
+    use super::*;
+    use serde_json::json;
+
+    fn family(types: Value, primary: &str, message: Value) -> TypedFamily {
+        let mut t = types;
+        t["EIP712Domain"] = json!([{"name": "name", "type": "string"}]);
+        let v = json!({"types": t, "primaryType": primary, "domain": {"name": "X"}, "message": message});
+        let td: TypedData = serde_json::from_value(v.clone()).unwrap();
+        classify(&td, &v["types"])
+    }
+
+    fn moving(f: &TypedFamily) -> bool {
+        f.moves_assets()
+    }
+
+    #[test]
+    fn structure_and_references_mark_asset_moving_messages() {
+        let a = "0x00000000000000000000000000000000000000b0";
+        // a party with an amount, a flag or call data, at any depth, under any name
+        for (types, primary, msg) in [
+            (
+                json!({"A": [{"name": "spender", "type": "address"}, {"name": "n", "type": "uint8"}]}),
+                "A",
+                json!({"spender": a, "n": 1}),
+            ),
+            (
+                json!({"A": [{"name": "_Operator", "type": "address"}, {"name": "ok", "type": "bool"}]}),
+                "A",
+                json!({"_Operator": a, "ok": true}),
+            ),
+            (
+                json!({"A": [{"name": "x", "type": "B[]"}], "B": [{"name": "targets", "type": "address[]"}, {"name": "to", "type": "address"}, {"name": "v", "type": "int256"}]}),
+                "A",
+                json!({"x": [{"targets": [a], "to": a, "v": 1}]}),
+            ),
+            (
+                json!({"A": [{"name": "callData", "type": "bytes"}]}),
+                "A",
+                json!({"callData": "0x01"}),
+            ),
+            // a known family referenced, not primary: the wrapper is what it wraps
+            (
+                json!({"A": [{"name": "m", "type": "SafeTx"}], "SafeTx": [{"name": "nonce", "type": "uint256"}]}),
+                "A",
+                json!({"m": {"nonce": 1}}),
+            ),
+        ] {
+            let f = family(types.clone(), primary, msg);
+            assert!(moving(&f), "{types}: {f:?}");
+        }
+        // the EIP's Mail example and a login move nothing
+        let mail: Value =
+            serde_json::from_str(include_str!("../../../tests/fixtures/eip712_mail.json")).unwrap();
+        let td: TypedData = serde_json::from_value(mail.clone()).unwrap();
+        assert_eq!(classify(&td, &mail["types"]), TypedFamily::Other);
+        let login = family(
+            json!({"Login": [{"name": "user", "type": "address"}, {"name": "nonce", "type": "uint256"}, {"name": "note", "type": "string"}]}),
+            "Login",
+            json!({"user": a, "nonce": 1, "note": "hi"}),
+        );
+        assert_eq!(login, TypedFamily::Other);
+        // a party alone, or an amount alone, is not enough
+        let party_only = family(
+            json!({"A": [{"name": "to", "type": "address"}, {"name": "note", "type": "string"}]}),
+            "A",
+            json!({"to": a, "note": "x"}),
+        );
+        assert_eq!(party_only, TypedFamily::Other);
+    }
+}

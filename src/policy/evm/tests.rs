@@ -395,3 +395,114 @@ fn decoded_recipients_and_spenders_meet_the_address_lists() {
     ));
     assert_eq!(refusal(&p, TOKEN, t), None);
 }
+
+// --- issue 22: NFT calls, wrappers, allowances no cap bounds ---
+
+sol! {
+    interface Nft {
+        function setApprovalForAll(address, bool);
+        function safeTransferFrom(address, address, uint256);
+    }
+    interface Account {
+        function execute(address, uint256, bytes);
+    }
+}
+
+const NFT: &str = "0x00000000000000000000000000000000000000a7";
+
+#[test]
+fn nft_operator_approvals_are_unlimited_and_transfers_unpriced_under_caps() {
+    let all = Nft::setApprovalForAllCall {
+        _0: addr(BOB),
+        _1: true,
+    }
+    .abi_encode();
+    let plain = policy("[[rule]]\nid = \"e\"\nevm = {}\n");
+    for p in [&capped(), &plain] {
+        let (rule, reason) = refusal(p, NFT, all.clone()).unwrap();
+        assert_eq!(rule, "e");
+        assert!(reason.contains("unlimited allowance"), "{reason}");
+    }
+    let exempt = policy(&format!(
+        "[[rule]]\nid = \"e\"\n[rule.evm]\n[[rule.evm.token]]\ncontract = \"{NFT}\"\nunlimited_approval = true\n"
+    ));
+    assert_eq!(refusal(&exempt, NFT, all), None);
+    let send = Nft::safeTransferFromCall {
+        _0: addr(BOB),
+        _1: addr(BOB),
+        _2: U256::from(1),
+    }
+    .abi_encode();
+    assert_eq!(
+        refusal(&capped(), NFT, send.clone()).unwrap().0,
+        UNPRICED_CALL
+    );
+    assert_eq!(refusal(&plain, NFT, send.clone()), None);
+    let listed = policy(&format!(
+        "[[rule]]\nid = \"e\"\n[rule.evm]\nmax_value = {{ \"*\" = \"1\" }}\nselectors = {{ \"{NFT}\" = [\"0x42842e0e\"] }}\n"
+    ));
+    assert_eq!(refusal(&listed, NFT, send), None);
+}
+
+#[test]
+fn execute_value_counts_as_native_spend() {
+    let exe = Account::executeCall {
+        _0: addr(BOB),
+        _1: U256::from(1001),
+        _2: Default::default(),
+    }
+    .abi_encode();
+    let p = policy("[[rule]]\nid = \"e\"\n[rule.evm]\nmax_value = { \"*\" = \"1000\" }\n[[rule.evm.spend]]\nchain_id = 1\nwindow = \"1h\"\nmax = \"5000\"\n");
+    let (rule, reason) = refusal(&p, BOB, exe).unwrap();
+    assert_eq!(rule, "e");
+    assert!(reason.contains("max_value"), "{reason}");
+    let ok = Account::executeCall {
+        _0: addr(BOB),
+        _1: U256::from(600),
+        _2: Default::default(),
+    }
+    .abi_encode();
+    let d = decide(
+        &p,
+        "c",
+        "evm",
+        &tx(Some(BOB), 400, &call(ok)),
+        &Totals::new(),
+    );
+    assert!(d.allowed(), "{d:?}");
+    assert_eq!(d.spend[0].1, U256::from(1000), "outer 400 + inner 600");
+}
+
+#[test]
+fn allowances_no_cap_bounds_need_an_allowlist_or_unlimited_approval() {
+    let under = (U256::from(1) << 255) - U256::from(1);
+    let approve = |amount| {
+        Token::approveCall {
+            _0: addr(BOB),
+            _1: amount,
+        }
+        .abi_encode()
+    };
+    let plain = policy("[[rule]]\nid = \"e\"\nevm = {}\n");
+    let (rule, reason) = refusal(&plain, TOKEN, approve(under)).unwrap();
+    assert_eq!(rule, "e");
+    assert!(reason.contains("bounded by no cap"), "{reason}");
+    assert_eq!(refusal(&plain, TOKEN, approve(U256::ZERO)), None);
+    // an entry without caps does not bound it either
+    let entry = policy(&format!(
+        "[[rule]]\nid = \"e\"\n[rule.evm]\n[[rule.evm.token]]\ncontract = \"{TOKEN}\"\n"
+    ));
+    assert!(refusal(&entry, TOKEN, approve(under))
+        .unwrap()
+        .1
+        .contains("bounded by no cap"));
+    let allow = policy(&format!(
+        "[[rule]]\nid = \"e\"\n[rule.evm]\nto_allow = [\"{TOKEN}\", \"{BOB}\"]\n"
+    ));
+    assert_eq!(refusal(&allow, TOKEN, approve(under)), None);
+    // a cap bounds it
+    assert!(refusal(&capped(), TOKEN, approve(under))
+        .unwrap()
+        .1
+        .contains("max_per_tx"));
+}
