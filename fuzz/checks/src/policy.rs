@@ -11,6 +11,7 @@
 //! rule; any TOML text either fails to compile or yields a policy that evaluates without
 //! panicking.
 
+use alloy_dyn_abi::DynSolValue;
 use alloy_primitives::{Address, U256};
 use arbitrary::Arbitrary;
 use keyward::chains::evm::{self, TypedDataInfo};
@@ -309,7 +310,86 @@ enum GenCall {
     TransferFrom(u8, u8, Amount),
     /// A known selector with arguments cut short.
     Short(u8, u8),
+    /// Call data behind a selector nothing decodes (`0xfeed…`).
     Raw(Vec<u8>),
+    /// ERC-721 / ERC-1155 `setApprovalForAll(operator, approved)`.
+    NftApproveAll(u8, bool),
+    /// ERC-721 `safeTransferFrom(from, to, id)`.
+    NftTransfer(u8),
+    /// A wrapper (`kind`: multicall, Multicall3 aggregate, account execute / executeBatch)
+    /// of `(target, value, call)`: a multicall's calls go to its own `to` with no value,
+    /// an aggregate's to their targets with no value.
+    Wrapped(u8, Vec<(u8, u64, GenCall)>),
+}
+
+static NO_CALL: GenCall = GenCall::None;
+
+/// A call that is not a wrapper, where it lands, and how deep.
+struct Leaf<'a> {
+    to: Address,
+    value: U256,
+    depth: usize,
+    call: &'a GenCall,
+}
+
+impl GenCall {
+    /// The calls this call makes, as keyward's wrapper limits allow them (depth 4, 64
+    /// calls in all); `None` past a bound.
+    fn leaves(&self, to: Address, value: U256) -> Option<Vec<Leaf<'_>>> {
+        let mut out = Vec::new();
+        let mut count = 1usize;
+        let mut ok = true;
+        self.walk(to, value, 0, &mut out, &mut count, &mut ok);
+        (ok && count <= 64).then_some(out)
+    }
+
+    fn walk<'a>(
+        &'a self,
+        to: Address,
+        value: U256,
+        depth: usize,
+        out: &mut Vec<Leaf<'a>>,
+        count: &mut usize,
+        ok: &mut bool,
+    ) {
+        let GenCall::Wrapped(kind, inner) = self else {
+            out.push(Leaf {
+                to,
+                value,
+                depth,
+                call: self,
+            });
+            return;
+        };
+        if depth >= 4 {
+            *ok = false;
+            return;
+        }
+        if kind % 4 == 2 && inner.is_empty() {
+            // execute(addr(0), 0, ""): one plain call
+            *count += 1;
+            out.push(Leaf {
+                to: addr(0),
+                value: U256::ZERO,
+                depth: depth + 1,
+                call: &NO_CALL,
+            });
+            return;
+        }
+        *count += if kind % 4 == 2 { 1 } else { inner.len() };
+        for (t, v, c) in inner {
+            let (t, v) = match kind % 4 {
+                0 => (to, U256::ZERO),
+                1 => (addr(*t), U256::ZERO),
+                // execute takes its first call only
+                _ => (addr(*t), U256::from(*v)),
+            };
+            c.walk(t, v, depth + 1, out, count, ok);
+            if kind % 4 == 2 {
+                break;
+            }
+        }
+    }
 }
 
 impl GenCall {
@@ -337,9 +417,82 @@ impl GenCall {
                 let need = if sel % 3 == 2 { 100 } else { 68 };
                 full[..4 + usize::from(*len) % (need - 4)].to_vec()
             }
-            GenCall::Raw(b) => b.clone(),
+            GenCall::Raw(b) => [&[0xfe, 0xed][..], b].concat(),
+            GenCall::NftApproveAll(op, on) => abi(
+                [0xa2, 0x2c, 0xb4, 0x65],
+                vec![DynSolValue::Address(addr(*op)), DynSolValue::Bool(*on)],
+            ),
+            GenCall::NftTransfer(to) => abi(
+                [0x42, 0x84, 0x2e, 0x0e],
+                vec![
+                    DynSolValue::Address(addr(0)),
+                    DynSolValue::Address(addr(*to)),
+                    DynSolValue::Uint(U256::from(1), 256),
+                ],
+            ),
+            GenCall::Wrapped(kind, inner) => {
+                let bytes = |c: &GenCall| DynSolValue::Bytes(c.data());
+                match kind % 4 {
+                    // multicall(bytes[])
+                    0 => abi(
+                        [0xac, 0x96, 0x50, 0xd8],
+                        vec![DynSolValue::Array(
+                            inner.iter().map(|(_, _, c)| bytes(c)).collect(),
+                        )],
+                    ),
+                    // aggregate((address,bytes)[])
+                    1 => abi(
+                        [0x25, 0x2d, 0xba, 0x42],
+                        vec![DynSolValue::Array(
+                            inner
+                                .iter()
+                                .map(|(t, _, c)| {
+                                    DynSolValue::Tuple(vec![
+                                        DynSolValue::Address(addr(*t)),
+                                        bytes(c),
+                                    ])
+                                })
+                                .collect(),
+                        )],
+                    ),
+                    // execute(address,uint256,bytes) of the first call (or an empty one)
+                    2 => {
+                        let (t, v, d) = inner
+                            .first()
+                            .map_or((0, 0, Vec::new()), |(t, v, c)| (*t, *v, c.data()));
+                        abi(
+                            [0xb6, 0x1d, 0x27, 0xf6],
+                            vec![
+                                DynSolValue::Address(addr(t)),
+                                DynSolValue::Uint(U256::from(v), 256),
+                                DynSolValue::Bytes(d),
+                            ],
+                        )
+                    }
+                    // executeBatch((address,uint256,bytes)[])
+                    _ => abi(
+                        [0x34, 0xfc, 0xd5, 0xbe],
+                        vec![DynSolValue::Array(
+                            inner
+                                .iter()
+                                .map(|(t, v, c)| {
+                                    DynSolValue::Tuple(vec![
+                                        DynSolValue::Address(addr(*t)),
+                                        DynSolValue::Uint(U256::from(*v), 256),
+                                        bytes(c),
+                                    ])
+                                })
+                                .collect(),
+                        )],
+                    ),
+                }
+            }
         }
     }
+}
+
+fn abi(selector: [u8; 4], args: Vec<DynSolValue>) -> Vec<u8> {
+    [&selector[..], &DynSolValue::Tuple(args).abi_encode_params()].concat()
 }
 
 #[derive(Arbitrary, Debug)]
@@ -541,7 +694,20 @@ fn built(p: &GenPolicy, r: &GenRequest, totals_in: &[u64]) {
         .filter(|(_, g)| covers(g, &subject, client, &wallet))
         .map(|(i, g)| (i, *g))
         .collect();
-    let must_deny = must_deny(&subject, &covering, p.default_deny, &totals, &wallet);
+    let call = match &r.subject {
+        GenSubject::EvmTx { call, .. } => Some(call),
+        _ => None,
+    };
+    let hash_ok = hash_allowed(&rules, client, &wallet);
+    let must_deny = must_deny(
+        &subject,
+        &covering,
+        p.default_deny,
+        &totals,
+        &wallet,
+        call,
+        hash_ok,
+    );
     if let Some(why) = &must_deny {
         assert!(
             !decision.allowed(),
@@ -564,7 +730,8 @@ fn built(p: &GenPolicy, r: &GenRequest, totals_in: &[u64]) {
         );
     }
     if covering.is_empty() && !p.default_deny {
-        let spending = matches!(&subject, Subject::EvmTypedData(i) if SPENDING.contains(&i.primary_type.as_str()));
+        let spending = matches!(&subject, Subject::EvmTypedData(i) if SPENDING.contains(&i.primary_type.as_str()))
+            || matches!(subject, Subject::EvmMessage { len: 32 } if !hash_ok);
         assert_eq!(
             decision.allowed(),
             !spending,
@@ -602,6 +769,16 @@ fn total(totals: &Totals, wallet: &str, chain: &str, asset: &str, window: u64) -
     totals.get(&(key, window)).copied().unwrap_or_default()
 }
 
+/// Whether the policy allows this client raw digests on this wallet: a 32-byte EVM
+/// message needs it (the generator never sets `message.allow_digests`).
+fn hash_allowed(rules: &[&GenRule], client: &str, w: &WalletRef<'_>) -> bool {
+    let hash: Vec<&&GenRule> = rules
+        .iter()
+        .filter(|g| covers(g, &Subject::EvmHash, client, w))
+        .collect();
+    !hash.is_empty() && hash.iter().all(|g| g.hash == Some(true))
+}
+
 /// Why the request must be refused, if it must.
 fn must_deny(
     s: &Subject,
@@ -609,7 +786,12 @@ fn must_deny(
     default_deny: bool,
     totals: &Totals,
     w: &WalletRef<'_>,
+    call: Option<&GenCall>,
+    hash_ok: bool,
 ) -> Option<String> {
+    if matches!(s, Subject::EvmMessage { len: 32 }) && !hash_ok {
+        return Some("a 32-byte message is a digest".into());
+    }
     if let Subject::EvmTypedData(info) = s {
         let spending = SPENDING.contains(&info.primary_type.as_str());
         let listed = covering.iter().any(|(_, g)| {
@@ -624,14 +806,20 @@ fn must_deny(
         return default_deny.then(|| "no rule covers it and default is deny".into());
     }
     for (i, g) in covering {
-        if let Some(why) = rule_denies(g, s, totals, w) {
+        if let Some(why) = rule_denies(g, s, totals, w, call) {
             return Some(format!("rule r{i}: {why}"));
         }
     }
     None
 }
 
-fn rule_denies(g: &GenRule, s: &Subject, totals: &Totals, w: &WalletRef<'_>) -> Option<String> {
+fn rule_denies(
+    g: &GenRule,
+    s: &Subject,
+    totals: &Totals,
+    w: &WalletRef<'_>,
+    call: Option<&GenCall>,
+) -> Option<String> {
     match s {
         Subject::EvmMessage { len } | Subject::SolanaMessage { len } => {
             let (allow, max) = g.message?;
@@ -644,13 +832,50 @@ fn rule_denies(g: &GenRule, s: &Subject, totals: &Totals, w: &WalletRef<'_>) -> 
         Subject::EvmHash => (g.hash != Some(true)).then(|| "hashes refused".into()),
         Subject::EvmTypedData(info) => {
             let (_, deny) = g.typed_lists()?;
-            deny.contains(&info.primary_type.as_str())
-                .then(|| "primary type denied".into())
+            if deny.contains(&info.primary_type.as_str()) {
+                return Some("primary type denied".into());
+            }
+            let e = g.evm.as_ref()?;
+            // the rule's chains reach typed data (the generated domain is on chain 1)
+            let chains: Vec<u64> = e
+                .chain_ids
+                .iter()
+                .map(|c| CHAINS[usize::from(*c) % 3])
+                .collect();
+            if !chains.is_empty() && !chains.contains(&info.domain_chain_id.unwrap_or(0)) {
+                return Some("typed data for a chain outside evm.chain_ids".into());
+            }
+            // an unpriced family under a rule that caps anything, max_value included
+            let unpriced = matches!(
+                info.family,
+                keyward::chains::evm::TypedFamily::Unpriced { .. }
+            );
+            (unpriced && e.caps_anything()).then(|| "unpriced typed data under caps".into())
         }
-        Subject::EvmTransaction(tx) => evm_denies(g.evm.as_ref()?, tx, totals, w),
+        Subject::EvmTransaction(tx) => evm_denies(g.evm.as_ref()?, tx, totals, w, call?),
         Subject::SolanaTransaction { tx, wallet } => {
             sol_denies(g.solana.as_ref()?, tx, wallet, totals, w)
         }
+    }
+}
+
+impl GenEvmRule {
+    fn caps_anything(&self) -> bool {
+        self.max_value.is_some()
+            || self.max_value_exact.is_some()
+            || self.spend.is_some()
+            || self.token.is_some()
+    }
+
+    fn party_refused(&self, who: Address) -> bool {
+        self.to_deny.iter().any(|a| addr(*a) == who)
+            || (!self.to_allow.is_empty() && !self.to_allow.iter().any(|a| addr(*a) == who))
+    }
+
+    fn entry(&self, token: Address, chain: u64) -> Option<&GenToken> {
+        self.token.as_ref().filter(|t| {
+            addr(t.contract) == token && t.chain.is_none_or(|c| CHAINS[usize::from(c) % 3] == chain)
+        })
     }
 }
 
@@ -659,6 +884,7 @@ fn evm_denies(
     tx: &evm::UnsignedTx,
     totals: &Totals,
     w: &WalletRef<'_>,
+    call: &GenCall,
 ) -> Option<String> {
     let chain = tx.chain_id();
     let chains: Vec<u64> = e
@@ -672,12 +898,21 @@ fn evm_denies(
     let to = tx.to();
     match to {
         None if !e.contract_creation => return Some("contract creation".into()),
-        Some(to) if e.to_deny.iter().any(|a| addr(*a) == to) => return Some("to denied".into()),
-        Some(to) if !e.to_allow.is_empty() && !e.to_allow.iter().any(|a| addr(*a) == to) => {
-            return Some("to not allowed".into())
-        }
+        Some(to) if e.party_refused(to) => return Some("to refused".into()),
         _ => {}
     }
+    // what the transaction's calls send and move, wrappers flattened
+    let leaves = match to {
+        Some(to) => match call.leaves(to, tx.value()) {
+            Some(l) => l,
+            None => return Some("wrappers past their bounds".into()),
+        },
+        None => Vec::new(),
+    };
+    let native = leaves
+        .iter()
+        .filter(|l| l.depth > 0)
+        .fold(tx.value(), |a, l| a.saturating_add(l.value));
     // the cap for the exact chain wins over "*"
     let mut caps: Vec<(Option<u64>, u64)> = Vec::new();
     if let Some((c, v)) = e.max_value {
@@ -693,7 +928,7 @@ fn evm_denies(
         .find(|(c, _)| *c == Some(chain))
         .or_else(|| caps.iter().find(|(c, _)| c.is_none()));
     if let Some((_, max)) = cap {
-        if tx.value() > U256::from(*max) {
+        if native > U256::from(*max) {
             return Some("value above max_value".into());
         }
     }
@@ -708,42 +943,92 @@ fn evm_denies(
     let ck = format!("eip155:{chain}");
     if let Some((c, win, max)) = e.spend {
         let (_, window) = WINDOWS[usize::from(win) % 3];
-        if CHAINS[usize::from(c) % 3] == chain && !tx.value().is_zero() {
+        if CHAINS[usize::from(c) % 3] == chain && !native.is_zero() {
             let t = total(totals, w.id, &ck, "native", window);
-            if t.saturating_add(tx.value()) > U256::from(max) {
+            if t.saturating_add(native) > U256::from(max) {
                 return Some("native rolling cap".into());
             }
         }
     }
-    let to = to?;
-    let data = tx.data();
-    let sel: [u8; 4] = data.get(..4)?.try_into().ok()?;
-    let which = SELECTORS[..3].iter().position(|s| *s == sel)?;
-    let need = if which == 2 { 100 } else { 68 };
-    if data.len() < need {
-        return Some("ERC-20 call that does not decode".into());
-    }
-    let amount = U256::from_be_slice(&data[need - 32..need]);
-    let unlimited = amount.bit(255);
-    let token = e.token.as_ref().filter(|t| {
-        addr(t.contract) == to && t.chain.is_none_or(|c| CHAINS[usize::from(c) % 3] == chain)
-    });
-    if which == 1 && unlimited && !token.is_some_and(|t| t.unlimited_approval) {
-        return Some("unlimited approval".into());
-    }
-    let t = token?;
-    if let Some(m) = t.max_per_tx {
-        if amount > U256::from(m) && !(unlimited && t.unlimited_approval) {
-            return Some("token amount above max_per_tx".into());
+    let capped = e.caps_anything();
+    // the amount counted per token contract
+    let mut moved: Vec<(Address, U256)> = Vec::new();
+    for l in &leaves {
+        if l.depth > 0 && e.party_refused(l.to) {
+            return Some("wrapped call target refused".into());
+        }
+        let entry = e.entry(l.to, chain);
+        let movement = |party: u8, amount: U256, approval: bool| -> Result<U256, String> {
+            if e.party_refused(addr(party)) {
+                return Err("recipient or spender refused".into());
+            }
+            let unlimited = approval && amount.bit(255);
+            let exempt = entry.is_some_and(|t| t.unlimited_approval);
+            if unlimited && !exempt {
+                return Err("unlimited approval".into());
+            }
+            let bounded = entry.is_some_and(|t| t.max_per_tx.is_some() || t.window.is_some());
+            if approval
+                && !unlimited
+                && !amount.is_zero()
+                && !bounded
+                && !exempt
+                && e.to_allow.is_empty()
+            {
+                return Err("approval no cap bounds".into());
+            }
+            if capped && entry.is_none() {
+                return Err("token without an entry under caps".into());
+            }
+            Ok(if unlimited { U256::ZERO } else { amount })
+        };
+        let counted = match l.call {
+            GenCall::None => continue,
+            GenCall::Raw(_) if capped || entry.is_some() => {
+                return Some("call data nothing decodes, under caps or at a capped token".into())
+            }
+            GenCall::Raw(_) => continue,
+            GenCall::Short(..) => return Some("ERC-20 call that does not decode".into()),
+            GenCall::Transfer(p, a) | GenCall::TransferFrom(_, p, a) => {
+                movement(*p, a.value(), false)
+            }
+            GenCall::Approve(p, a) => movement(*p, a.value(), true),
+            GenCall::NftApproveAll(op, true) => movement(*op, U256::MAX, true),
+            GenCall::NftApproveAll(_, false) => continue,
+            GenCall::NftTransfer(r) => {
+                if e.party_refused(addr(*r)) {
+                    return Some("NFT recipient refused".into());
+                }
+                if capped {
+                    return Some("NFT transfer under caps".into());
+                }
+                continue;
+            }
+            GenCall::Wrapped(..) => unreachable!("leaves are not wrappers"),
+        };
+        match counted {
+            Err(why) => return Some(why),
+            Ok(a) => match moved.iter_mut().find(|(t, _)| *t == l.to) {
+                Some((_, sum)) => *sum = sum.saturating_add(a),
+                None => moved.push((l.to, a)),
+            },
         }
     }
-    if let (Some((win, max)), true) = (t.window, which != 1) {
-        let (_, window) = WINDOWS[usize::from(win) % 3];
-        let asset = format!("erc20:{to:#x}");
-        if !amount.is_zero()
-            && total(totals, w.id, &ck, &asset, window).saturating_add(amount) > U256::from(max)
-        {
-            return Some("token rolling cap".into());
+    for (token, amount) in moved {
+        let Some(t) = e.entry(token, chain) else {
+            continue;
+        };
+        if t.max_per_tx.is_some_and(|m| amount > U256::from(m)) {
+            return Some("token amount above max_per_tx".into());
+        }
+        if let Some((win, max)) = t.window {
+            let (_, window) = WINDOWS[usize::from(win) % 3];
+            let asset = format!("erc20:{token:#x}");
+            if !amount.is_zero()
+                && total(totals, w.id, &ck, &asset, window).saturating_add(amount) > U256::from(max)
+            {
+                return Some("token rolling cap".into());
+            }
         }
     }
     None
