@@ -659,6 +659,11 @@ fn built(p: &GenPolicy, r: &GenRequest, totals_in: &[u64]) {
     let Some((subject, on_solana)) = subject(r) else {
         return;
     };
+    if let (GenSubject::EvmTx { call, .. }, Subject::EvmTransaction(tx)) = (&r.subject, &subject) {
+        if let Some(to) = tx.to() {
+            flatten_matches(call, to, tx);
+        }
+    }
     let client = CLIENTS[usize::from(r.client) % 2];
     let wallet = if on_solana {
         WalletRef {
@@ -767,6 +772,42 @@ fn total(totals: &Totals, wallet: &str, chain: &str, asset: &str, window: u64) -
         asset: asset.into(),
     };
     totals.get(&(key, window)).copied().unwrap_or_default()
+}
+
+/// keyward's wrapper decoder against the generator's own model of the calls: the same
+/// calls, targets, values, depths and bytes, or an error exactly when the model is past
+/// the bounds; and cut or corrupted encodings never panic nor pass the bounds.
+fn flatten_matches(call: &GenCall, to: Address, tx: &evm::UnsignedTx) {
+    use keyward::chains::evm::wrappers::{flatten, Limits};
+    let data = tx.data();
+    let got = flatten(to, tx.value(), data, &Limits::DEFAULT);
+    match call.leaves(to, tx.value()) {
+        None => assert!(got.is_err(), "wrappers past the bounds decoded: {call:?}"),
+        Some(want) => {
+            let got = got.unwrap_or_else(|e| panic!("generated wrappers do not decode: {e}"));
+            assert_eq!(got.len(), want.len(), "{call:?}");
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!(
+                    (g.to, g.value, g.depth, &g.data),
+                    (w.to, w.value, w.depth, &w.call.data()),
+                    "{call:?}"
+                );
+            }
+        }
+    }
+    let mut flipped = data.to_vec();
+    if let Some(b) = flipped.get_mut(data.len() / 3) {
+        *b ^= 0x80;
+    }
+    for bytes in [
+        &data[..data.len() / 2],
+        &data[..data.len().saturating_sub(1)],
+        &flipped,
+    ] {
+        if let Ok(calls) = flatten(to, tx.value(), bytes, &Limits::DEFAULT) {
+            assert!(calls.len() <= 64 && calls.iter().all(|c| c.depth <= 4));
+        }
+    }
 }
 
 /// Whether the policy allows this client raw digests on this wallet: a 32-byte EVM
