@@ -19,6 +19,9 @@
 //! (`deny` once a `[policy]` is written; `allow` without one, so grants alone decide).
 //! EIP-712 messages of a known asset-moving family are refused ([`SPENDING_TYPED_DATA`])
 //! unless a covering rule names their primary type — also when no rule covers the request.
+//! Likewise an EVM message of 32 bytes is a digest in disguise ([`DIGEST_MESSAGE`]): it is
+//! refused unless the policy allows this client raw digests on this wallet, or every
+//! covering message rule sets `allow_digests`.
 
 mod evm;
 pub mod rate;
@@ -224,6 +227,14 @@ pub const UNPRICED_CALL: &str = "builtin.unpriced_call";
 pub const UNPRICED_TYPED_DATA: &str = "builtin.unpriced_typed_data";
 /// Built-in rule refusing asset-moving EIP-712 typed data no covering rule lists.
 pub const SPENDING_TYPED_DATA: &str = "builtin.spending_typed_data";
+/// Built-in rule refusing an EVM message of 32 bytes (a digest in disguise) that neither
+/// `hash.allow` nor `message.allow_digests` accepts.
+pub const DIGEST_MESSAGE: &str = "builtin.digest_message";
+
+/// Length of an EVM message that is judged as a raw digest: `personal_sign` /
+/// `eth_sign` over 32 bytes is what Safe (and other EIP-1271 verifiers accepting
+/// `eth_sign` signatures) checks against a transaction or message hash.
+pub const DIGEST_LEN: usize = 32;
 
 /// Whose bucket a rate limit fills.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -378,6 +389,23 @@ impl Policy {
             ..Decision::default()
         };
         let covering: Vec<&Rule> = self.rules.iter().filter(|r| r.covers(req)).collect();
+        if let Subject::EvmMessage { len: DIGEST_LEN } = req.subject {
+            // its signature is a signature over a digest: it needs what a digest needs,
+            // or every covering message rule's explicit allow_digests
+            let as_message = !covering.is_empty()
+                && covering
+                    .iter()
+                    .all(|r| r.message.as_ref().is_some_and(|m| m.allow_digests));
+            if !as_message && !self.allows_digests(req) {
+                d.deny(
+                    DIGEST_MESSAGE,
+                    format!(
+                        "an EVM message of {DIGEST_LEN} bytes is indistinguishable from a digest (e.g. a Safe transaction hash, which Safe accepts an eth_sign signature over); it is refused unless hash.allow is true for this client and wallet, or message.allow_digests is"
+                    ),
+                );
+                return d;
+            }
+        }
         if let Subject::EvmTypedData(info) = req.subject {
             // asset-moving families need a covering rule that names them, also when no
             // rule covers the request and `default = allow` (or there is no policy)
@@ -425,6 +453,18 @@ impl Policy {
                 .extend(caps.into_iter().filter(|c| !c.amount.is_zero()));
         }
         d
+    }
+
+    /// True when a written rule covers a raw digest from this client on this wallet and
+    /// every such rule allows it (`hash.allow`). Without one, `default` would decide;
+    /// a message is not let through as a digest on that ground.
+    fn allows_digests(&self, req: &Request<'_>) -> bool {
+        let as_hash = Request {
+            subject: &Subject::EvmHash,
+            ..*req
+        };
+        let rules: Vec<&Rule> = self.rules.iter().filter(|r| r.covers(&as_hash)).collect();
+        !rules.is_empty() && rules.iter().all(|r| r.hash == Some(true))
     }
 
     /// [`Policy::decide`] then [`Decision::check_caps`]: the whole decision, given totals.
@@ -592,6 +632,50 @@ mod tests {
         );
         let p = policy("[[rule]]\nid = \"h\"\nhash = { allow = true }\n");
         assert!(decide(&p, "c", "evm", &Subject::EvmHash, &Totals::new()).allowed());
+    }
+
+    #[test]
+    fn thirty_two_byte_messages_need_what_digests_need() {
+        let m32 = Subject::EvmMessage { len: DIGEST_LEN };
+        let rule = |p: &Policy, s: &Subject| {
+            decide(p, "c", "evm", s, &Totals::new())
+                .denial
+                .map(|d| d.rule)
+        };
+        // no policy, a message rule, default allow: refused
+        for p in [
+            Policy::permissive(),
+            policy("[[rule]]\nid = \"m\"\nmessage = {}\n"),
+            policy("default = \"allow\"\n[[rule]]\nid = \"m\"\nmessage = {}\n"),
+        ] {
+            assert_eq!(rule(&p, &m32).as_deref(), Some(DIGEST_MESSAGE));
+            for len in [31, 33] {
+                assert_eq!(rule(&p, &Subject::EvmMessage { len }), None);
+            }
+        }
+        // hash.allow for this client and wallet
+        let p = policy(
+            "[[rule]]\nid = \"m\"\nmessage = {}\n[[rule]]\nid = \"h\"\nhash = { allow = true }\n",
+        );
+        assert_eq!(rule(&p, &m32), None);
+        // ... but not for another client, nor when a second hash rule refuses
+        let p = policy("[[rule]]\nid = \"m\"\nmessage = {}\n[[rule]]\nid = \"h\"\nclients = [\"x\"]\nhash = { allow = true }\n");
+        assert_eq!(rule(&p, &m32).as_deref(), Some(DIGEST_MESSAGE));
+        let p = policy("[[rule]]\nid = \"m\"\nmessage = {}\n[[rule]]\nid = \"h\"\nhash = { allow = true }\n[[rule]]\nid = \"h2\"\nhash = {}\n");
+        assert_eq!(rule(&p, &m32).as_deref(), Some(DIGEST_MESSAGE));
+        // allow_digests on every covering message rule
+        let p = policy("[[rule]]\nid = \"m\"\nmessage = { allow_digests = true }\n");
+        assert_eq!(rule(&p, &m32), None);
+        let p = policy("[[rule]]\nid = \"m\"\nmessage = { allow_digests = true }\n[[rule]]\nid = \"m2\"\nmessage = {}\n");
+        assert_eq!(rule(&p, &m32).as_deref(), Some(DIGEST_MESSAGE));
+        // and the message rules still apply
+        let p = policy("[[rule]]\nid = \"m\"\nmessage = { allow_digests = true, max_len = 31 }\n");
+        assert_eq!(rule(&p, &m32).as_deref(), Some("m"));
+        // Solana messages are not EIP-191
+        assert_eq!(
+            rule(&Policy::permissive(), &Subject::SolanaMessage { len: 32 }),
+            None
+        );
     }
 
     #[test]

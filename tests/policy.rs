@@ -90,6 +90,9 @@ id = "permits"
 clients = ["permit-client"]
 [rule.typed_data]
 allow_primary_types = ["Permit"]
+# an allowance no cap bounds needs its spender allowlisted (the permit's spender is USDC)
+[rule.evm]
+to_allow = ["0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48"]
 
 [[rule]]
 id = "sol"
@@ -467,7 +470,7 @@ async fn erc20_allowances_are_spend_and_unpriced_calls_are_refused() {
     }
     .abi_encode();
     denied_by(&c.post(&p, call(1, USDC, unl)).await, "tokens");
-    // any other selector at the capped token: a multicall wrapping a transfer
+    // a multicall at the capped token is priced by the transfer it wraps
     let inner = Calls::transferCall {
         to: bob,
         amount: alloy_primitives::U256::from(10_000),
@@ -478,12 +481,25 @@ async fn erc20_allowances_are_spend_and_unpriced_calls_are_refused() {
     }
     .abi_encode();
     let a = c.post(&p, call(1, USDC, multi)).await;
+    denied_by(&a, "tokens");
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_per_tx"),
+        "{}",
+        a.body
+    );
+    // any selector nothing decodes at the capped token
+    let a = c
+        .post(&p, call(1, USDC, vec![0xde, 0xad, 0xbe, 0xef]))
+        .await;
     denied_by(&a, "builtin.unpriced_call");
     assert!(
         a.body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("0xac9650d8"),
+            .contains("0xdeadbeef"),
         "{}",
         a.body
     );

@@ -21,12 +21,15 @@ use alloy_primitives::{Address, Bytes, Signature, TxKind, B256, U256};
 use serde_json::{Map, Value};
 
 pub mod erc20;
+pub mod nft;
 mod signature;
 mod tx;
 pub mod typed_data;
 pub mod typed_data_limits;
+pub mod wrappers;
 
 pub use erc20::{decode_erc20, decode_permit2, Erc20Call, Permit2Call, ERC20_SELECTORS, PERMIT2};
+pub use nft::{decode_nft, NftCall, NFT_SELECTORS};
 pub use signature::*;
 pub use tx::*;
 pub use typed_data::{TypedFamily, TypedMove};

@@ -164,6 +164,10 @@ pub struct TypedDataRuleConfig {
     /// Primary types refused.
     #[serde(default)]
     pub deny_primary_types: Vec<String>,
+    /// Under a rule whose `evm.chain_ids` scopes it, accept a domain without `chainId`
+    /// (valid on every chain) for types that move no assets. Default false: refused.
+    #[serde(default)]
+    pub allow_domain_without_chain_id: bool,
 }
 
 /// One allowed EIP-712 domain.
@@ -197,6 +201,11 @@ pub struct MessageRuleConfig {
     /// Longest message, bytes.
     #[serde(default)]
     pub max_len: Option<usize>,
+    /// Sign EVM messages of exactly 32 bytes, which are indistinguishable from a digest
+    /// (a Safe accepts an `eth_sign` signature over its `safeTxHash`). Default false:
+    /// such a message needs what a raw digest needs (`hash.allow`).
+    #[serde(default)]
+    pub allow_digests: bool,
 }
 
 fn yes() -> bool {
@@ -411,6 +420,12 @@ pub(crate) struct EvmRule {
 }
 
 impl EvmRule {
+    /// True when the rule caps value or tokens (`max_value`, `spend`, `[[token]]`): then
+    /// whatever the engine cannot price is refused rather than passed as free.
+    pub(crate) fn caps_anything(&self) -> bool {
+        !self.max_value.is_empty() || !self.spend.is_empty() || !self.tokens.is_empty()
+    }
+
     /// The `[[evm.token]]` entry for `contract` on `chain`.
     pub(crate) fn token(&self, contract: Address, chain: u64) -> Option<&Token> {
         self.tokens
@@ -433,6 +448,7 @@ pub(crate) struct TypedDataRule {
     pub(crate) domains: Vec<Domain>,
     pub(crate) allow_primary_types: Vec<String>,
     pub(crate) deny_primary_types: Vec<String>,
+    pub(crate) allow_domain_without_chain_id: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -448,6 +464,7 @@ pub(crate) struct Domain {
 pub(crate) struct MessageRule {
     pub(crate) allow: bool,
     pub(crate) max_len: Option<usize>,
+    pub(crate) allow_digests: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -658,6 +675,13 @@ fn compile_rule(r: &RuleConfig, at: &str) -> Result<Rule, PolicyError> {
                     })
                 })
                 .collect::<Result<_, PolicyError>>()?;
+            let scoped = r.evm.as_ref().is_some_and(|e| !e.chain_ids.is_empty());
+            if t.allow_domain_without_chain_id && !scoped {
+                return Err(err(
+                    format!("{k}.allow_domain_without_chain_id"),
+                    "applies only to a rule whose evm.chain_ids scopes it (without a scope every domain is accepted)",
+                ));
+            }
             if let Some(both) = t
                 .allow_primary_types
                 .iter()
@@ -669,12 +693,14 @@ fn compile_rule(r: &RuleConfig, at: &str) -> Result<Rule, PolicyError> {
                 domains,
                 allow_primary_types: t.allow_primary_types.clone(),
                 deny_primary_types: t.deny_primary_types.clone(),
+                allow_domain_without_chain_id: t.allow_domain_without_chain_id,
             })
         })
         .transpose()?;
     let message = r.message.as_ref().map(|m| MessageRule {
         allow: m.allow,
         max_len: m.max_len,
+        allow_digests: m.allow_digests,
     });
     let solana = r
         .solana

@@ -7,6 +7,7 @@
 
 use alloy_primitives::U256;
 
+use super::evm::{self as evm_rules, Movement};
 use super::rules::{Domain, EvmRule, TypedDataRule};
 use super::{Cap, Refuse, SpendKey, UNPRICED_TYPED_DATA};
 use crate::chains::evm::{TypedDataInfo, TypedFamily};
@@ -80,6 +81,34 @@ fn describe(info: &TypedDataInfo) -> String {
     )
 }
 
+/// The rule's chain scope (`evm.chain_ids`) reaches typed data: the domain's `chainId`
+/// must be one of the rule's chains. A domain without `chainId` is valid on every chain,
+/// so under a scoped rule it is refused, unless `allow_domain_without_chain_id` accepts
+/// it for a type that moves no assets.
+fn check_chain_scope(
+    rule: &TypedDataRule,
+    evm: Option<&EvmRule>,
+    info: &TypedDataInfo,
+) -> Result<(), Refuse> {
+    let Some(scope) = evm.map(|e| &e.chain_ids).filter(|c| !c.is_empty()) else {
+        return Ok(());
+    };
+    match info.domain_chain_id {
+        Some(c) if scope.contains(&c) => Ok(()),
+        Some(c) => Err(format!(
+            "{} is for chain {c}, which is not in evm.chain_ids {scope:?}",
+            describe(info)
+        )
+        .into()),
+        None if rule.allow_domain_without_chain_id && !info.family.moves_assets() => Ok(()),
+        None => Err(format!(
+            "{} has no chainId, so it is valid on every chain; this rule is scoped to evm.chain_ids {scope:?} (typed_data.allow_domain_without_chain_id accepts it for types that move no assets)",
+            describe(info)
+        )
+        .into()),
+    }
+}
+
 pub(super) fn check(
     rule: &TypedDataRule,
     evm: Option<&EvmRule>,
@@ -116,7 +145,8 @@ pub(super) fn check(
         )
         .into());
     }
-    let caps_anything = evm.is_some_and(|e| !e.tokens.is_empty() || !e.spend.is_empty());
+    check_chain_scope(rule, evm, info)?;
+    let caps_anything = evm.is_some_and(EvmRule::caps_anything);
     let (chain_id, moves) = match &info.family {
         TypedFamily::Other => return Ok(()),
         TypedFamily::Unpriced { family } => {
@@ -138,25 +168,19 @@ pub(super) fn check(
     let chain = format!("eip155:{chain_id}");
     let mut seen = Vec::new();
     for m in moves {
-        let role = if m.approval { "spender" } else { "recipient" };
-        if let Some(e) = evm {
-            if e.to_deny.contains(&m.party) {
-                return Err(format!("{role} {:#x} is in evm.to_deny", m.party).into());
-            }
-            if !e.to_allow.is_empty() && !e.to_allow.contains(&m.party) {
-                return Err(format!("{role} {:#x} is not in evm.to_allow", m.party).into());
-            }
-        }
+        let movement = Movement {
+            token: m.token,
+            amount: m.amount,
+            party: m.party,
+            approval: m.approval,
+            unlimited: m.unlimited,
+        };
+        evm_rules::check_movement(evm, chain_id, &movement, false).map_err(|r| Refuse {
+            // a typed-data message is not a call: the same refusal, in its family's name
+            builtin: r.builtin.map(|_| UNPRICED_TYPED_DATA),
+            reason: format!("{}: {}", describe(info), r.reason),
+        })?;
         let token = evm.and_then(|e| e.token(m.token, chain_id));
-        if m.unlimited && !token.is_some_and(|t| t.unlimited_approval) {
-            return Err(format!(
-                "{} grants an unlimited allowance of token {:#x} to {:#x}; refused unless evm.token.unlimited_approval is true for it",
-                describe(info),
-                m.token,
-                m.party
-            )
-            .into());
-        }
         let Some(token) = token else { continue };
         if seen.contains(&m.token) {
             continue;
@@ -228,7 +252,10 @@ mod tests {
         let p = crate::policy::Policy::permissive();
         let d = decide(&p, "c", "evm", &permit("Permit", 1), &Totals::new());
         assert_eq!(d.denial.unwrap().rule, "builtin.spending_typed_data");
-        assert!(decide(&p, "c", "evm", &permit("Mail", 1), &Totals::new()).allowed());
+        // a spender with an amount is a permit, whatever its name
+        let d = decide(&p, "c", "evm", &permit("Mail", 1), &Totals::new());
+        assert_eq!(d.denial.unwrap().rule, "builtin.spending_typed_data");
+        assert!(decide(&p, "c", "evm", &named("Mail"), &Totals::new()).allowed());
         let p = policy("[[rule]]\nid = \"t\"\ntyped_data = {}\n");
         let d = decide(&p, "c", "evm", &permit("PermitSingle", 1), &Totals::new());
         assert_eq!(d.denial.unwrap().rule, "builtin.spending_typed_data");
@@ -254,7 +281,7 @@ mod tests {
         assert!(decide(&p, "c", "evm", &permit("Permit", 1), &Totals::new()).allowed());
         let d = decide(&p, "c", "evm", &permit("Permit", 10), &Totals::new());
         assert!(d.denial.unwrap().reason.contains("typed_data.domains"));
-        let d = decide(&p, "c", "evm", &permit("Mail", 1), &Totals::new());
+        let d = decide(&p, "c", "evm", &named("Mail"), &Totals::new());
         assert!(d.denial.unwrap().reason.contains("deny_primary_types"));
     }
 
@@ -607,7 +634,11 @@ mod tests {
         let (rule, reason) = refusal(&p, &named("Other")).unwrap();
         assert_eq!(rule, "t");
         assert!(reason.contains("not listed"), "{reason}");
-        assert_eq!(refusal(&p, &eip2612(U256::from(5))), None);
+        // listed, but an allowance no cap bounds (no evm section at all) needs an
+        // allowlisted spender or unlimited_approval
+        let (rule, reason) = refusal(&p, &eip2612(U256::from(5))).unwrap();
+        assert_eq!(rule, "t");
+        assert!(reason.contains("bounded by no cap"), "{reason}");
         let p2 = subject(
             &fam::PermitSingle {
                 details: details(U160::from(1u64)),
@@ -640,5 +671,69 @@ mod tests {
         let (rule, reason) = refusal(&p, &eip2612(U256::from(1))).unwrap();
         assert_eq!(rule, "t");
         assert!(reason.contains("spender"), "{reason}");
+    }
+
+    #[test]
+    fn a_value_cap_alone_refuses_unpriced_families() {
+        let p = policy("[[rule]]\nid = \"t\"\ntyped_data = { allow_primary_types = [\"SafeTx\"] }\n[rule.evm]\nmax_value = { \"*\" = \"1\" }\n");
+        assert_eq!(
+            refusal(&p, &named("SafeTx")).unwrap().0,
+            UNPRICED_TYPED_DATA
+        );
+    }
+
+    #[test]
+    fn the_rules_chains_reach_typed_data() {
+        let scoped = |extra: &str| {
+            policy(&format!(
+                "[[rule]]\nid = \"t\"\n[rule.typed_data]\nallow_primary_types = [\"Permit\", \"*\"]\n{extra}[rule.evm]\nchain_ids = [8453]\n[[rule.evm.token]]\ncontract = \"{TOKEN:#x}\"\nchain_id = 8453\nmax_per_tx = \"100\"\n"
+            ))
+        };
+        let on = |chain: Option<u64>| {
+            let mut d = json!({"name": "X"});
+            let mut f = vec![json!({"name": "name", "type": "string"})];
+            if let Some(c) = chain {
+                d["chainId"] = json!(c);
+                f.push(json!({"name": "chainId", "type": "uint256"}));
+            }
+            let td = json!({"types": {"EIP712Domain": f, "Login": [{"name": "n", "type": "uint256"}]},
+                "primaryType": "Login", "domain": d, "message": {"n": 1}});
+            Subject::EvmTypedData(Box::new(typed_data(&td).unwrap()))
+        };
+        let p = scoped("");
+        assert_eq!(refusal(&p, &on(Some(8453))), None);
+        assert!(refusal(&p, &on(Some(1)))
+            .unwrap()
+            .1
+            .contains("not in evm.chain_ids"));
+        assert!(refusal(&p, &on(None)).unwrap().1.contains("no chainId"));
+        let lenient = scoped("allow_domain_without_chain_id = true\n");
+        assert_eq!(refusal(&lenient, &on(None)), None);
+        // priced against the Base cap, not passed as an uncapped token
+        let base_permit = subject(
+            &fam::Permit {
+                owner: Address::repeat_byte(1),
+                spender: SPENDER,
+                value: U256::from(101),
+                nonce: U256::ZERO,
+                deadline: U256::from(1),
+            },
+            eip712_domain! { name: "USD Coin", version: "2", chain_id: 8453, verifying_contract: TOKEN, },
+        );
+        assert!(refusal(&p, &base_permit)
+            .unwrap()
+            .1
+            .contains("max_per_tx 100"));
+        // the key means nothing without a chain scope: config refuses it
+        let e = crate::policy::PolicySection::parse_file(
+            "[[rule]]\nid = \"t\"\ntyped_data = { allow_domain_without_chain_id = true }\n",
+        )
+        .unwrap()
+        .compile()
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("allow_domain_without_chain_id"),
+            "{e}"
+        );
     }
 }

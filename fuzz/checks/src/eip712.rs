@@ -65,6 +65,16 @@ fn compare(v: &Value, expected: Option<B256>) {
 }
 
 const TYPE_NAMES: [&str; 6] = ["Mail", "Person", "Asset", "Order", "Item", "Permit"];
+/// Field names per position that keyward's classifier reads as a party (first two) or
+/// as call data (third), next to names it does not.
+const SIGNAL_NAMES: [&[&str]; 3] = [
+    &["spender", "_operator", "owner"],
+    &["to", "Recipient", "amount"],
+    &["callData", "data", "note"],
+];
+/// Asset-moving primary types among `TYPE_NAMES` (by name; `Permit` with fields that are
+/// not EIP-2612's is an unpriced permit).
+const SPENDING_NAMES: [&str; 2] = ["Order", "Permit"];
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
 enum Atomic {
@@ -139,6 +149,55 @@ fn gen_ty(u: &mut Unstructured<'_>, me: usize, count: usize, depth: u8) -> arbit
 }
 
 impl Types {
+    /// The structs `primary` reaches, itself included.
+    fn reachable(&self, primary: usize) -> Vec<usize> {
+        let mut seen = vec![primary];
+        let mut at = 0;
+        while let Some(&i) = seen.get(at) {
+            at += 1;
+            for (_, t) in &self.fields[i] {
+                if let Some(j) = t.base_struct() {
+                    if !seen.contains(&j) {
+                        seen.push(j);
+                    }
+                }
+            }
+        }
+        seen
+    }
+
+    /// The classifier's rule, restated: a known name anywhere it reaches, or a struct with
+    /// a party next to an integer / flag / bytes field, or a bytes field holding a call.
+    fn moves_assets(&self, primary: usize) -> bool {
+        fn atomic(t: &Ty) -> Option<Atomic> {
+            match t {
+                Ty::Atomic(a) => Some(*a),
+                Ty::Array(inner, _) => atomic(inner),
+                Ty::Struct(_) => None,
+            }
+        }
+        self.reachable(primary).into_iter().any(|i| {
+            let f = &self.fields[i];
+            let party = f.iter().any(|(n, t)| {
+                let n = n.trim_start_matches('_').to_ascii_lowercase();
+                matches!(atomic(t), Some(Atomic::Address))
+                    && ["spender", "operator", "to", "recipient"].contains(&n.as_str())
+            });
+            let call = f.iter().any(|(n, t)| {
+                let n = n.trim_start_matches('_').to_ascii_lowercase();
+                matches!(atomic(t), Some(Atomic::Bytes))
+                    && ["calldata", "data"].contains(&n.as_str())
+            });
+            let amount_or_flag = f.iter().any(|(_, t)| {
+                matches!(
+                    atomic(t),
+                    Some(Atomic::Uint(_) | Atomic::Int(_) | Atomic::Bool | Atomic::Bytes)
+                )
+            });
+            SPENDING_NAMES.contains(&TYPE_NAMES[i]) || call || (party && amount_or_flag)
+        })
+    }
+
     fn generate(u: &mut Unstructured<'_>) -> arbitrary::Result<Types> {
         let count = u.int_in_range(1..=4usize)?;
         let mut fields = Vec::new();
@@ -146,7 +205,13 @@ impl Types {
             let n = u.int_in_range(0..=4usize)?;
             let mut f = Vec::new();
             for i in 0..n {
-                f.push((format!("f{i}"), gen_ty(u, me, count, 0)?));
+                // sometimes a name that says who receives or what is executed (unique in
+                // the struct: one list per position)
+                let name = match SIGNAL_NAMES.get(i) {
+                    Some(names) if u.ratio(1, 2)? => (*u.choose(names)?).to_owned(),
+                    _ => format!("f{i}"),
+                };
+                f.push((name, gen_ty(u, me, count, 0)?));
             }
             fields.push(f);
         }
@@ -384,6 +449,11 @@ fn build(u: &mut Unstructured<'_>) -> arbitrary::Result<(Value, Option<B256>)> {
         let info = ours.unwrap_or_else(|e| panic!("refused valid typed data: {e}"));
         assert_eq!(info.digest, digest, "digest differs from the EIP-712 rules");
         assert_eq!(info.primary_type, TYPE_NAMES[primary]);
+        assert_eq!(
+            info.family.moves_assets(),
+            types.moves_assets(primary),
+            "classification of {v}"
+        );
     } else {
         assert!(ours.is_err(), "accepted a domain it must refuse");
     }

@@ -20,6 +20,10 @@ use serde_json::{json, Map, Value};
 
 use crate::solana_wire::{self as wire, Class, GenMsg, Key};
 
+mod evm_calls;
+
+use evm_calls::{evm_denies, flatten_matches, Amount, GenCall};
+
 const CHAINS: [u64; 3] = [1, 10, 137];
 const WINDOWS: [(&str, u64); 3] = [
     ("1h", 3_600_000),
@@ -287,62 +291,6 @@ impl GenPolicy {
 }
 
 #[derive(Arbitrary, Debug)]
-enum Amount {
-    Small(u64),
-    Huge([u8; 32]),
-}
-
-impl Amount {
-    fn value(&self) -> U256 {
-        match self {
-            Amount::Small(n) => U256::from(*n),
-            Amount::Huge(b) => U256::from_be_bytes(*b),
-        }
-    }
-}
-
-#[derive(Arbitrary, Debug)]
-enum GenCall {
-    None,
-    Transfer(u8, Amount),
-    Approve(u8, Amount),
-    TransferFrom(u8, u8, Amount),
-    /// A known selector with arguments cut short.
-    Short(u8, u8),
-    Raw(Vec<u8>),
-}
-
-impl GenCall {
-    fn data(&self) -> Vec<u8> {
-        let word_addr = |a: u8| {
-            let mut w = [0u8; 32];
-            w[12..].copy_from_slice(addr(a).as_slice());
-            w
-        };
-        let call = |sel: usize, words: &[[u8; 32]]| {
-            let mut d = SELECTORS[sel].to_vec();
-            words.iter().for_each(|w| d.extend_from_slice(w));
-            d
-        };
-        match self {
-            GenCall::None => Vec::new(),
-            GenCall::Transfer(to, a) => call(0, &[word_addr(*to), a.value().to_be_bytes()]),
-            GenCall::Approve(to, a) => call(1, &[word_addr(*to), a.value().to_be_bytes()]),
-            GenCall::TransferFrom(f, t, a) => {
-                call(2, &[word_addr(*f), word_addr(*t), a.value().to_be_bytes()])
-            }
-            GenCall::Short(sel, len) => {
-                let full = call(usize::from(*sel) % 3, &[[0u8; 32], [0u8; 32], [0u8; 32]]);
-                // shorter than the call's own arguments (transferFrom has three)
-                let need = if sel % 3 == 2 { 100 } else { 68 };
-                full[..4 + usize::from(*len) % (need - 4)].to_vec()
-            }
-            GenCall::Raw(b) => b.clone(),
-        }
-    }
-}
-
-#[derive(Arbitrary, Debug)]
 enum GenSubject {
     EvmTx {
         ty: u8,
@@ -506,6 +454,11 @@ fn built(p: &GenPolicy, r: &GenRequest, totals_in: &[u64]) {
     let Some((subject, on_solana)) = subject(r) else {
         return;
     };
+    if let (GenSubject::EvmTx { call, .. }, Subject::EvmTransaction(tx)) = (&r.subject, &subject) {
+        if let Some(to) = tx.to() {
+            flatten_matches(call, to, tx);
+        }
+    }
     let client = CLIENTS[usize::from(r.client) % 2];
     let wallet = if on_solana {
         WalletRef {
@@ -541,7 +494,20 @@ fn built(p: &GenPolicy, r: &GenRequest, totals_in: &[u64]) {
         .filter(|(_, g)| covers(g, &subject, client, &wallet))
         .map(|(i, g)| (i, *g))
         .collect();
-    let must_deny = must_deny(&subject, &covering, p.default_deny, &totals, &wallet);
+    let call = match &r.subject {
+        GenSubject::EvmTx { call, .. } => Some(call),
+        _ => None,
+    };
+    let hash_ok = hash_allowed(&rules, client, &wallet);
+    let must_deny = must_deny(
+        &subject,
+        &covering,
+        p.default_deny,
+        &totals,
+        &wallet,
+        call,
+        hash_ok,
+    );
     if let Some(why) = &must_deny {
         assert!(
             !decision.allowed(),
@@ -564,7 +530,8 @@ fn built(p: &GenPolicy, r: &GenRequest, totals_in: &[u64]) {
         );
     }
     if covering.is_empty() && !p.default_deny {
-        let spending = matches!(&subject, Subject::EvmTypedData(i) if SPENDING.contains(&i.primary_type.as_str()));
+        let spending = matches!(&subject, Subject::EvmTypedData(i) if SPENDING.contains(&i.primary_type.as_str()))
+            || matches!(subject, Subject::EvmMessage { len: 32 } if !hash_ok);
         assert_eq!(
             decision.allowed(),
             !spending,
@@ -602,6 +569,16 @@ fn total(totals: &Totals, wallet: &str, chain: &str, asset: &str, window: u64) -
     totals.get(&(key, window)).copied().unwrap_or_default()
 }
 
+/// Whether the policy allows this client raw digests on this wallet: a 32-byte EVM
+/// message needs it (the generator never sets `message.allow_digests`).
+fn hash_allowed(rules: &[&GenRule], client: &str, w: &WalletRef<'_>) -> bool {
+    let hash: Vec<&&GenRule> = rules
+        .iter()
+        .filter(|g| covers(g, &Subject::EvmHash, client, w))
+        .collect();
+    !hash.is_empty() && hash.iter().all(|g| g.hash == Some(true))
+}
+
 /// Why the request must be refused, if it must.
 fn must_deny(
     s: &Subject,
@@ -609,7 +586,12 @@ fn must_deny(
     default_deny: bool,
     totals: &Totals,
     w: &WalletRef<'_>,
+    call: Option<&GenCall>,
+    hash_ok: bool,
 ) -> Option<String> {
+    if matches!(s, Subject::EvmMessage { len: 32 }) && !hash_ok {
+        return Some("a 32-byte message is a digest".into());
+    }
     if let Subject::EvmTypedData(info) = s {
         let spending = SPENDING.contains(&info.primary_type.as_str());
         let listed = covering.iter().any(|(_, g)| {
@@ -624,14 +606,20 @@ fn must_deny(
         return default_deny.then(|| "no rule covers it and default is deny".into());
     }
     for (i, g) in covering {
-        if let Some(why) = rule_denies(g, s, totals, w) {
+        if let Some(why) = rule_denies(g, s, totals, w, call) {
             return Some(format!("rule r{i}: {why}"));
         }
     }
     None
 }
 
-fn rule_denies(g: &GenRule, s: &Subject, totals: &Totals, w: &WalletRef<'_>) -> Option<String> {
+fn rule_denies(
+    g: &GenRule,
+    s: &Subject,
+    totals: &Totals,
+    w: &WalletRef<'_>,
+    call: Option<&GenCall>,
+) -> Option<String> {
     match s {
         Subject::EvmMessage { len } | Subject::SolanaMessage { len } => {
             let (allow, max) = g.message?;
@@ -644,109 +632,31 @@ fn rule_denies(g: &GenRule, s: &Subject, totals: &Totals, w: &WalletRef<'_>) -> 
         Subject::EvmHash => (g.hash != Some(true)).then(|| "hashes refused".into()),
         Subject::EvmTypedData(info) => {
             let (_, deny) = g.typed_lists()?;
-            deny.contains(&info.primary_type.as_str())
-                .then(|| "primary type denied".into())
+            if deny.contains(&info.primary_type.as_str()) {
+                return Some("primary type denied".into());
+            }
+            let e = g.evm.as_ref()?;
+            // the rule's chains reach typed data (the generated domain is on chain 1)
+            let chains: Vec<u64> = e
+                .chain_ids
+                .iter()
+                .map(|c| CHAINS[usize::from(*c) % 3])
+                .collect();
+            if !chains.is_empty() && !chains.contains(&info.domain_chain_id.unwrap_or(0)) {
+                return Some("typed data for a chain outside evm.chain_ids".into());
+            }
+            // an unpriced family under a rule that caps anything, max_value included
+            let unpriced = matches!(
+                info.family,
+                keyward::chains::evm::TypedFamily::Unpriced { .. }
+            );
+            (unpriced && e.caps_anything()).then(|| "unpriced typed data under caps".into())
         }
-        Subject::EvmTransaction(tx) => evm_denies(g.evm.as_ref()?, tx, totals, w),
+        Subject::EvmTransaction(tx) => evm_denies(g.evm.as_ref()?, tx, totals, w, call?),
         Subject::SolanaTransaction { tx, wallet } => {
             sol_denies(g.solana.as_ref()?, tx, wallet, totals, w)
         }
     }
-}
-
-fn evm_denies(
-    e: &GenEvmRule,
-    tx: &evm::UnsignedTx,
-    totals: &Totals,
-    w: &WalletRef<'_>,
-) -> Option<String> {
-    let chain = tx.chain_id();
-    let chains: Vec<u64> = e
-        .chain_ids
-        .iter()
-        .map(|c| CHAINS[usize::from(*c) % 3])
-        .collect();
-    if !chains.is_empty() && !chains.contains(&chain) {
-        return Some("chain not allowed".into());
-    }
-    let to = tx.to();
-    match to {
-        None if !e.contract_creation => return Some("contract creation".into()),
-        Some(to) if e.to_deny.iter().any(|a| addr(*a) == to) => return Some("to denied".into()),
-        Some(to) if !e.to_allow.is_empty() && !e.to_allow.iter().any(|a| addr(*a) == to) => {
-            return Some("to not allowed".into())
-        }
-        _ => {}
-    }
-    // the cap for the exact chain wins over "*"
-    let mut caps: Vec<(Option<u64>, u64)> = Vec::new();
-    if let Some((c, v)) = e.max_value {
-        caps.push((c.map(|c| CHAINS[usize::from(c) % 3]), v));
-    }
-    if let Some((c, v)) = e.max_value_exact {
-        let c = Some(CHAINS[usize::from(c) % 3]);
-        caps.retain(|(k, _)| *k != c);
-        caps.push((c, v));
-    }
-    let cap = caps
-        .iter()
-        .find(|(c, _)| *c == Some(chain))
-        .or_else(|| caps.iter().find(|(c, _)| c.is_none()));
-    if let Some((_, max)) = cap {
-        if tx.value() > U256::from(*max) {
-            return Some("value above max_value".into());
-        }
-    }
-    if e.max_gas.is_some_and(|g| tx.gas_limit() > u64::from(g)) {
-        return Some("gas above max".into());
-    }
-    if e.max_fee
-        .is_some_and(|f| tx.max_fee_per_gas() > u128::from(f))
-    {
-        return Some("fee above max".into());
-    }
-    let ck = format!("eip155:{chain}");
-    if let Some((c, win, max)) = e.spend {
-        let (_, window) = WINDOWS[usize::from(win) % 3];
-        if CHAINS[usize::from(c) % 3] == chain && !tx.value().is_zero() {
-            let t = total(totals, w.id, &ck, "native", window);
-            if t.saturating_add(tx.value()) > U256::from(max) {
-                return Some("native rolling cap".into());
-            }
-        }
-    }
-    let to = to?;
-    let data = tx.data();
-    let sel: [u8; 4] = data.get(..4)?.try_into().ok()?;
-    let which = SELECTORS[..3].iter().position(|s| *s == sel)?;
-    let need = if which == 2 { 100 } else { 68 };
-    if data.len() < need {
-        return Some("ERC-20 call that does not decode".into());
-    }
-    let amount = U256::from_be_slice(&data[need - 32..need]);
-    let unlimited = amount.bit(255);
-    let token = e.token.as_ref().filter(|t| {
-        addr(t.contract) == to && t.chain.is_none_or(|c| CHAINS[usize::from(c) % 3] == chain)
-    });
-    if which == 1 && unlimited && !token.is_some_and(|t| t.unlimited_approval) {
-        return Some("unlimited approval".into());
-    }
-    let t = token?;
-    if let Some(m) = t.max_per_tx {
-        if amount > U256::from(m) && !(unlimited && t.unlimited_approval) {
-            return Some("token amount above max_per_tx".into());
-        }
-    }
-    if let (Some((win, max)), true) = (t.window, which != 1) {
-        let (_, window) = WINDOWS[usize::from(win) % 3];
-        let asset = format!("erc20:{to:#x}");
-        if !amount.is_zero()
-            && total(totals, w.id, &ck, &asset, window).saturating_add(amount) > U256::from(max)
-        {
-            return Some("token rolling cap".into());
-        }
-    }
-    None
 }
 
 fn sol_denies(

@@ -5,7 +5,10 @@
 //! primary type is `Permit` but whose fields differ from EIP-2612's cannot be used as an
 //! EIP-2612 permit; it can still be some other contract's permit. Hence: a known
 //! spending name with the canonical fields is priced, with other fields it is
-//! [`TypedFamily::Unpriced`], and an unknown name is [`TypedFamily::Other`]. Canonical
+//! [`TypedFamily::Unpriced`]. A name the lists do not know is judged by what it
+//! references and by its fields (see [`classify`]); only what no signal marks is
+//! [`TypedFamily::Other`]. Names are one signal among several: a contract can call its
+//! permit anything. Canonical
 //! type strings come from alloy `sol!` structs, compared with alloy's own `encodeType`
 //! of the request.
 
@@ -110,6 +113,50 @@ pub const UNPRICED_FAMILIES: &[(&str, &str)] = &[
     // LooksRare v1 / v2
     ("MakerOrder", "LooksRare maker order"),
     ("Maker", "LooksRare maker order"),
+    // ERC-721 / ERC-1155 operator permits: Uniswap v4 PositionManager `PermitForAll`
+    // (https://github.com/Uniswap/v4-periphery/blob/main/src/libraries/ERC721PermitHash.sol)
+    ("PermitForAll", "ERC-721 operator permit"),
+    // ERC-7739 nested typed data: the account signs the `contents` it wraps
+    // (https://eips.ethereum.org/EIPS/eip-7739)
+    ("TypedDataSign", "ERC-7739 wrapped typed data"),
+    // OpenGSN: a relayed call executed as the signer
+    // (https://github.com/opengsn/gsn/blob/master/packages/contracts/src/utils/GsnEip712Library.sol)
+    ("RelayRequest", "OpenGSN relay request"),
+    // ERC-4337 v0.8 user operations are EIP-712 (EntryPoint `PackedUserOperation`)
+    ("PackedUserOperation", "ERC-4337 user operation"),
+    ("UserOperation", "ERC-4337 user operation"),
+    // MetaMask delegation framework: a delegate may act for the signer
+    ("Delegation", "delegation"),
+];
+
+/// Field names that say who receives an asset or may move it.
+const PARTY_FIELDS: &[&str] = &[
+    "spender",
+    "operator",
+    "delegate",
+    "delegatee",
+    "to",
+    "target",
+    "recipient",
+    "receiver",
+    "taker",
+    "beneficiary",
+    "destination",
+    "dest",
+    "payee",
+    "approved",
+];
+
+/// `bytes` field names that carry a call to execute.
+const CALL_FIELDS: &[&str] = &[
+    "data",
+    "calldata",
+    "execution",
+    "executiondata",
+    "payload",
+    "initcode",
+    "func",
+    "call",
 ];
 
 /// Primary types refused by the built-in guard unless a rule lists them: every family
@@ -161,6 +208,13 @@ fn is<S: SolStruct>(td: &TypedData) -> bool {
 }
 
 /// Classifies parsed typed data; `types` is the request's `types` object.
+///
+/// Three signals, any of which makes a message asset-moving: its primary type's name (a
+/// known family, priced when its fields are canonical); the name of any struct type it
+/// references (a wrapper such as ERC-7739's `TypedDataSign` or a forwarder's request is
+/// what it wraps); and its structure: any referenced struct with a field naming a party
+/// (spender, operator, recipient, target, ...) next to an amount, an approval flag or
+/// call data, or any `bytes` field carrying a call.
 pub fn classify(td: &TypedData, types: &Value) -> TypedFamily {
     let primary = td.primary_type.as_str();
     if let Some((_, family)) = UNPRICED_FAMILIES.iter().find(|(n, _)| *n == primary) {
@@ -168,8 +222,8 @@ pub fn classify(td: &TypedData, types: &Value) -> TypedFamily {
     }
     let witness =
         primary == "PermitWitnessTransferFrom" || primary == "PermitBatchWitnessTransferFrom";
-    if !PRICED_FAMILY_NAMES.contains(&primary) {
-        return TypedFamily::Other;
+    if !PRICED_FAMILY_NAMES.contains(&primary) && !witness {
+        return by_structure(types, primary);
     }
     let unpriced = |family| TypedFamily::Unpriced { family };
     let Ok(msg) = td.coerce() else {
@@ -305,6 +359,70 @@ pub fn classify(td: &TypedData, types: &Value) -> TypedFamily {
     }
 }
 
+/// The struct types reachable from `primary` (itself included), by name; `types` has
+/// passed `typed_data_limits`, so the walk is bounded by its type count.
+fn reachable<'a>(types: &'a Value, primary: &'a str) -> Vec<&'a str> {
+    let mut seen: Vec<&str> = vec![primary];
+    let mut at = 0;
+    while let Some(name) = seen.get(at).copied() {
+        at += 1;
+        for (_, ty) in declared(types, name).unwrap_or_default() {
+            let base = ty.split('[').next().unwrap_or(ty);
+            if types.get(base).is_some() && !seen.contains(&base) {
+                seen.push(base);
+            }
+        }
+    }
+    seen
+}
+
+fn normalized(field: &str) -> String {
+    field.trim_start_matches('_').to_ascii_lowercase()
+}
+
+/// A struct whose fields name a party together with an amount, an approval flag or call
+/// data, or that carries call data: what asset-moving messages look like, whatever
+/// their name.
+fn moves_by_fields(fields: &[(&str, &str)]) -> bool {
+    let base = |t: &str| t.split('[').next().unwrap_or(t).to_owned();
+    let party = fields
+        .iter()
+        .any(|(n, t)| base(t) == "address" && PARTY_FIELDS.contains(&normalized(n).as_str()));
+    let call = fields
+        .iter()
+        .any(|(n, t)| base(t) == "bytes" && CALL_FIELDS.contains(&normalized(n).as_str()));
+    let amount_or_flag = fields.iter().any(|(_, t)| {
+        let t = base(t);
+        t.starts_with("uint") || t.starts_with("int") || t == "bool" || t == "bytes"
+    });
+    call || (party && amount_or_flag)
+}
+
+/// Classification of a primary type no family list names.
+fn by_structure(types: &Value, primary: &str) -> TypedFamily {
+    let all = reachable(types, primary);
+    let known = |n: &&str| {
+        PRICED_FAMILY_NAMES.contains(n)
+            || UNPRICED_FAMILIES.iter().any(|(f, _)| f == n)
+            || n.starts_with("PermitWitnessTransferFrom")
+            || n.starts_with("PermitBatchWitnessTransferFrom")
+    };
+    if all.iter().skip(1).any(known) {
+        return TypedFamily::Unpriced {
+            family: "message wrapping a known asset-moving type",
+        };
+    }
+    if all
+        .iter()
+        .any(|n| declared(types, n).is_some_and(|f| moves_by_fields(&f)))
+    {
+        return TypedFamily::Unpriced {
+            family: "message shaped like an asset-moving one (a spender, operator, recipient or target with an amount, approval flag or call data)",
+        };
+    }
+    TypedFamily::Other
+}
+
 fn batch_transfer(
     msg: &DynSolValue,
     permissions: impl Fn(&DynSolValue) -> Option<(Address, U256)>,
@@ -347,4 +465,79 @@ fn witness_prefix_ok(types: &Value, primary: &str) -> bool {
         && fields[..4] == want
         && declared(types, "TokenPermissions").as_deref()
             == Some(&[("token", "address"), ("amount", "uint256")][..])
+}
+
+#[cfg(test)]
+mod tests {
+    //! Structural classification: shapes built by hand, and the EIP's own Mail example.
+
+    use super::*;
+    use serde_json::json;
+
+    fn family(types: Value, primary: &str, message: Value) -> TypedFamily {
+        let mut t = types;
+        t["EIP712Domain"] = json!([{"name": "name", "type": "string"}]);
+        let v = json!({"types": t, "primaryType": primary, "domain": {"name": "X"}, "message": message});
+        let td: TypedData = serde_json::from_value(v.clone()).unwrap();
+        classify(&td, &v["types"])
+    }
+
+    fn moving(f: &TypedFamily) -> bool {
+        f.moves_assets()
+    }
+
+    #[test]
+    fn structure_and_references_mark_asset_moving_messages() {
+        let a = "0x00000000000000000000000000000000000000b0";
+        // a party with an amount, a flag or call data, at any depth, under any name
+        for (types, primary, msg) in [
+            (
+                json!({"A": [{"name": "spender", "type": "address"}, {"name": "n", "type": "uint8"}]}),
+                "A",
+                json!({"spender": a, "n": 1}),
+            ),
+            (
+                json!({"A": [{"name": "_Operator", "type": "address"}, {"name": "ok", "type": "bool"}]}),
+                "A",
+                json!({"_Operator": a, "ok": true}),
+            ),
+            (
+                json!({"A": [{"name": "x", "type": "B[]"}], "B": [{"name": "targets", "type": "address[]"}, {"name": "to", "type": "address"}, {"name": "v", "type": "int256"}]}),
+                "A",
+                json!({"x": [{"targets": [a], "to": a, "v": 1}]}),
+            ),
+            (
+                json!({"A": [{"name": "callData", "type": "bytes"}]}),
+                "A",
+                json!({"callData": "0x01"}),
+            ),
+            // a known family referenced, not primary: the wrapper is what it wraps
+            (
+                json!({"A": [{"name": "m", "type": "SafeTx"}], "SafeTx": [{"name": "nonce", "type": "uint256"}]}),
+                "A",
+                json!({"m": {"nonce": 1}}),
+            ),
+        ] {
+            let f = family(types.clone(), primary, msg);
+            assert!(moving(&f), "{types}: {f:?}");
+        }
+        // the EIP's Mail example and a login move nothing
+        let mail: Value =
+            serde_json::from_str(include_str!("../../../tests/fixtures/eip712_mail.json")).unwrap();
+        let td: TypedData = serde_json::from_value(mail.clone()).unwrap();
+        assert_eq!(classify(&td, &mail["types"]), TypedFamily::Other);
+        let login = family(
+            json!({"Login": [{"name": "user", "type": "address"}, {"name": "nonce", "type": "uint256"}, {"name": "note", "type": "string"}]}),
+            "Login",
+            json!({"user": a, "nonce": 1, "note": "hi"}),
+        );
+        assert_eq!(login, TypedFamily::Other);
+        // a party alone, or an amount alone, is not enough
+        let party_only = family(
+            json!({"A": [{"name": "to", "type": "address"}, {"name": "note", "type": "string"}]}),
+            "A",
+            json!({"to": a, "note": "x"}),
+        );
+        assert_eq!(party_only, TypedFamily::Other);
+    }
 }
