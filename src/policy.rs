@@ -20,6 +20,7 @@
 //! EIP-712 messages of a known asset-moving family are refused ([`SPENDING_TYPED_DATA`])
 //! unless a covering rule names their primary type — also when no rule covers the request.
 
+mod amounts;
 mod evm;
 pub mod rate;
 pub mod rules;

@@ -685,11 +685,14 @@ pub fn instruction_name(ix: &Instruction) -> &'static str {
 pub fn named_discriminator(program: &Pubkey, name: &str) -> Option<Vec<u8>> {
     if *program == SYSTEM_PROGRAM_ID {
         let tag: u32 = match name {
+            "CreateAccount" => 0,
             "Assign" => 1,
+            "CreateAccountWithSeed" => 3,
             "AuthorizeNonceAccount" => 7,
             "Allocate" => 8,
             "AllocateWithSeed" => 9,
             "AssignWithSeed" => 10,
+            "CreateAccountAllowPrefund" => 13,
             _ => return None,
         };
         return Some(tag.to_le_bytes().to_vec());
