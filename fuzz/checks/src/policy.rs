@@ -51,10 +51,11 @@ fn mint(i: u8) -> Key {
 }
 
 fn program(i: u8) -> (&'static str, Key) {
-    match i % 4 {
+    match i % 5 {
         0 => ("system", wire::SYSTEM),
         1 => ("token", wire::TOKEN),
         2 => ("token-2022", wire::TOKEN_2022),
+        3 => ("compute-budget", wire::COMPUTE_BUDGET),
         _ => ("memo", solana::parse_pubkey(MEMO).unwrap()),
     }
 }
@@ -114,6 +115,8 @@ struct GenToken {
 struct GenSolRule {
     programs: Vec<u8>,
     max_lamports: Option<u64>,
+    max_priority_fee: Option<u64>,
+    allow_durable_nonce: Option<bool>,
     spend: Option<(u8, u64)>,
     token: Option<GenSplToken>,
     require_fee_payer: bool,
@@ -254,6 +257,12 @@ impl GenPolicy {
                     json!({ "programs": programs, "require_fee_payer": s.require_fee_payer });
                 if let Some(l) = s.max_lamports {
                     m["max_lamports_per_tx"] = json!(l.to_string());
+                }
+                if let Some(f) = s.max_priority_fee {
+                    m["max_priority_fee"] = json!(f.to_string());
+                }
+                if let Some(a) = s.allow_durable_nonce {
+                    m["allow_durable_nonce"] = json!(a);
                 }
                 if let Some((w, max)) = s.spend {
                     m["spend"] = json!([{ "window": WINDOWS[usize::from(w) % 3].0, "max": max.to_string() }]);
@@ -762,6 +771,20 @@ fn sol_denies(
     // the message as the reference parser reads it, classified by the reference
     let (_, m, _) = wire::parse_transaction(tx.bytes(), true).expect("keyward parsed it");
     let programs: Vec<Key> = g.programs().iter().map(|p| program(*p).1).collect();
+    // a durable nonce outlives the windows: refused where a cap exists unless allowed
+    let caps = g.max_lamports.is_some()
+        || g.spend.is_some()
+        || g.token.is_some()
+        || g.max_priority_fee.is_some();
+    if wire::durable_nonce(&m) && !g.allow_durable_nonce.unwrap_or(!caps) {
+        return Some("durable nonce".into());
+    }
+    // the priority fee is never priced below what a runtime charges
+    if let (Some(max), Some(fee)) = (g.max_priority_fee, wire::priority_fee_floor(&m)) {
+        if fee > u128::from(max) {
+            return Some(format!("priority fee {fee} above {max}"));
+        }
+    }
     let ours = |who: &Option<Key>| who.is_none_or(|k| k == *wallet);
     let mut lamports = U256::ZERO;
     let mut tokens: Vec<(Key, U256)> = Vec::new();
