@@ -35,11 +35,26 @@ fn example_solana_policy() -> String {
         "wallets".into(),
         toml::Value::Array(vec!["label:golden".into()]),
     );
+    // a rule that caps lamports and not the fee: the fee the wallet pays is lamports too
+    let lamports_only: toml::Table = toml::from_str(
+        r#"
+id = "lamports-only"
+clients = ["test-client"]
+wallets = ["label:lamports-only"]
+[solana]
+programs = ["system", "compute-budget"]
+max_lamports_per_tx = "1000000"
+[[solana.spend]]
+window = "24h"
+max = "1500000"
+"#,
+    )
+    .unwrap();
     let mut policy = toml::Table::new();
     policy.insert("default".into(), "deny".into());
     policy.insert(
         "rule".into(),
-        toml::Value::Array(vec![toml::Value::Table(rule)]),
+        toml::Value::Array(vec![rule.into(), lamports_only.into()]),
     );
     toml::to_string(&policy).unwrap()
 }
@@ -52,7 +67,11 @@ async fn start() -> Server {
 }
 
 fn wallet(s: &Server) -> (Wallet, [u8; 32]) {
-    let w = keyward::wallets::create(&s.app, Chain::Solana, Some("golden")).unwrap();
+    labelled(s, "golden")
+}
+
+fn labelled(s: &Server, label: &str) -> (Wallet, [u8; 32]) {
+    let w = keyward::wallets::create(&s.app, Chain::Solana, Some(label)).unwrap();
     let pk = solana::parse_pubkey(w.address.as_deref().unwrap()).unwrap();
     (w, pk)
 }
@@ -219,5 +238,29 @@ async fn durable_nonce_transactions_are_refused_under_a_capped_rule() {
     // AdvanceNonceAccount later in the transaction does not make it durable
     let a = send(&s, &w, &pk, "system.advance_nonce_account_not_first").await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(spend_rows(&s, &w), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_priority_fee_the_wallet_pays_counts_against_its_lamport_caps() {
+    let s = start().await;
+    let (w, pk) = labelled(&s, "lamports-only");
+    // no max_priority_fee in the rule: [SetComputeUnitPrice(u64::MAX)] is still refused,
+    // by the lamport cap
+    let a = send(&s, &w, &pk, "compute_budget.price_alone_u64_max").await;
+    refused(
+        &a,
+        "lamports-only",
+        "55340232221128655 lamports leaving the wallet (what it sends, and the priority fee when it pays the fees) exceeds solana.max_lamports_per_tx 1000000",
+    );
+    let a = send(&s, &w, &pk, "compute_budget.price_alone_over_cap").await;
+    refused(&a, "lamports-only", "1000001 lamports leaving the wallet");
+    assert_eq!(spend_rows(&s, &w), 0);
+    // 1,000,000 lamports of fee: within the transaction cap, and counted in the window
+    let a = send(&s, &w, &pk, "compute_budget.price_alone_at_cap").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(spend_rows(&s, &w), 1);
+    let a = send(&s, &w, &pk, "compute_budget.price_alone_at_cap").await;
+    refused(&a, "lamports-only", "rolling");
     assert_eq!(spend_rows(&s, &w), 1);
 }

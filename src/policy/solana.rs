@@ -254,12 +254,17 @@ fn system_effects(s: &SystemInstruction, wallet: &Pubkey) -> Vec<Effect> {
 
 /// `(chain, asset, amount)` the wallet sends or approves in `tx`. Unlimited approvals
 /// are not counted: they are refused, or allowed explicitly and then exempt from caps.
+/// The priority fee is lamports leaving the wallet when the wallet is the fee payer: it
+/// counts against the lamport caps too (the base fee, 5,000 lamports a signature, does
+/// not).
 pub(super) fn spend(tx: &ParsedTransaction, wallet: &Pubkey) -> Vec<(String, String, U256)> {
     let mut out = Vec::new();
+    let mut budget = Vec::new();
     for i in 0..tx.instructions().len() {
         for e in effects(&tx.decode_instruction(i), wallet) {
             match e {
                 Effect::Lamports(l) => out.push((CHAIN.into(), "lamports".into(), U256::from(l))),
+                Effect::Budget(c) => budget.push(c),
                 Effect::Tokens {
                     mint: Some(mint),
                     amount,
@@ -270,6 +275,10 @@ pub(super) fn spend(tx: &ParsedTransaction, wallet: &Pubkey) -> Vec<(String, Str
                 _ => {}
             }
         }
+    }
+    if tx.fee_payer() == *wallet {
+        let fee = priority_fee(tx, &budget).lamports;
+        out.push((CHAIN.into(), "lamports".into(), fee));
     }
     out
 }
@@ -477,7 +486,7 @@ pub(super) fn check(
     if let Some(max) = rule.max_lamports_per_tx {
         if lamports > max {
             return Err(format!(
-                "{lamports} lamports sent exceeds solana.max_lamports_per_tx {max}"
+                "{lamports} lamports leaving the wallet (what it sends, and the priority fee when it pays the fees) exceeds solana.max_lamports_per_tx {max}"
             )
             .into());
         }

@@ -828,3 +828,40 @@ fn a_requested_limit_is_used_as_the_runtime_uses_it() {
     fee_edge(&[price(333_333_333)], 1_000_000);
     fee_edge(&[price(333_333_334)], 1_000_001);
 }
+
+#[test]
+fn the_priority_fee_the_wallet_pays_counts_against_its_lamport_caps() {
+    // no max_priority_fee: the fee is still lamports leaving the wallet
+    let p = "[[rule]]\nid = \"s\"\n[rule.solana]\nprograms = [\"system\", \"compute-budget\"]\nmax_lamports_per_tx = \"3000\"\n[[rule.solana.spend]]\nwindow = \"1h\"\nmax = \"5000\"\n";
+    // 3,000 units (the runtime's default for one Compute Budget instruction) × 10^6
+    let at = tx(WALLET, &[price(1_000_000)]);
+    let d = run(p, &at, &Totals::new());
+    assert!(d.allowed(), "{d:?}");
+    assert_eq!(d.spend[0].0.asset, "lamports");
+    assert_eq!(d.spend[0].1, U256::from(3_000));
+    // with a transfer: 200,000 units × 10^6 = 200,000 lamports, plus the 1 sent
+    let den = run(
+        p,
+        &tx(WALLET, &[price(1_000_000), transfer(1)]),
+        &Totals::new(),
+    )
+    .denial
+    .unwrap();
+    assert_eq!(den.rule, "s");
+    assert!(
+        den.reason.starts_with("200001 lamports leaving the wallet"),
+        "{}",
+        den.reason
+    );
+    // and in the rolling window: 2,001 already counted, 3,000 more exceeds 5,000
+    let q = run(p, &at, &Totals::new()).queries();
+    let mut t = Totals::new();
+    t.insert(q[0].clone(), U256::from(2_000));
+    assert!(run(p, &at, &t).allowed());
+    t.insert(q[0].clone(), U256::from(2_001));
+    assert!(run(p, &at, &t).denial.unwrap().reason.contains("rolling"));
+    // another fee payer pays it: nothing of the wallet's
+    let d = run(p, &tx([8; 32], &[price(u64::MAX)]), &Totals::new());
+    assert!(d.allowed(), "{d:?}");
+    assert!(d.spend.is_empty());
+}
