@@ -20,6 +20,8 @@ use serde_json::{json, Map, Value};
 
 use crate::solana_wire::{self as wire, Class, GenMsg, Key};
 
+mod fees;
+
 const CHAINS: [u64; 3] = [1, 10, 137];
 const WINDOWS: [(&str, u64); 3] = [
     ("1h", 3_600_000),
@@ -74,77 +76,9 @@ enum Input {
     /// refusals, which generic generation reaches too rarely.
     SolanaFees {
         rule: GenSolRule,
-        ixs: Vec<GenFeeIx>,
+        ixs: Vec<fees::GenFeeIx>,
         totals: Vec<u64>,
     },
-}
-
-#[derive(Arbitrary, Debug, Clone, Copy)]
-enum GenFeeIx {
-    Price(u64),
-    Limit(u32),
-    Heap(u32),
-    AdvanceNonce,
-    Transfer(u64),
-}
-
-impl GenFeeIx {
-    /// As an instruction of the message built in [`solana_fees`]: keys wallet, nonce,
-    /// sysvar, System, Compute Budget.
-    fn ix(self) -> wire::GenIx {
-        let (program, accounts, data) = match self {
-            GenFeeIx::Price(p) => (4, vec![], wire::GenData::Price(p)),
-            GenFeeIx::Limit(l) => (4, vec![], wire::GenData::Limit(l)),
-            GenFeeIx::Heap(h) => (4, vec![], wire::GenData::Heap(h)),
-            GenFeeIx::AdvanceNonce => (3, vec![1, 2, 0], wire::GenData::AdvanceNonce),
-            GenFeeIx::Transfer(l) => (3, vec![0, 1], wire::GenData::Transfer(l)),
-        };
-        wire::GenIx {
-            program,
-            accounts,
-            data,
-        }
-    }
-}
-
-/// The [`Input::SolanaFees`] case as a generated policy and request.
-fn solana_fees(rule: GenSolRule, ixs: &[GenFeeIx], totals: &[u64]) {
-    let mut rule = rule;
-    // System and Compute Budget allowed, so the refusals under test are the ones reached
-    rule.programs.extend([0, 3]);
-    let policy = GenPolicy {
-        default_deny: true,
-        rules: vec![GenRule {
-            clients: None,
-            wallets: 4, // chain:solana
-            evm: None,
-            typed: None,
-            message: None,
-            hash: None,
-            solana: Some(rule),
-        }],
-    };
-    let msg = wire::GenMsg {
-        v0: false,
-        header: [1, 0, 3],
-        sane_header: false,
-        keys: vec![
-            wire::GenKey::Wallet,
-            wire::GenKey::Small(7),
-            wire::GenKey::Small(8),
-            wire::GenKey::System,
-            wire::GenKey::ComputeBudget,
-        ],
-        blockhash: [9; 32],
-        ixs: ixs.iter().take(12).map(|i| i.ix()).collect(),
-        sane_indices: false,
-        lookups: Vec::new(),
-    };
-    let request = GenRequest {
-        client: 0,
-        subject: GenSubject::SolanaTx(msg),
-    };
-    built(&policy, &request, totals);
 }
 
 #[derive(Arbitrary, Debug)]
@@ -481,7 +415,7 @@ pub fn check(data: &[u8]) {
             request,
             totals,
         } => built(&policy, &request, &totals),
-        Input::SolanaFees { rule, ixs, totals } => solana_fees(rule, &ixs, &totals),
+        Input::SolanaFees { rule, ixs, totals } => fees::solana_fees(rule, &ixs, &totals),
     }
 }
 
