@@ -77,6 +77,9 @@ enum Input {
     SolanaFees {
         rule: GenSolRule,
         ixs: Vec<fees::GenFeeIx>,
+        /// Keep only the Compute Budget instructions (the runtime's default limit is then
+        /// SIMD-0170's 3,000 per instruction alone).
+        budget_only: bool,
         totals: Vec<u64>,
     },
 }
@@ -415,7 +418,12 @@ pub fn check(data: &[u8]) {
             request,
             totals,
         } => built(&policy, &request, &totals),
-        Input::SolanaFees { rule, ixs, totals } => fees::solana_fees(rule, &ixs, &totals),
+        Input::SolanaFees {
+            rule,
+            ixs,
+            budget_only,
+            totals,
+        } => fees::solana_fees(rule, &ixs, budget_only, &totals),
     }
 }
 
@@ -797,6 +805,26 @@ fn sol_denies(
         }
     }
     let ours = |who: &Option<Key>| who.is_none_or(|k| k == *wallet);
+    // System instructions that give an account the wallet controls to a program: the
+    // wallet's own account created or prefunded-created, an account derived from it
+    // allocated (AllocateWithSeed assigns): refused under any rule
+    for i in 0..m.ixs.len() {
+        let (p, _, d) = &m.ixs[i];
+        if m.keys[usize::from(*p)] != wire::SYSTEM || d.len() < 4 {
+            continue;
+        }
+        let handover = match u32::from_le_bytes(d[..4].try_into().unwrap()) {
+            0 => m.account(i, 1).is_some_and(|a| ours(&a)),
+            13 => m.account(i, 0).is_some_and(|a| ours(&a)),
+            9 => d.get(4..36) == Some(&wallet[..]),
+            _ => false,
+        };
+        if handover {
+            return Some(format!(
+                "instruction {i} hands a wallet account to a program"
+            ));
+        }
+    }
     let mut lamports = U256::ZERO;
     let mut tokens: Vec<(Key, U256)> = Vec::new();
     for i in 0..m.ixs.len() {
