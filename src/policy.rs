@@ -23,6 +23,7 @@
 //! refused unless the policy allows this client raw digests on this wallet, or every
 //! covering message rule sets `allow_digests`.
 
+mod amounts;
 mod evm;
 pub mod rate;
 pub mod rules;

@@ -323,6 +323,8 @@ fn corpus(env: &Env, held_key: &str) -> Vec<Case> {
         ("client operation unknown", append("[[clients]]\nidentity = \"a\"\nwallets = [\"*\"]\noperations = [\"evm.everything\"]"), "operations"),
         ("client wallet selector unknown", append("[[clients]]\nidentity = \"a\"\nwallets = [\"chain:bitcoin\"]\noperations = [\"evm.message\"]"), "wallets"),
         ("client without operations", append("[[clients]]\nidentity = \"a\"\nwallets = [\"*\"]"), "operations"),
+        ("inline policy: lamports in ether", append("[policy]\n[[policy.rule]]\nid = \"s\"\n[policy.rule.solana]\nprograms = [\"system\"]\nmax_lamports_per_tx = \"1 ether\""), "(s).solana.max_lamports_per_tx`: \"1 ether\" is in an EVM unit"),
+        ("inline policy: value in sol", append("[policy]\n[[policy.rule]]\nid = \"e\"\n[policy.rule.evm]\nmax_value = { \"*\" = \"1 sol\" }"), "(e).evm.max_value.*`: \"1 sol\" is in a Solana unit"),
         ("TOML syntax", append("[[clients]\n"), "TOML parse error"),
         ("table twice", append("[store]\npath = \"other.db\""), "store"),
     ];
@@ -516,6 +518,28 @@ fn corpus(env: &Env, held_key: &str) -> Vec<Case> {
         2,
         "nope.toml: cannot read",
     );
+    // amounts in the other chain's units ("1 ether" of lamports is 10^18 lamports: no cap),
+    // refused naming the key, in every amount key of both chains
+    let evm_unit = "is in an EVM unit, and this key is a Solana amount: write it in lamports, sol or as a base-unit integer";
+    let sol_unit = "is in a Solana unit, and this key is an EVM amount: write it in wei, gwei, ether or as a base-unit integer";
+    let sol_rule = "[[rule]]\nid = \"s\"\n[rule.solana]\nprograms = [\"system\"]\n";
+    let evm_rule = "[[rule]]\nid = \"e\"\n[rule.evm]\n";
+    let usdc = "contract = \"0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48\"";
+    let mint = "mint = \"EPjFWdd5AufqSxqeM2qN1xzybapC8G4wEGGkZwyTDt1v\"";
+    for (name, policy, says) in [
+        ("lamports in ether", format!("{sol_rule}max_lamports_per_tx = \"1 ether\"\n"), format!("key `rule[0](s).solana.max_lamports_per_tx`: \"1 ether\" {evm_unit}")),
+        ("priority fee in wei", format!("{sol_rule}max_priority_fee = \"1 wei\"\n"), format!("key `rule[0](s).solana.max_priority_fee`: \"1 wei\" {evm_unit}")),
+        ("lamport window in gwei", format!("{sol_rule}[[rule.solana.spend]]\nwindow = \"1h\"\nmax = \"5 gwei\"\n"), format!("key `rule[0](s).solana.spend[0].max`: \"5 gwei\" {evm_unit}")),
+        ("SPL cap in eth", format!("{sol_rule}[[rule.solana.token]]\n{mint}\nmax_per_tx = \"1 eth\"\n"), format!("key `rule[0](s).solana.token[0].max_per_tx`: \"1 eth\" {evm_unit}")),
+        ("value in sol", format!("{evm_rule}max_value = {{ \"1\" = \"2 sol\" }}\n"), format!("key `rule[0](e).evm.max_value.1`: \"2 sol\" {sol_unit}")),
+        ("gas price in lamports", format!("{evm_rule}max_fee_per_gas = \"100 lamports\"\n"), format!("key `rule[0](e).evm.max_fee_per_gas`: \"100 lamports\" {sol_unit}")),
+        ("EVM window in sol", format!("{evm_rule}[[rule.evm.spend]]\nchain_id = 1\nwindow = \"1h\"\nmax = \"3 sol\"\n"), format!("key `rule[0](e).evm.spend[0].max`: \"3 sol\" {sol_unit}")),
+        ("ERC-20 window in sol", format!("{evm_rule}[[rule.evm.token]]\n{usdc}\nwindow = \"1h\"\nmax_per_window = \"1 sol\"\n"), format!("key `rule[0](e).evm.token[0].max_per_window`: \"1 sol\" {sol_unit}")),
+    ] {
+        let p = c.file(policy.as_bytes(), 0o600);
+        let args = vec!["policy".into(), "check".into(), p];
+        c.push("config", &format!("policy check: {name}"), args, Vec::new(), 2, &says);
+    }
     c.key_file(
         "a key an active wallet holds",
         held_key.as_bytes(),

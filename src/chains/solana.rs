@@ -37,6 +37,7 @@ use std::fmt;
 pub mod instructions;
 mod message;
 mod offchain;
+pub mod runtime;
 mod transaction;
 mod wire;
 pub use instructions::{

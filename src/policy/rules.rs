@@ -1,7 +1,7 @@
 //! The policy as the operator writes it (TOML) and its compilation into checked values.
 //!
-//! Owns: the file shape (`default`, `[[rule]]`, `[[rate_limit]]`), amount and duration
-//! syntax, and every validation message (naming the rule id and the key). Must never:
+//! Owns: the file shape (`default`, `[[rule]]`, `[[rate_limit]]`), duration syntax (amounts:
+//! `amounts`), and every validation message (naming the rule id and the key). Must never:
 //! read files or the clock; the caller hands in text and gets a [`Policy`] or an error.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use alloy_primitives::{Address, U256};
 use serde::{Deserialize, Serialize};
 
+use super::amounts::{amount, Units};
 use super::rate::RateLimit;
 use super::{Policy, Scope};
 use crate::chains::solana::{self, Pubkey};
@@ -243,6 +244,11 @@ pub struct SolanaRuleConfig {
     /// Largest priority fee (`compute_unit_price` × `compute_unit_limit`), lamports.
     #[serde(default)]
     pub max_priority_fee: Option<String>,
+    /// Durable-nonce transactions (first instruction System `AdvanceNonceAccount`), whose
+    /// signature stays valid until the nonce is advanced. Default: false in a rule that
+    /// caps lamports, tokens or fees, true in one that caps nothing.
+    #[serde(default)]
+    pub allow_durable_nonce: Option<bool>,
     /// Instructions accepted although unpriced, per program (base58 or alias): data
     /// prefixes in hex (`"e517cb977ae3ad2a"`) or, for `system` / `token` / `token-2022`,
     /// instruction names (`"SetAuthority"`).
@@ -313,7 +319,7 @@ pub struct PolicyError {
     pub message: String,
 }
 
-fn err(key: impl Into<String>, message: impl Into<String>) -> PolicyError {
+pub(crate) fn err(key: impl Into<String>, message: impl Into<String>) -> PolicyError {
     PolicyError {
         key: key.into(),
         message: message.into(),
@@ -475,6 +481,8 @@ pub(crate) struct SolanaRule {
     pub(crate) tokens: Vec<SplToken>,
     pub(crate) require_fee_payer: bool,
     pub(crate) max_priority_fee: Option<U256>,
+    /// Whether durable-nonce transactions are signed.
+    pub(crate) allow_durable_nonce: bool,
     /// Data prefixes accepted unpriced, per program.
     pub(crate) instructions: Vec<(Pubkey, Vec<Vec<u8>>)>,
 }
@@ -569,45 +577,6 @@ pub(crate) fn duration(s: &str, key: &str) -> Result<u64, PolicyError> {
     Ok(ms)
 }
 
-/// An amount: a base-unit integer, or a decimal with a unit (`ether`/`eth`, `gwei`, `wei`,
-/// `sol`, `lamports`).
-pub(crate) fn amount(s: &str, key: &str) -> Result<U256, PolicyError> {
-    let bad = || {
-        err(
-            key,
-            format!("{s:?} is not an amount: a base-unit integer or a number with a unit (ether, gwei, wei, sol, lamports)"),
-        )
-    };
-    let s = s.trim().replace('_', "");
-    let (num, exp) = match s.split_once(' ') {
-        None => (s.as_str(), 0u32),
-        Some((n, unit)) => (
-            n,
-            match unit.trim() {
-                "ether" | "eth" => 18,
-                "gwei" => 9,
-                "sol" => 9,
-                "wei" | "lamports" => 0,
-                _ => return Err(bad()),
-            },
-        ),
-    };
-    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
-    if int.is_empty() && frac.is_empty()
-        || !int.bytes().all(|b| b.is_ascii_digit())
-        || !frac.bytes().all(|b| b.is_ascii_digit())
-        || frac.len() > exp as usize
-    {
-        return Err(bad());
-    }
-    let digits = format!("{int}{frac}{}", "0".repeat(exp as usize - frac.len()));
-    let digits = digits.trim_start_matches('0');
-    if digits.is_empty() {
-        return Ok(U256::ZERO);
-    }
-    U256::from_str_radix(digits, 10).map_err(|_| bad())
-}
-
 fn selector(s: &str, key: &str) -> Result<[u8; 4], PolicyError> {
     let h = s.strip_prefix("0x").unwrap_or(s);
     let bytes = hex::decode(h).map_err(|_| err(key, format!("{s:?} is not 4 bytes of hex")))?;
@@ -622,13 +591,14 @@ fn selector(s: &str, key: &str) -> Result<[u8; 4], PolicyError> {
 fn window_cap(
     window: &Option<String>,
     max: &Option<String>,
+    units: Units,
     at: &str,
 ) -> Result<Option<(u64, U256)>, PolicyError> {
     match (window, max) {
         (None, None) => Ok(None),
         (Some(w), Some(m)) => Ok(Some((
             duration(w, &format!("{at}.window"))?,
-            amount(m, &format!("{at}.max_per_window"))?,
+            amount(m, units, &format!("{at}.max_per_window"))?,
         ))),
         _ => Err(err(at, "`window` and `max_per_window` go together")),
     }
@@ -751,7 +721,7 @@ fn compile_evm(e: &EvmRuleConfig, at: &str) -> Result<EvmRule, PolicyError> {
                     .map_err(|_| err(&k, "expected a chain id or \"*\" as the key"))?,
             )
         };
-        max_value.push((chain, amount(v, &k)?));
+        max_value.push((chain, amount(v, Units::Evm, &k)?));
     }
     let spend = e
         .spend
@@ -762,7 +732,7 @@ fn compile_evm(e: &EvmRuleConfig, at: &str) -> Result<EvmRule, PolicyError> {
             Ok((
                 s.chain_id,
                 duration(&s.window, &format!("{k}.window"))?,
-                amount(&s.max, &format!("{k}.max"))?,
+                amount(&s.max, Units::Evm, &format!("{k}.max"))?,
             ))
         })
         .collect::<Result<_, PolicyError>>()?;
@@ -778,9 +748,9 @@ fn compile_evm(e: &EvmRuleConfig, at: &str) -> Result<EvmRule, PolicyError> {
                 max_per_tx: t
                     .max_per_tx
                     .as_deref()
-                    .map(|m| amount(m, &format!("{k}.max_per_tx")))
+                    .map(|m| amount(m, Units::Evm, &format!("{k}.max_per_tx")))
                     .transpose()?,
-                window: window_cap(&t.window, &t.max_per_window, &k)?,
+                window: window_cap(&t.window, &t.max_per_window, Units::Evm, &k)?,
                 unlimited_approval: t.unlimited_approval,
             })
         })
@@ -796,7 +766,7 @@ fn compile_evm(e: &EvmRuleConfig, at: &str) -> Result<EvmRule, PolicyError> {
         max_fee_per_gas: e
             .max_fee_per_gas
             .as_deref()
-            .map(|m| amount(m, &format!("{at}.max_fee_per_gas")))
+            .map(|m| amount(m, Units::Evm, &format!("{at}.max_fee_per_gas")))
             .transpose()?,
         spend,
         tokens,
@@ -810,7 +780,7 @@ fn compile_solana(s: &SolanaRuleConfig, at: &str) -> Result<SolanaRule, PolicyEr
             "expected the programs transactions may call (e.g. [\"system\", \"compute-budget\"])",
         ));
     }
-    Ok(SolanaRule {
+    let mut rule = SolanaRule {
         programs: s
             .programs
             .iter()
@@ -819,7 +789,7 @@ fn compile_solana(s: &SolanaRuleConfig, at: &str) -> Result<SolanaRule, PolicyEr
         max_lamports_per_tx: s
             .max_lamports_per_tx
             .as_deref()
-            .map(|m| amount(m, &format!("{at}.max_lamports_per_tx")))
+            .map(|m| amount(m, Units::Solana, &format!("{at}.max_lamports_per_tx")))
             .transpose()?,
         spend: s
             .spend
@@ -829,7 +799,7 @@ fn compile_solana(s: &SolanaRuleConfig, at: &str) -> Result<SolanaRule, PolicyEr
                 let k = format!("{at}.spend[{i}]");
                 Ok((
                     duration(&c.window, &format!("{k}.window"))?,
-                    amount(&c.max, &format!("{k}.max"))?,
+                    amount(&c.max, Units::Solana, &format!("{k}.max"))?,
                 ))
             })
             .collect::<Result<_, PolicyError>>()?,
@@ -844,9 +814,9 @@ fn compile_solana(s: &SolanaRuleConfig, at: &str) -> Result<SolanaRule, PolicyEr
                     max_per_tx: t
                         .max_per_tx
                         .as_deref()
-                        .map(|m| amount(m, &format!("{k}.max_per_tx")))
+                        .map(|m| amount(m, Units::Solana, &format!("{k}.max_per_tx")))
                         .transpose()?,
-                    window: window_cap(&t.window, &t.max_per_window, &k)?,
+                    window: window_cap(&t.window, &t.max_per_window, Units::Solana, &k)?,
                     unlimited_approval: t.unlimited_approval,
                 })
             })
@@ -855,7 +825,7 @@ fn compile_solana(s: &SolanaRuleConfig, at: &str) -> Result<SolanaRule, PolicyEr
         max_priority_fee: s
             .max_priority_fee
             .as_deref()
-            .map(|m| amount(m, &format!("{at}.max_priority_fee")))
+            .map(|m| amount(m, Units::Solana, &format!("{at}.max_priority_fee")))
             .transpose()?,
         instructions: s
             .instructions
@@ -870,7 +840,12 @@ fn compile_solana(s: &SolanaRuleConfig, at: &str) -> Result<SolanaRule, PolicyEr
                 Ok((p, prefixes))
             })
             .collect::<Result<_, PolicyError>>()?,
-    })
+        allow_durable_nonce: false,
+    };
+    // a durable-nonce signature outlives rolling windows, policy changes and locks: a
+    // rule that caps something refuses it unless it says otherwise
+    rule.allow_durable_nonce = s.allow_durable_nonce.unwrap_or(!rule.caps_anything());
+    Ok(rule)
 }
 
 /// An entry of `solana.instructions`: an instruction name of the System Program or a
@@ -885,7 +860,7 @@ fn instruction_prefix(program: &Pubkey, s: &str, key: &str) -> Result<Vec<u8>, P
         _ => Err(err(
             key,
             format!(
-                "{s:?} is neither 1 to 32 bytes of hex (the instruction data prefix) nor an instruction name this program's refusals can be lifted for (System: Assign, AssignWithSeed, AuthorizeNonceAccount, Allocate, AllocateWithSeed; token: SetAuthority, CloseAccount, FreezeAccount, ThawAccount, MintTo, MintToChecked)"
+                "{s:?} is neither 1 to 32 bytes of hex (the instruction data prefix) nor an instruction name this program's refusals can be lifted for (System: Assign, AssignWithSeed, Allocate, AllocateWithSeed, CreateAccount, CreateAccountWithSeed, CreateAccountAllowPrefund, AuthorizeNonceAccount; token: SetAuthority, CloseAccount, FreezeAccount, ThawAccount, MintTo, MintToChecked)"
             ),
         )),
     }
@@ -894,24 +869,6 @@ fn instruction_prefix(program: &Pubkey, s: &str, key: &str) -> Result<Vec<u8>, P
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn amounts_with_units() {
-        assert_eq!(amount("1", "k").unwrap(), U256::from(1));
-        assert_eq!(
-            amount("1.5 ether", "k").unwrap(),
-            U256::from(1_500_000_000_000_000_000u128)
-        );
-        assert_eq!(
-            amount("30 gwei", "k").unwrap(),
-            U256::from(30_000_000_000u64)
-        );
-        assert_eq!(amount("2 sol", "k").unwrap(), U256::from(2_000_000_000u64));
-        assert_eq!(amount("1_000", "k").unwrap(), U256::from(1000));
-        for bad in ["", "x", "1.5", "1e18", "1 btc", "0.0000000001 sol", "-1"] {
-            assert!(amount(bad, "k").is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn errors_name_rule_and_key() {

@@ -35,6 +35,34 @@ pub fn solana_fixture(name: &str, wallet: &[u8; 32]) -> String {
     b64.encode(raw)
 }
 
+/// The golden policy cases (`config/policy-cases.jsonl`, built by
+/// scripts/fixtures/policy_cases.py with eth_abi, solders and solana-py) whose name starts
+/// with `prefix`, as `(name, case)`.
+pub fn golden_cases(prefix: &str) -> Vec<(String, Value)> {
+    include_str!("../../config/policy-cases.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|c| c["name"].as_str().unwrap().starts_with(prefix))
+        .map(|c| (c["name"].as_str().unwrap().to_owned(), c))
+        .collect()
+}
+
+/// A golden Solana case's transaction with its wallet (32 bytes of 1, wherever it occurs)
+/// replaced by `wallet`, base64 as the API takes it.
+pub fn golden_solana_tx(case: &Value, wallet: &[u8; 32]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut raw = b64
+        .decode(case["body"]["transaction"].as_str().unwrap())
+        .unwrap();
+    let mut replaced = 0;
+    while let Some(at) = raw.windows(32).position(|w| w == FIXTURE_WALLET) {
+        raw[at..at + 32].copy_from_slice(wallet);
+        replaced += 1;
+    }
+    assert!(replaced > 0, "{}: the case names its wallet", case["name"]);
+    b64.encode(raw)
+}
+
 /// EIP-712's own "Mail" example: digest
 /// 0xbe609aee343fb3c4b28e1df9e632fca64fcfaede20f02e86244efddf30957bd2.
 pub fn mail_typed_data() -> Value {

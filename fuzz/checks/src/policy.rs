@@ -21,6 +21,7 @@ use serde_json::{json, Map, Value};
 use crate::solana_wire::{self as wire, Class, GenMsg, Key};
 
 mod evm_calls;
+mod fees;
 
 use evm_calls::{evm_denies, flatten_matches, Amount, GenCall};
 
@@ -55,10 +56,11 @@ fn mint(i: u8) -> Key {
 }
 
 fn program(i: u8) -> (&'static str, Key) {
-    match i % 4 {
+    match i % 5 {
         0 => ("system", wire::SYSTEM),
         1 => ("token", wire::TOKEN),
         2 => ("token-2022", wire::TOKEN_2022),
+        3 => ("compute-budget", wire::COMPUTE_BUDGET),
         _ => ("memo", solana::parse_pubkey(MEMO).unwrap()),
     }
 }
@@ -70,6 +72,17 @@ enum Input {
     Built {
         policy: GenPolicy,
         request: GenRequest,
+        totals: Vec<u64>,
+    },
+    /// One Solana rule covering a transaction the wallet pays for, made of Compute Budget,
+    /// `AdvanceNonceAccount` and transfer instructions: the priority-fee and durable-nonce
+    /// refusals, which generic generation reaches too rarely.
+    SolanaFees {
+        rule: GenSolRule,
+        ixs: Vec<fees::GenFeeIx>,
+        /// Keep only the Compute Budget instructions (the runtime's default limit is then
+        /// SIMD-0170's 3,000 per instruction alone).
+        budget_only: bool,
         totals: Vec<u64>,
     },
 }
@@ -118,6 +131,8 @@ struct GenToken {
 struct GenSolRule {
     programs: Vec<u8>,
     max_lamports: Option<u64>,
+    max_priority_fee: Option<u64>,
+    allow_durable_nonce: Option<bool>,
     spend: Option<(u8, u64)>,
     token: Option<GenSplToken>,
     require_fee_payer: bool,
@@ -259,6 +274,12 @@ impl GenPolicy {
                 if let Some(l) = s.max_lamports {
                     m["max_lamports_per_tx"] = json!(l.to_string());
                 }
+                if let Some(f) = s.max_priority_fee {
+                    m["max_priority_fee"] = json!(f.to_string());
+                }
+                if let Some(a) = s.allow_durable_nonce {
+                    m["allow_durable_nonce"] = json!(a);
+                }
                 if let Some((w, max)) = s.spend {
                     m["spend"] = json!([{ "window": WINDOWS[usize::from(w) % 3].0, "max": max.to_string() }]);
                 }
@@ -344,6 +365,12 @@ pub fn check(data: &[u8]) {
             request,
             totals,
         } => built(&policy, &request, &totals),
+        Input::SolanaFees {
+            rule,
+            ixs,
+            budget_only,
+            totals,
+        } => fees::solana_fees(rule, &ixs, budget_only, &totals),
     }
 }
 
@@ -672,7 +699,41 @@ fn sol_denies(
     // the message as the reference parser reads it, classified by the reference
     let (_, m, _) = wire::parse_transaction(tx.bytes(), true).expect("keyward parsed it");
     let programs: Vec<Key> = g.programs().iter().map(|p| program(*p).1).collect();
+    // a durable nonce outlives the windows: refused where a cap exists unless allowed
+    let caps = g.max_lamports.is_some()
+        || g.spend.is_some()
+        || g.token.is_some()
+        || g.max_priority_fee.is_some();
+    if wire::durable_nonce(&m) && !g.allow_durable_nonce.unwrap_or(!caps) {
+        return Some("durable nonce".into());
+    }
+    // the priority fee is never priced below what a runtime charges
+    if let (Some(max), Some(fee)) = (g.max_priority_fee, wire::priority_fee_floor(&m)) {
+        if fee > u128::from(max) {
+            return Some(format!("priority fee {fee} above {max}"));
+        }
+    }
     let ours = |who: &Option<Key>| who.is_none_or(|k| k == *wallet);
+    // System instructions that give an account the wallet controls to a program: the
+    // wallet's own account created or prefunded-created, an account derived from it
+    // allocated (AllocateWithSeed assigns): refused under any rule
+    for i in 0..m.ixs.len() {
+        let (p, _, d) = &m.ixs[i];
+        if m.keys[usize::from(*p)] != wire::SYSTEM || d.len() < 4 {
+            continue;
+        }
+        let handover = match u32::from_le_bytes(d[..4].try_into().unwrap()) {
+            0 => m.account(i, 1).is_some_and(|a| ours(&a)),
+            13 => m.account(i, 0).is_some_and(|a| ours(&a)),
+            9 => d.get(4..36) == Some(&wallet[..]),
+            _ => false,
+        };
+        if handover {
+            return Some(format!(
+                "instruction {i} hands a wallet account to a program"
+            ));
+        }
+    }
     let mut lamports = U256::ZERO;
     let mut tokens: Vec<(Key, U256)> = Vec::new();
     for i in 0..m.ixs.len() {

@@ -12,7 +12,7 @@
 //! `is_transaction_message`.
 
 use arbitrary::Arbitrary;
-use keyward::chains::solana::{self, ParsedMessage};
+use keyward::chains::solana::{self, runtime, ParsedMessage};
 
 use crate::solana_wire::{self as wire, GenMsg, Msg};
 
@@ -120,6 +120,22 @@ fn same_message(k: &ParsedMessage, r: &Msg) {
         );
     }
     assert_eq!(k.program_id(r.ixs.len()), None);
+    // the whole-transaction rules policy mirrors: the durable-nonce marker, and a default
+    // compute-unit limit never below either runtime rule's
+    assert_eq!(k.uses_durable_nonce(), wire::durable_nonce(r));
+    let programs: Vec<[u8; 32]> = r
+        .ixs
+        .iter()
+        .map(|(p, _, _)| r.keys[usize::from(*p)])
+        .collect();
+    let limit = runtime::default_compute_unit_limit(programs);
+    assert!(limit <= runtime::MAX_COMPUTE_UNIT_LIMIT);
+    for floor in wire::default_limit_floors(r) {
+        assert!(
+            limit >= floor,
+            "default limit {limit} below a runtime's {floor}"
+        );
+    }
     for (slot, key) in r.keys[..usize::from(r.header[0])].iter().enumerate() {
         assert_eq!(k.signer_index(key), Some(slot));
     }

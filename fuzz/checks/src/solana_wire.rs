@@ -13,6 +13,8 @@ pub(crate) const MAX_ACCOUNTS: usize = 256;
 pub(crate) const SYSTEM: Key = [0; 32];
 pub(crate) const TOKEN: Key = decode58("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA");
 pub(crate) const TOKEN_2022: Key = decode58("TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb");
+pub(crate) const COMPUTE_BUDGET: Key = decode58("ComputeBudget111111111111111111111111111111");
+pub(crate) const MAX_COMPUTE_UNIT_LIMIT: u64 = 1_400_000;
 
 /// Base58 at compile time (program ids), written out so no crate is trusted for it.
 const fn decode58(s: &str) -> Key {
@@ -245,6 +247,54 @@ pub(crate) fn parse_transaction(b: &[u8], strict: bool) -> Option<(Vec<[u8; 64]>
     Some((sigs, m, c.at))
 }
 
+/// The SDK's `uses_durable_nonce`: the first instruction calls the System Program and its
+/// data begins with `AdvanceNonceAccount`'s tag, 4 as a little-endian `u32`.
+pub(crate) fn durable_nonce(m: &Msg) -> bool {
+    m.ixs.first().is_some_and(|(p, _, d)| {
+        m.keys.get(usize::from(*p)) == Some(&SYSTEM) && d.get(..4) == Some(&[4, 0, 0, 0])
+    })
+}
+
+/// Lower bounds of the compute-unit limit a current runtime gives a message that requests
+/// none: Agave's rule before SIMD-0170 (200,000 per instruction of any program but Compute
+/// Budget) and SIMD-0170's floor for Compute Budget instructions (3,000 each, builtins).
+/// Both capped at 1,400,000.
+pub(crate) fn default_limit_floors(m: &Msg) -> [u64; 2] {
+    let budget = m
+        .ixs
+        .iter()
+        .filter(|(p, _, _)| m.keys.get(usize::from(*p)) == Some(&COMPUTE_BUDGET))
+        .count() as u64;
+    let others = m.ixs.len() as u64 - budget;
+    [others * 200_000, budget * 3_000].map(|x| x.min(MAX_COMPUTE_UNIT_LIMIT))
+}
+
+/// The priority fee a current runtime charges at least, in lamports, for a message whose
+/// Compute Budget instructions decode (the first of each kind counts; a duplicate makes
+/// the runtime refuse the message, `None`): `ceil(price × limit / 10^6)`.
+pub(crate) fn priority_fee_floor(m: &Msg) -> Option<u128> {
+    let (mut price, mut limit) = (None::<u64>, None::<u64>);
+    for (p, _, d) in &m.ixs {
+        if m.keys.get(usize::from(*p)) != Some(&COMPUTE_BUDGET) {
+            continue;
+        }
+        match d.first() {
+            Some(3) if price.is_none() => {
+                price = Some(u64::from_le_bytes(d.get(1..9)?.try_into().ok()?))
+            }
+            Some(2) if limit.is_none() => {
+                limit = Some(u64::from(u32::from_le_bytes(d.get(1..5)?.try_into().ok()?)));
+            }
+            Some(1) => {}
+            _ => return None,
+        }
+    }
+    let limit = limit
+        .map(|l| l.min(MAX_COMPUTE_UNIT_LIMIT))
+        .unwrap_or_else(|| default_limit_floors(m).into_iter().max().unwrap());
+    Some((u128::from(price.unwrap_or(0)) * u128::from(limit)).div_ceil(1_000_000))
+}
+
 /// What an instruction does, as spending policy needs it: the program's instruction tag,
 /// the accounts it names in order (`None`: loaded from a lookup table), the amount, and
 /// for `TransferChecked` the decimals.
@@ -362,6 +412,7 @@ pub(crate) enum GenKey {
     System,
     Token,
     Token2022,
+    ComputeBudget,
     Small(u8),
     Any(Key),
 }
@@ -374,6 +425,13 @@ pub(crate) enum GenData {
     SplTransferChecked(u64, u8),
     Tail(Box<GenData>, Vec<u8>),
     Raw(Vec<u8>),
+    /// System `AdvanceNonceAccount` (tag 4), the durable-nonce marker when first.
+    AdvanceNonce,
+    /// Compute Budget `SetComputeUnitPrice` (3), `SetComputeUnitLimit` (2),
+    /// `RequestHeapFrame` (1).
+    Price(u64),
+    Limit(u32),
+    Heap(u32),
 }
 
 impl GenData {
@@ -387,6 +445,10 @@ impl GenData {
             GenData::SplTransferChecked(a, d) => [&[12u8][..], &a.to_le_bytes(), &[*d]].concat(),
             GenData::Tail(inner, tail) => [inner.bytes(), tail.clone()].concat(),
             GenData::Raw(b) => b.clone(),
+            GenData::AdvanceNonce => 4u32.to_le_bytes().to_vec(),
+            GenData::Price(p) => [&[3u8][..], &p.to_le_bytes()].concat(),
+            GenData::Limit(l) => [&[2u8][..], &l.to_le_bytes()].concat(),
+            GenData::Heap(b) => [&[1u8][..], &b.to_le_bytes()].concat(),
         }
     }
 }
@@ -423,6 +485,7 @@ impl GenMsg {
                 GenKey::System => SYSTEM,
                 GenKey::Token => TOKEN,
                 GenKey::Token2022 => TOKEN_2022,
+                GenKey::ComputeBudget => COMPUTE_BUDGET,
                 GenKey::Small(n) => {
                     let mut k = [0u8; 32];
                     k[0] = 1;
