@@ -123,7 +123,16 @@ struct Inner {
     reconnects: AtomicU64,
     /// Resolved GCM IV mode (`gcm::IV_*`).
     gcm_iv: AtomicU8,
+    /// Moving average of how long an open (unwrap) takes in the token, in microseconds:
+    /// whether an async caller may run one inline ([`Token::try_open_sealed`]).
+    open_micros: AtomicU64,
 }
+
+/// An unwrap slower than this on average is never run on an async worker: a network HSM
+/// (0.5-5 ms per operation) would hold the worker, and every connection it serves, for
+/// that long, and cap a node's rate at one operation per worker at a time whatever the
+/// pool size (measured: BENCHMARKS.md, "Token latency"). SoftHSM2 takes ~10 us.
+const INLINE_OPEN_MICROS: u64 = 100;
 
 /// Everything that depends on an open connection to the token.
 struct Live {
@@ -264,6 +273,7 @@ impl Token {
                 oaep: AtomicU8::new(0),
                 reconnects: AtomicU64::new(0),
                 gcm_iv: AtomicU8::new(gcm::iv_mode_of(settings_gcm_iv)),
+                open_micros: AtomicU64::new(0),
             }),
         };
         let live = token.connect()?;
@@ -674,15 +684,23 @@ impl Token {
             .unwrap_or(Err(HsmError::PoolExhausted(pool::CHECKOUT_WAIT)))
     }
 
-    /// [`Token::open_sealed`] if a session is free right now, else `None` (so an async
-    /// caller can move the wait off its worker thread).
+    /// [`Token::open_sealed`] if a session is free right now and the token answers
+    /// quickly, else `None` (so an async caller can move the call off its worker thread).
     pub fn try_open_sealed(
         &self,
         version: u32,
         aad: &[u8],
         sealed: &[u8],
     ) -> Option<Result<Zeroizing<Vec<u8>>, HsmError>> {
+        if self.inner.open_micros.load(Ordering::Relaxed) > INLINE_OPEN_MICROS {
+            return None;
+        }
         self.open_sealed_with(false, version, aad, sealed)
+    }
+
+    /// True while unwraps take little enough time to run on an async worker.
+    pub fn answers_inline(&self) -> bool {
+        self.inner.open_micros.load(Ordering::Relaxed) <= INLINE_OPEN_MICROS
     }
 
     fn open_sealed_with(
@@ -709,10 +727,19 @@ impl Token {
                 return Some(Err(e));
             }
         }
-        self.run_with(wait, |session, live| {
+        let started = Instant::now();
+        let opened = self.run_with(wait, |session, live| {
             let key = wrap_handle(live, version)?;
             gcm::open(session, key, aad, sealed)
-        })
+        });
+        if opened.is_some() {
+            // a moving average over about the last eight unwraps
+            let took = started.elapsed().as_micros().min(u128::from(u32::MAX)) as u64;
+            let avg = &self.inner.open_micros;
+            let old = avg.load(Ordering::Relaxed);
+            avg.store((old * 7 + took) / 8, Ordering::Relaxed);
+        }
+        opened
     }
 
     /// Generates a key of `kind` with the next version number; returns its label.

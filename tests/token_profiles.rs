@@ -225,3 +225,28 @@ fn start_names_what_the_token_lacks_and_the_setting_that_fixes_it() {
         );
     }
 }
+
+#[test]
+fn a_slow_token_is_never_called_on_an_async_worker() {
+    // 2 ms per operation: a network HSM. After a few unwraps the token is known to be
+    // slow, and the non-blocking unwrap an async caller tries first declines, so the
+    // call moves to the blocking pool (signer::local) instead of holding a worker.
+    let env = new_env(4);
+    env.use_fault_shim(&[("KW_SHIM_PROFILE", "slow"), ("KW_SHIM_DELAY_US", "2000")]);
+    let app = env.appliance();
+    let wallet = keyward::wallets::create(&app, keyward::store::wallets::Chain::Evm, None).unwrap();
+    let binding = keyward::custody::Binding {
+        wallet_id: &wallet.id,
+        chain: "evm",
+        purpose: keyward::custody::Purpose::Share,
+    };
+    let blob = wallet.wrapped_share.clone().unwrap();
+    for _ in 0..8 {
+        keyward::custody::unwrap(&app.token, &binding, &blob).unwrap();
+    }
+    assert!(!app.token.answers_inline());
+    assert!(
+        keyward::custody::try_unwrap(&app.token, &binding, &blob).is_none(),
+        "a 2 ms unwrap was offered to run inline"
+    );
+}

@@ -138,10 +138,11 @@ impl LocalEngine {
     }
 }
 
-/// Signing with a complete key takes microseconds: it runs on the calling task when a
-/// token session is free. When every session is checked out, the wait for one (up to the
-/// pool's checkout timeout) happens on tokio's blocking pool, never on an async worker:
-/// a worker blocked there would stall every other connection it serves.
+/// Signing with a complete key takes microseconds on a local token: it runs on the
+/// calling task when a token session is free and the token's unwraps are fast. When every
+/// session is checked out, or the token is slow (a network HSM: see
+/// `Token::try_open_sealed`), the call happens on tokio's blocking pool, never on an
+/// async worker: a worker blocked there would stall every other connection it serves.
 impl Engine for LocalEngine {
     fn name(&self) -> &'static str {
         "local"
