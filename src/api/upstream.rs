@@ -436,6 +436,31 @@ pub fn parse_answer(bytes: &[u8]) -> Result<Forwarded, UpstreamError> {
     }
 }
 
+/// The account's pending nonce (`eth_getTransactionCount(address, "pending")`): what the
+/// node counts for it, mined and in its pool.
+pub async fn pending_nonce(
+    node: &Node<'_>,
+    address: alloy_primitives::Address,
+) -> Result<u64, crate::http::Refusal> {
+    let method = "eth_getTransactionCount";
+    let v = node
+        .call(method, json!([format!("{address:#x}"), "pending"]))
+        .await
+        .map_err(|e| refusal(&e))?;
+    v.as_str()
+        .and_then(|s| s.strip_prefix("0x"))
+        .filter(|h| !h.is_empty() && h.len() <= 16)
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .ok_or_else(|| {
+            crate::api::errors::refuse(
+                "upstream_unavailable",
+                format!(
+                    "the upstream node's {method} answer is not a hex quantity of at most 64 bits"
+                ),
+            )
+        })
+}
+
 /// The refusal for a failed upstream call.
 pub fn refusal(e: &UpstreamError) -> crate::http::Refusal {
     use crate::api::errors::refuse;
