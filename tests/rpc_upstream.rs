@@ -11,7 +11,7 @@ use alloy_consensus::Transaction as _;
 use alloy_eips::eip2718::Decodable2718;
 use alloy_primitives::Address;
 use common::api::{path, start, Server};
-use common::fixtures::{eip155_tx, EIP155_ADDR, EIP155_KEY, EIP155_RAW};
+use common::fixtures::{eip155_tx, COW_ADDR, COW_KEY, EIP155_ADDR, EIP155_KEY, EIP155_RAW};
 use common::rpc::{EVM_CLIENT, SHORT_MESSAGES};
 use keyward::store::wallets::Chain;
 use serde_json::{json, Value};
@@ -31,6 +31,14 @@ struct StandIn {
 fn stand_in_answer(method: &str, params: &Value, sent: &Mutex<Vec<String>>) -> Value {
     match method {
         "eth_chainId" => json!({"result": "0x539"}),
+        // COW_ADDR's count is an error of the node's (a node that lost its state)
+        "eth_getTransactionCount"
+            if params[0]
+                .as_str()
+                .is_some_and(|a| a.eq_ignore_ascii_case(COW_ADDR)) =>
+        {
+            json!({"error": {"code": -32000, "message": "header not found"}})
+        }
         "eth_getTransactionCount" => json!({"result": "0x7"}),
         "eth_getBlockByNumber" => {
             json!({"result": {"number": "0x10", "baseFeePerGas": "0x3b9aca00"}})
@@ -688,6 +696,17 @@ async fn a_nonce_beyond_the_gap_above_the_pending_one_is_refused() {
 
     // JSON-RPC: the same rule, 4001 with its id
     let c = s.rpc("/v1/rpc");
+    // the node answers the count with an error: its refusal, retryable, nothing signed
+    let cow = s.import(Chain::Evm, COW_KEY, None);
+    let mut tx = tx_with_nonce("0x0");
+    tx["from"] = json!(COW_ADDR);
+    let a = s
+        .post(&path(&cow, "evm/transaction"), json!({ "transaction": tx }))
+        .await;
+    assert_eq!(a.status, 502, "{}", a.body);
+    assert_eq!(a.body["error"]["code"], "upstream_rejected", "{}", a.body);
+    assert!(a.body.get("rawTransaction").is_none(), "{}", a.body);
+    s.assert_audited(&a.body["auditId"], "error", "upstream_rejected");
     let e = c
         .err("eth_signTransaction", json!([tx_with_nonce("0xa")]), 4001)
         .await;

@@ -447,18 +447,20 @@ pub async fn pending_nonce(
         .call(method, json!([format!("{address:#x}"), "pending"]))
         .await
         .map_err(|e| refusal(&e))?;
+    nonce_of(&v).ok_or_else(|| {
+        crate::api::errors::refuse(
+            "upstream_unavailable",
+            format!("the upstream node's {method} answer is not a hex quantity of at most 64 bits"),
+        )
+    })
+}
+
+/// A nonce as a node answers it: 0x hex of at most 64 bits (EIP-2681), else `None`.
+fn nonce_of(v: &Value) -> Option<u64> {
     v.as_str()
         .and_then(|s| s.strip_prefix("0x"))
         .filter(|h| !h.is_empty() && h.len() <= 16)
         .and_then(|h| u64::from_str_radix(h, 16).ok())
-        .ok_or_else(|| {
-            crate::api::errors::refuse(
-                "upstream_unavailable",
-                format!(
-                    "the upstream node's {method} answer is not a hex quantity of at most 64 bits"
-                ),
-            )
-        })
 }
 
 /// The refusal for a failed upstream call.
@@ -550,6 +552,23 @@ mod tests {
 
     fn result(bytes: &[u8]) -> String {
         parse_answer(bytes).unwrap().unwrap().get().to_owned()
+    }
+
+    #[test]
+    fn a_pending_nonce_is_hex_of_at_most_64_bits() {
+        assert_eq!(nonce_of(&json!("0x7")), Some(7));
+        assert_eq!(nonce_of(&json!("0xffffffffffffffff")), Some(u64::MAX));
+        for bad in [
+            json!("0x10000000000000000"),
+            json!("0x"),
+            json!("7"),
+            json!(7),
+            json!("0x-1"),
+            json!("0xzz"),
+            Value::Null,
+        ] {
+            assert_eq!(nonce_of(&bad), None, "{bad}");
+        }
     }
 
     #[test]
