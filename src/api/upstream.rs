@@ -456,10 +456,11 @@ pub async fn pending_nonce(
 }
 
 /// A nonce as a node answers it: 0x hex of at most 64 bits (EIP-2681), else `None`.
-fn nonce_of(v: &Value) -> Option<u64> {
+pub fn nonce_of(v: &Value) -> Option<u64> {
     v.as_str()
         .and_then(|s| s.strip_prefix("0x"))
-        .filter(|h| !h.is_empty() && h.len() <= 16)
+        // from_str_radix alone would take a sign: "0x+1"
+        .filter(|h| (1..=16).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_hexdigit()))
         .and_then(|h| u64::from_str_radix(h, 16).ok())
 }
 
@@ -564,6 +565,7 @@ mod tests {
             json!("7"),
             json!(7),
             json!("0x-1"),
+            json!("0x+1"),
             json!("0xzz"),
             Value::Null,
         ] {
