@@ -287,6 +287,7 @@ allow = true
             label: None,
         },
         subject: &subject,
+        pending_nonce: None,
     };
     g.bench_function("policy decide (EIP-1559 tx, one rule)", |b| {
         b.iter(|| {

@@ -19,6 +19,7 @@ pub mod policy_gate;
 pub mod routes;
 pub mod rpc;
 pub mod solana;
+pub mod upstream;
 
 use std::sync::Arc;
 
@@ -68,7 +69,7 @@ pub struct Api {
     app: Arc<Appliance>,
     signer: Signer,
     limiter: policy_gate::RateLimiter,
-    rpc: rpc::State,
+    nodes: upstream::Nodes,
 }
 
 impl std::fmt::Debug for Api {
@@ -136,7 +137,7 @@ impl Api {
             app,
             signer,
             limiter: policy_gate::RateLimiter::default(),
-            rpc: rpc::State::default(),
+            nodes: upstream::Nodes::default(),
         }
     }
 

@@ -530,9 +530,13 @@ impl Config {
         config.resolve_paths(base);
         config.load_policy_file()?;
         config.validate()?;
-        let compiled = config
+        let mut compiled = config
             .policy
             .compile()
+            .map_err(|e| config.policy_error(e))?;
+        // evm.max_nonce_gap is checked against the upstream node's pending nonce
+        compiled
+            .apply_upstream(config.rpc.upstream.is_some())
             .map_err(|e| config.policy_error(e))?;
         config.compiled_policy = std::sync::Arc::new(compiled);
         config.deprecations = config.client_deprecations();

@@ -25,6 +25,7 @@
 
 mod amounts;
 mod evm;
+pub mod nonce_gap;
 pub mod rate;
 pub mod rules;
 mod solana;
@@ -103,6 +104,9 @@ pub struct Request<'a> {
     pub wallet: WalletRef<'a>,
     /// Payload.
     pub subject: &'a Subject,
+    /// The wallet's pending nonce as the upstream node reports it, asked before deciding
+    /// when [`Policy::needs_pending_nonce`] (`None`: not asked).
+    pub pending_nonce: Option<u64>,
 }
 
 /// What a spend counter counts: one asset of one wallet on one chain.
@@ -320,14 +324,17 @@ impl Rule {
                 spend,
                 caps,
             ),
-            Subject::EvmTransaction(tx) => evm::check(
-                self.evm.as_ref().ok_or("no evm section")?,
-                &self.id,
-                req.wallet.id,
-                tx,
-                spend,
-                caps,
-            ),
+            Subject::EvmTransaction(tx) => {
+                nonce_gap::check(self, tx.nonce(), req.pending_nonce)?;
+                evm::check(
+                    self.evm.as_ref().ok_or("no evm section")?,
+                    &self.id,
+                    req.wallet.id,
+                    tx,
+                    spend,
+                    caps,
+                )
+            }
             Subject::SolanaTransaction { tx, wallet } => solana::check(
                 self.solana.as_ref().ok_or("no solana section")?,
                 &self.id,
@@ -547,6 +554,7 @@ pub(crate) mod test_support {
                 client,
                 wallet: wallet(chain),
                 subject: s,
+                pending_nonce: None,
             },
             totals,
         )

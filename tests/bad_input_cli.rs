@@ -325,6 +325,13 @@ fn corpus(env: &Env, held_key: &str) -> Vec<Case> {
         ("client without operations", append("[[clients]]\nidentity = \"a\"\nwallets = [\"*\"]"), "operations"),
         ("inline policy: lamports in ether", append("[policy]\n[[policy.rule]]\nid = \"s\"\n[policy.rule.solana]\nprograms = [\"system\"]\nmax_lamports_per_tx = \"1 ether\""), "(s).solana.max_lamports_per_tx`: \"1 ether\" is in an EVM unit"),
         ("inline policy: value in sol", append("[policy]\n[[policy.rule]]\nid = \"e\"\n[policy.rule.evm]\nmax_value = { \"*\" = \"1 sol\" }"), "(e).evm.max_value.*`: \"1 sol\" is in a Solana unit"),
+        // evm.max_nonce_gap is checked against the upstream node's pending nonce: written
+        // without `[rpc] upstream` it could not be, whatever its value
+        ("inline policy: nonce gap without upstream", append("[policy]\n[[policy.rule]]\nid = \"g\"\n[policy.rule.evm]\nmax_nonce_gap = 2"), "(g).evm.max_nonce_gap`: needs `[rpc] upstream`"),
+        ("inline policy: nonce gap 0 without upstream", append("[policy]\n[[policy.rule]]\nid = \"g\"\n[policy.rule.evm]\nmax_nonce_gap = 0\nmax_value = { \"*\" = \"1 ether\" }"), "(g).evm.max_nonce_gap`: needs `[rpc] upstream`"),
+        ("inline policy: nonce gap in a second rule without upstream", append("[policy]\n[[policy.rule]]\nid = \"a\"\nmessage = {}\n[[policy.rule]]\nid = \"g\"\n[policy.rule.evm]\nmax_nonce_gap = 1000"), "rule[1](g).evm.max_nonce_gap`: needs `[rpc] upstream`"),
+        ("inline policy: nonce gap 1001", append("[policy]\n[[policy.rule]]\nid = \"g\"\n[policy.rule.evm]\nmax_nonce_gap = 1001"), "(g).evm.max_nonce_gap`: 1001 is above 1000"),
+        ("inline policy: nonce gap negative", append("[policy]\n[[policy.rule]]\nid = \"g\"\n[policy.rule.evm]\nmax_nonce_gap = -1"), "max_nonce_gap"),
         ("TOML syntax", append("[[clients]\n"), "TOML parse error"),
         ("table twice", append("[store]\npath = \"other.db\""), "store"),
     ];

@@ -787,6 +787,7 @@ async fn the_rolling_cap_is_rechecked_inside_the_commit() {
             client: "cn:test-client",
             wallet: wref,
             subject: &p.subject,
+            pending_nonce: None,
         };
         let (outcome, denial) = policy_gate::evaluate(&s.app.store, &policy, &req)
             .await

@@ -10,8 +10,8 @@ use alloy_consensus::transaction::SignerRecoverable;
 use alloy_consensus::Transaction as _;
 use alloy_eips::eip2718::Decodable2718;
 use alloy_primitives::Address;
-use common::api::{start, Server};
-use common::fixtures::{eip155_tx, EIP155_ADDR, EIP155_KEY, EIP155_RAW};
+use common::api::{path, start, Server};
+use common::fixtures::{eip155_tx, COW_ADDR, COW_KEY, EIP155_ADDR, EIP155_KEY, EIP155_RAW};
 use common::rpc::{EVM_CLIENT, SHORT_MESSAGES};
 use keyward::store::wallets::Chain;
 use serde_json::{json, Value};
@@ -31,6 +31,14 @@ struct StandIn {
 fn stand_in_answer(method: &str, params: &Value, sent: &Mutex<Vec<String>>) -> Value {
     match method {
         "eth_chainId" => json!({"result": "0x539"}),
+        // COW_ADDR's count is an error of the node's (a node that lost its state)
+        "eth_getTransactionCount"
+            if params[0]
+                .as_str()
+                .is_some_and(|a| a.eq_ignore_ascii_case(COW_ADDR)) =>
+        {
+            json!({"error": {"code": -32000, "message": "header not found"}})
+        }
         "eth_getTransactionCount" => json!({"result": "0x7"}),
         "eth_getBlockByNumber" => {
             json!({"result": {"number": "0x10", "baseFeePerGas": "0x3b9aca00"}})
@@ -570,4 +578,233 @@ fn a_node_answering_huge_is_refused_within_the_configured_bytes() {
     assert_eq!(batch_answers.len(), 20);
     batch_answers.iter().for_each(refused);
     single_answers.iter().for_each(refused);
+}
+
+/// A rule capping value (and counting it in a rolling window) with `extra` in its `evm`
+/// section, for `test-client`.
+fn capped_rule(extra: &str) -> String {
+    format!(
+        "[[policy.rule]]\nid = \"capped-evm\"\nclients = [\"test-client\"]\n[policy.rule.evm]\nmax_value = {{ \"*\" = \"2 ether\" }}\n{extra}\n[[policy.rule.evm.spend]]\nchain_id = 1\nwindow = \"1h\"\nmax = \"10 ether\"\n"
+    )
+}
+
+/// `eip155_tx()` with its chain id (the REST routes fill none) and another nonce.
+fn tx_with_nonce(nonce: &str) -> Value {
+    let mut tx = eip155_tx();
+    tx["chainId"] = json!("0x1");
+    tx["nonce"] = json!(nonce);
+    tx
+}
+
+/// The native spend counted for `wallet` on chain 1 in the last hour.
+fn spent(s: &Server, wallet: &str) -> alloy_primitives::U256 {
+    let key = keyward::policy::SpendKey {
+        wallet: wallet.to_owned(),
+        chain: "eip155:1".into(),
+        asset: "native".into(),
+    };
+    let q = vec![(key.clone(), 3_600_000)];
+    let now = keyward::store::spend::now_ms();
+    let totals = s
+        .app
+        .store
+        .read(move |c| keyward::store::spend::totals(c, &q, now))
+        .unwrap();
+    totals[&(key, 3_600_000)]
+}
+
+fn gap_refusal(a: &common::https::Answer, says: &[&str]) {
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert_eq!(a.body["error"]["code"], "policy_denied", "{}", a.body);
+    assert_eq!(a.body["error"]["rule"], "capped-evm", "{}", a.body);
+    let m = a.body["error"]["message"].as_str().unwrap();
+    for s in says {
+        assert!(m.contains(s), "{s:?} not in {m}");
+    }
+}
+
+/// `evm.max_nonce_gap`: a transaction whose nonce is more than the gap above the wallet's
+/// pending nonce (the stand-in's 7) is refused by the rule on both faces and in dry runs;
+/// within the gap, or at a lower nonce (a replacement), it is signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nonce_beyond_the_gap_above_the_pending_one_is_refused() {
+    let (node, s, _dir) = with_node("", &capped_rule("max_nonce_gap = 2")).await;
+    let w = s.import(Chain::Evm, EIP155_KEY, None);
+    let route = path(&w, "evm/transaction");
+
+    // REST: nonce 9 = pending 7 + gap 2: signed, the nonce asked of the node
+    node.methods.lock().unwrap().clear();
+    let a = s
+        .post(&route, json!({ "transaction": tx_with_nonce("0x9") }))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["rawTransaction"], EIP155_RAW);
+    assert_eq!(
+        *node.methods.lock().unwrap(),
+        vec!["eth_getTransactionCount"]
+    );
+    assert_eq!(
+        s.detail(a.body["auditId"].as_str().unwrap())["pendingNonce"],
+        7
+    );
+    // a lower nonce (replacing a pending transaction) is within the bound
+    let a = s
+        .post(&route, json!({ "transaction": tx_with_nonce("0x3") }))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let before = spent(&s, &w.id);
+
+    // pending + gap + 1, far ahead, and in another transaction type: refused by the rule
+    let a = s
+        .post(&route, json!({ "transaction": tx_with_nonce("0xa") }))
+        .await;
+    gap_refusal(
+        &a,
+        &["evm.max_nonce_gap is 2", "nonce 10", "pending nonce 7"],
+    );
+    s.assert_audited(&a.body["auditId"], "denied", "policy_denied");
+    let a = s
+        .post(&route, json!({ "transaction": tx_with_nonce("0x3e8") }))
+        .await;
+    gap_refusal(&a, &["nonce 1000", "pending nonce 7"]);
+    let eip1559 = json!({
+        "type": "0x2", "chainId": "0x1", "nonce": "0xa", "gas": "0x5208",
+        "maxFeePerGas": "0x1", "maxPriorityFeePerGas": "0x1",
+        "to": "0x3535353535353535353535353535353535353535", "value": "0x1", "data": "0x"
+    });
+    let a = s.post(&route, json!({ "transaction": eip1559 })).await;
+    gap_refusal(&a, &["nonce 10", "pending nonce 7"]);
+    // a dry run is judged the same
+    let a = s
+        .post(
+            &format!("{route}?dryRun=true"),
+            json!({ "transaction": tx_with_nonce("0xa") }),
+        )
+        .await;
+    gap_refusal(&a, &["nonce 10"]);
+    s.assert_audited(&a.body["auditId"], "denied", "policy_denied");
+    let a = s
+        .post(
+            &format!("{route}?dryRun=true"),
+            json!({ "transaction": tx_with_nonce("0x9") }),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["dryRun"], true);
+    // refusals count nothing
+    assert_eq!(spent(&s, &w.id), before);
+
+    // JSON-RPC: the same rule, 4001 with its id
+    let c = s.rpc("/v1/rpc");
+    // the node answers the count with an error: its refusal, retryable, nothing signed
+    let cow = s.import(Chain::Evm, COW_KEY, None);
+    let mut tx = tx_with_nonce("0x0");
+    tx["from"] = json!(COW_ADDR);
+    let a = s
+        .post(&path(&cow, "evm/transaction"), json!({ "transaction": tx }))
+        .await;
+    assert_eq!(a.status, 502, "{}", a.body);
+    assert_eq!(a.body["error"]["code"], "upstream_rejected", "{}", a.body);
+    assert!(a.body.get("rawTransaction").is_none(), "{}", a.body);
+    s.assert_audited(&a.body["auditId"], "error", "upstream_rejected");
+    let e = c
+        .err("eth_signTransaction", json!([tx_with_nonce("0xa")]), 4001)
+        .await;
+    assert_eq!(e["data"]["code"], "policy_denied");
+    assert_eq!(e["data"]["rule"], "capped-evm");
+    assert!(
+        e["message"].as_str().unwrap().contains("evm.max_nonce_gap"),
+        "{e}"
+    );
+    s.assert_audited(&e["data"]["auditId"], "denied", "policy_denied");
+    assert_eq!(
+        c.ok("eth_signTransaction", json!([eip155_tx()])).await,
+        EIP155_RAW
+    );
+    // eth_sendTransaction with a nonce ahead: refused, nothing sent
+    node.sent.lock().unwrap().clear();
+    let e = c
+        .err(
+            "eth_sendTransaction",
+            json!([{"from": EIP155_ADDR, "to": EIP155_ADDR, "value": "0x1", "nonce": "0xb"}]),
+            4001,
+        )
+        .await;
+    assert_eq!(e["data"]["rule"], "capped-evm");
+    assert!(node.sent.lock().unwrap().is_empty());
+    // filled from the node (pending 7): signed and sent
+    c.ok(
+        "eth_sendTransaction",
+        json!([{"from": EIP155_ADDR, "to": EIP155_ADDR, "value": "0x1"}]),
+    )
+    .await;
+    assert_eq!(node.sent.lock().unwrap().len(), 1);
+}
+
+/// A rule that caps value and sets no gap gets gap 0 once an upstream is configured: the
+/// nonce may not be ahead of the pending one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capped_rule_bounds_the_nonce_gap_to_zero_by_default() {
+    let (_node, s, _dir) = with_node("", &capped_rule("")).await;
+    let w = s.import(Chain::Evm, EIP155_KEY, None);
+    let route = path(&w, "evm/transaction");
+    let a = s
+        .post(&route, json!({ "transaction": tx_with_nonce("0x7") }))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let a = s
+        .post(&route, json!({ "transaction": tx_with_nonce("0x8") }))
+        .await;
+    gap_refusal(
+        &a,
+        &["evm.max_nonce_gap is 0", "nonce 8", "pending nonce 7"],
+    );
+    let e = s
+        .rpc("/v1/rpc")
+        .err("eth_signTransaction", json!([eip155_tx()]), 4001)
+        .await;
+    assert_eq!(e["data"]["rule"], "capped-evm");
+}
+
+/// The pending nonce cannot be asked: refused as the node's failure (retryable), audited
+/// as an error, nothing signed or counted, on both faces and in dry runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_node_refuses_a_gap_bounded_transaction() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = server(&format!(
+        "[rpc]\nchain_id = 1\nupstream = \"http://127.0.0.1:{port}\"\nupstream_timeout = \"2s\"\n{}",
+        capped_rule("max_nonce_gap = 5")
+    ))
+    .await;
+    let w = s.import(Chain::Evm, EIP155_KEY, None);
+    let route = path(&w, "evm/transaction");
+    for route in [route.clone(), format!("{route}?dryRun=true")] {
+        let a = s
+            .post(&route, json!({ "transaction": tx_with_nonce("0x9") }))
+            .await;
+        assert_eq!(a.status, 502, "{}", a.body);
+        assert_eq!(
+            a.body["error"]["code"], "upstream_unavailable",
+            "{}",
+            a.body
+        );
+        assert!(a.body.get("rawTransaction").is_none(), "{}", a.body);
+        s.assert_audited(&a.body["auditId"], "error", "upstream_unavailable");
+    }
+    let e = s
+        .rpc("/v1/rpc")
+        .err("eth_signTransaction", json!([eip155_tx()]), -32603)
+        .await;
+    assert_eq!(e["data"]["code"], "upstream_unavailable");
+    s.assert_audited(&e["data"]["auditId"], "error", "upstream_unavailable");
+    assert_eq!(spent(&s, &w.id), alloy_primitives::U256::ZERO);
+    // a message needs no nonce: not affected
+    let a = s
+        .post(&path(&w, "evm/message"), json!({ "message": "hello" }))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
 }

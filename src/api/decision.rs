@@ -251,12 +251,14 @@ impl Api {
         policy: &crate::policy::Policy,
         wallet: &crate::policy::WalletRef<'_>,
         subject: &crate::policy::Subject,
+        pending_nonce: Option<u64>,
         draft: &mut Draft,
     ) -> Result<(), Refusal> {
         let req = crate::policy::Request {
             client: identity,
             wallet: *wallet,
             subject,
+            pending_nonce,
         };
         let (outcome, denial) = policy_gate::evaluate(&self.app.store, policy, &req).await?;
         draft.matched = Some(outcome.matched.clone());
@@ -268,6 +270,49 @@ impl Api {
             }
             None => Ok(()),
         }
+    }
+
+    /// The wallet's pending nonce, asked of the `[rpc] upstream` node when a rule covering
+    /// the request bounds `evm.max_nonce_gap` (else `None`, and no call). A node that
+    /// cannot answer refuses the request (`upstream_unavailable` and kin): nothing is
+    /// signed unbounded. The audit record notes the nonce asked.
+    async fn pending_nonce(
+        &self,
+        identity: &str,
+        config: &crate::config::Config,
+        wallet: &crate::policy::WalletRef<'_>,
+        subject: &crate::policy::Subject,
+        address: Address,
+        draft: &mut Draft,
+    ) -> Result<Option<u64>, Refusal> {
+        let req = crate::policy::Request {
+            client: identity,
+            wallet: *wallet,
+            subject,
+            pending_nonce: None,
+        };
+        if !config.compiled_policy.needs_pending_nonce(&req) {
+            return Ok(None);
+        }
+        let up = self.nodes.upstream(&config.rpc).map_err(|e| {
+            refuse(
+                "upstream_unavailable",
+                format!("the upstream node is not usable: {e}"),
+            )
+        })?;
+        // a loaded config has an upstream whenever a gap applies; without one the policy
+        // refuses the unknown pending nonce
+        let Some(up) = up else { return Ok(None) };
+        let budget = self.nodes.budget(&config.rpc);
+        let node = super::upstream::Node {
+            upstream: &up,
+            budget: &budget,
+        };
+        let pending = super::upstream::pending_nonce(&node, address).await?;
+        if let Some(Value::Object(m)) = &mut draft.detail {
+            m.insert("pendingNonce".into(), json!(pending));
+        }
+        Ok(Some(pending))
     }
 
     /// The wallet `key` names.
@@ -382,7 +427,10 @@ impl Api {
                 let p = evm::prepare(op, body, address)?;
                 draft.digest = Some(p.digest.clone());
                 draft.detail = Some(p.detail.clone());
-                self.judge(identity, &policy, &wref, &p.subject, draft)
+                let pending = self
+                    .pending_nonce(identity, &config, &wref, &p.subject, address, draft)
+                    .await?;
+                self.judge(identity, &policy, &wref, &p.subject, pending, draft)
                     .await?;
                 if draft.dry_run {
                     return Ok(dry_answer(&p.digest, draft));
@@ -404,7 +452,7 @@ impl Api {
                 let p = solana::prepare(op, body, &pubkey)?;
                 draft.digest = Some(p.digest.clone());
                 draft.detail = Some(p.detail.clone());
-                self.judge(identity, &policy, &wref, &p.subject, draft)
+                self.judge(identity, &policy, &wref, &p.subject, None, draft)
                     .await?;
                 if draft.dry_run {
                     return Ok(dry_answer(&p.digest, draft));

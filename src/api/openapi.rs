@@ -118,6 +118,11 @@ fn sign_op(op: Operation) -> Value {
                 "invalid_quantity",
                 "invalid_address",
                 "from_mismatch",
+                // the pending nonce for evm.max_nonce_gap, asked of [rpc] upstream
+                "upstream_unavailable",
+                "upstream_rejected",
+                "upstream_answer_too_large",
+                "upstream_busy",
             ],
         ),
         Operation::EvmHash => (

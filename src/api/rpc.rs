@@ -13,7 +13,9 @@
 
 pub mod fill;
 pub mod methods;
-pub mod upstream;
+/// The node client lives beside the faces (the decision path asks it for the pending
+/// nonce); re-exported here where it was first written.
+pub use super::upstream;
 
 use std::sync::{Arc, Mutex};
 
@@ -25,7 +27,6 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::{Api, Refused};
-use crate::config::rpc::RpcConfig;
 use crate::http::{self, Body, Refusal};
 use upstream::{Budget, Upstream};
 
@@ -259,77 +260,6 @@ fn parse_call(v: Value) -> Result<Call, Answer> {
     })
 }
 
-/// Per-listener state: the upstream client, rebuilt when a reload changes `[rpc]`, and
-/// the semaphore of `rpc.max_upstream_inflight_bytes`, rebuilt when a reload changes it.
-#[derive(Default)]
-pub struct State {
-    upstream: Mutex<Option<(UpstreamKey, Built)>>,
-    inflight: Mutex<Option<(usize, Arc<tokio::sync::Semaphore>)>>,
-}
-
-impl std::fmt::Debug for State {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("State").finish_non_exhaustive()
-    }
-}
-
-/// The client, or why it could not be built.
-type Built = Result<Arc<Upstream>, String>;
-
-/// What the client is built from.
-type UpstreamKey = (
-    Option<String>,
-    Option<std::path::PathBuf>,
-    std::time::Duration,
-);
-
-impl State {
-    /// A request's budget of upstream answer bytes under `cfg`.
-    fn budget(&self, cfg: &RpcConfig) -> Budget {
-        let limit = cfg.max_upstream_inflight_bytes;
-        let mut slot = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-        let shared = match &*slot {
-            Some((l, s)) if *l == limit => s.clone(),
-            // a reload that changes the bound starts a new count; requests under the old
-            // one finish under it
-            _ => {
-                let s = Budget::shared(limit);
-                *slot = Some((limit, s.clone()));
-                s
-            }
-        };
-        Budget::new(cfg.max_upstream_response_bytes, limit, shared)
-    }
-
-    /// The upstream client for `cfg` (`Ok(None)`: none configured).
-    fn upstream(&self, cfg: &RpcConfig) -> Result<Option<Arc<Upstream>>, String> {
-        if cfg.upstream.is_none() {
-            return Ok(None);
-        }
-        let key: UpstreamKey = (
-            cfg.upstream.clone(),
-            cfg.upstream_ca.clone(),
-            cfg.upstream_timeout,
-        );
-        let mut slot = self.upstream.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((k, built)) = &*slot {
-            if *k == key {
-                return built.clone().map(Some);
-            }
-        }
-        let built = match Upstream::from_config(cfg) {
-            Ok(Some(u)) => Ok(Arc::new(u)),
-            Ok(None) => return Ok(None),
-            Err(e) => {
-                tracing::error!(error = %e, "the [rpc] upstream client cannot be built");
-                Err(e.to_string())
-            }
-        };
-        *slot = Some((key, built.clone()));
-        built.map(Some)
-    }
-}
-
 /// What a call needs to know about its request.
 pub(crate) struct Ctx<'a> {
     pub api: &'a Api,
@@ -436,10 +366,10 @@ impl Api {
             identity,
             path_chain,
             config_chain: config.rpc.chain_id,
-            upstream: self.rpc.upstream(&config.rpc),
+            upstream: self.nodes.upstream(&config.rpc),
             geth_compat,
             audit_ids: Mutex::default(),
-            budget: self.rpc.budget(&config.rpc),
+            budget: self.nodes.budget(&config.rpc),
             accounts: tokio::sync::OnceCell::new(),
         };
         drop(config);

@@ -163,6 +163,7 @@ fn decide(policy: &Policy, case: &Case) -> (String, String) {
             client: &case.client,
             wallet,
             subject: &subject,
+            pending_nonce: None,
         },
         &Totals::new(),
     );

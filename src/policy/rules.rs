@@ -114,6 +114,10 @@ pub struct EvmRuleConfig {
     /// ERC-20 caps per token contract.
     #[serde(default)]
     pub token: Vec<TokenConfig>,
+    /// Largest distance of a transaction's nonce above the wallet's pending nonce (as the
+    /// `[rpc] upstream` node reports it), 0..=1000.
+    #[serde(default)]
+    pub max_nonce_gap: Option<u64>,
 }
 
 /// `[[rule.evm.spend]]`
@@ -423,6 +427,11 @@ pub(crate) struct EvmRule {
     pub(crate) max_fee_per_gas: Option<U256>,
     pub(crate) spend: Vec<(u64, u64, U256)>,
     pub(crate) tokens: Vec<Token>,
+    /// `evm.max_nonce_gap`, or the default a capped rule gets once an upstream node is
+    /// configured (`crate::policy::nonce_gap`).
+    pub(crate) max_nonce_gap: Option<u64>,
+    /// True when `max_nonce_gap` was written (not defaulted): it then needs an upstream.
+    pub(crate) nonce_gap_written: bool,
 }
 
 impl EvmRule {
@@ -770,6 +779,20 @@ fn compile_evm(e: &EvmRuleConfig, at: &str) -> Result<EvmRule, PolicyError> {
             .transpose()?,
         spend,
         tokens,
+        max_nonce_gap: match e.max_nonce_gap {
+            Some(g) if g > crate::policy::nonce_gap::MAX_NONCE_GAP => {
+                return Err(err(
+                    format!("{at}.max_nonce_gap"),
+                    format!(
+                        "{g} is above {}; expected 0..={}",
+                        crate::policy::nonce_gap::MAX_NONCE_GAP,
+                        crate::policy::nonce_gap::MAX_NONCE_GAP
+                    ),
+                ))
+            }
+            g => g,
+        },
+        nonce_gap_written: e.max_nonce_gap.is_some(),
     })
 }
 

@@ -354,6 +354,7 @@ pub fn check(data: &[u8]) {
                         client: "alice",
                         wallet: w,
                         subject: &sub,
+                        pending_nonce: None,
                     },
                     &Totals::new(),
                 );
@@ -504,6 +505,7 @@ fn built(p: &GenPolicy, r: &GenRequest, totals_in: &[u64]) {
         client,
         wallet,
         subject: &subject,
+        pending_nonce: None,
     };
     // totals for every (counter, window) the decision asks about, from the input
     let first = policy.decide(&req);

@@ -9,9 +9,11 @@
 //! Invariants: never panics; only a JSON object is an answer; an accepted result is
 //! exactly what a `Value` parse of the body finds under `result` (with no `error`), so
 //! nothing is added, dropped or rewritten on the way to the client; an accepted error
-//! carries the body's integer `error.code` and a message of at most 1024 characters.
+//! carries the body's integer `error.code` and a message of at most 1024 characters; a
+//! result read as a pending nonce (`nonce_of`, for `evm.max_nonce_gap`) is a 0x hex string
+//! of 1 to 16 digits with exactly that value, else none.
 
-use keyward::api::rpc::upstream::{parse_answer, MAX_ERROR_DATA};
+use keyward::api::rpc::upstream::{nonce_of, parse_answer, MAX_ERROR_DATA};
 use serde_json::Value;
 
 /// Runs one input.
@@ -54,6 +56,7 @@ fn run(body: &[u8]) {
                 let result = m.get("result").expect("the body has a result");
                 if let Ok(r) = serde_json::from_str::<Value>(raw.get()) {
                     assert_eq!(&r, result, "the result passed on is the body's");
+                    nonce(&r);
                 }
             }
         }
@@ -68,5 +71,19 @@ fn run(body: &[u8]) {
             }
         }
         Err(_) => {}
+    }
+}
+
+/// The pending nonce read from a result: only a 0x hex string of 1 to 16 digits, and
+/// exactly its value.
+fn nonce(result: &Value) {
+    let digits = result
+        .as_str()
+        .and_then(|s| s.strip_prefix("0x"))
+        .filter(|h| (1..=16).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    match (nonce_of(result), digits) {
+        (Some(n), Some(h)) => assert_eq!(u64::from_str_radix(h, 16).ok(), Some(n)),
+        (None, None) => {}
+        (got, _) => panic!("pending nonce {got:?} read from {result}"),
     }
 }

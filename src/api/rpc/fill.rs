@@ -7,23 +7,15 @@
 use alloy_primitives::{Address, U256};
 use serde_json::{json, Map, Value};
 
-use super::upstream::{Node, UpstreamError};
 use crate::api::errors::refuse;
+use crate::api::upstream::{Node, UpstreamError};
 use crate::http::Refusal;
 
 /// The priority fee used when the node does not implement `eth_maxPriorityFeePerGas`
 /// (1 gwei, what ethers and viem fall back to).
 pub const FALLBACK_PRIORITY_FEE: u64 = 1_000_000_000;
 
-/// The refusal for a failed upstream call.
-pub fn refusal(e: &UpstreamError) -> Refusal {
-    match e {
-        UpstreamError::Refused { .. } => refuse("upstream_rejected", e.to_string()),
-        UpstreamError::TooLarge(_) => refuse("upstream_answer_too_large", e.to_string()),
-        UpstreamError::Busy(_) => refuse("upstream_busy", e.to_string()),
-        _ => refuse("upstream_unavailable", e.to_string()),
-    }
-}
+pub use crate::api::upstream::refusal;
 
 /// A JSON quantity as clients send them (0x hex, decimal string, or integer); `None` if it
 /// is none of those (the transaction parser then names the field).

@@ -18,10 +18,10 @@ use alloy_eips::eip2718::Decodable2718;
 use alloy_primitives::{Address, TxKind};
 use serde_json::{json, Map, Value};
 
-use super::upstream::Node;
 use super::{fill, Ctx, Reply, RpcError};
 use crate::api::errors::{self, refuse};
 use crate::api::grants::Grants;
+use crate::api::upstream::Node;
 use crate::api::{no_grant, Face, SignCall, WalletKey};
 use crate::config::Operation;
 use crate::http::Refusal;

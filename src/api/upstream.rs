@@ -436,12 +436,141 @@ pub fn parse_answer(bytes: &[u8]) -> Result<Forwarded, UpstreamError> {
     }
 }
 
+/// The account's pending nonce (`eth_getTransactionCount(address, "pending")`): what the
+/// node counts for it, mined and in its pool.
+pub async fn pending_nonce(
+    node: &Node<'_>,
+    address: alloy_primitives::Address,
+) -> Result<u64, crate::http::Refusal> {
+    let method = "eth_getTransactionCount";
+    let v = node
+        .call(method, json!([format!("{address:#x}"), "pending"]))
+        .await
+        .map_err(|e| refusal(&e))?;
+    nonce_of(&v).ok_or_else(|| {
+        crate::api::errors::refuse(
+            "upstream_unavailable",
+            format!("the upstream node's {method} answer is not a hex quantity of at most 64 bits"),
+        )
+    })
+}
+
+/// A nonce as a node answers it: 0x hex of at most 64 bits (EIP-2681), else `None`.
+pub fn nonce_of(v: &Value) -> Option<u64> {
+    v.as_str()
+        .and_then(|s| s.strip_prefix("0x"))
+        // from_str_radix alone would take a sign: "0x+1"
+        .filter(|h| (1..=16).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+}
+
+/// The refusal for a failed upstream call.
+pub fn refusal(e: &UpstreamError) -> crate::http::Refusal {
+    use crate::api::errors::refuse;
+    match e {
+        UpstreamError::Refused { .. } => refuse("upstream_rejected", e.to_string()),
+        UpstreamError::TooLarge(_) => refuse("upstream_answer_too_large", e.to_string()),
+        UpstreamError::Busy(_) => refuse("upstream_busy", e.to_string()),
+        _ => refuse("upstream_unavailable", e.to_string()),
+    }
+}
+
+/// Per-listener state of the upstream node (shared by the JSON-RPC face and the decision
+/// path's nonce-gap check): the client, rebuilt when a reload changes `[rpc]`, and
+/// the semaphore of `rpc.max_upstream_inflight_bytes`, rebuilt when a reload changes it.
+#[derive(Default)]
+pub struct Nodes {
+    upstream: Mutex<Option<(UpstreamKey, Built)>>,
+    inflight: Mutex<Option<(usize, Arc<tokio::sync::Semaphore>)>>,
+}
+
+impl std::fmt::Debug for Nodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Nodes").finish_non_exhaustive()
+    }
+}
+
+/// The client, or why it could not be built.
+type Built = Result<Arc<Upstream>, String>;
+
+/// What the client is built from.
+type UpstreamKey = (
+    Option<String>,
+    Option<std::path::PathBuf>,
+    std::time::Duration,
+);
+
+impl Nodes {
+    /// A request's budget of upstream answer bytes under `cfg`.
+    pub fn budget(&self, cfg: &RpcConfig) -> Budget {
+        let limit = cfg.max_upstream_inflight_bytes;
+        let mut slot = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        let shared = match &*slot {
+            Some((l, s)) if *l == limit => s.clone(),
+            // a reload that changes the bound starts a new count; requests under the old
+            // one finish under it
+            _ => {
+                let s = Budget::shared(limit);
+                *slot = Some((limit, s.clone()));
+                s
+            }
+        };
+        Budget::new(cfg.max_upstream_response_bytes, limit, shared)
+    }
+
+    /// The upstream client for `cfg` (`Ok(None)`: none configured).
+    pub fn upstream(&self, cfg: &RpcConfig) -> Result<Option<Arc<Upstream>>, String> {
+        if cfg.upstream.is_none() {
+            return Ok(None);
+        }
+        let key: UpstreamKey = (
+            cfg.upstream.clone(),
+            cfg.upstream_ca.clone(),
+            cfg.upstream_timeout,
+        );
+        let mut slot = self.upstream.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((k, built)) = &*slot {
+            if *k == key {
+                return built.clone().map(Some);
+            }
+        }
+        let built = match Upstream::from_config(cfg) {
+            Ok(Some(u)) => Ok(Arc::new(u)),
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                tracing::error!(error = %e, "the [rpc] upstream client cannot be built");
+                Err(e.to_string())
+            }
+        };
+        *slot = Some((key, built.clone()));
+        built.map(Some)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn result(bytes: &[u8]) -> String {
         parse_answer(bytes).unwrap().unwrap().get().to_owned()
+    }
+
+    #[test]
+    fn a_pending_nonce_is_hex_of_at_most_64_bits() {
+        assert_eq!(nonce_of(&json!("0x7")), Some(7));
+        assert_eq!(nonce_of(&json!("0xffffffffffffffff")), Some(u64::MAX));
+        for bad in [
+            json!("0x10000000000000000"),
+            json!("0x"),
+            json!("7"),
+            json!(7),
+            json!("0x-1"),
+            json!("0x+1"),
+            json!("0xzz"),
+            Value::Null,
+        ] {
+            assert_eq!(nonce_of(&bad), None, "{bad}");
+        }
     }
 
     #[test]
