@@ -376,14 +376,16 @@ impl Api {
         let body = input.await?;
         let wallet = self.find_wallet(&call.wallet).await?;
         draft.wallet_id = Some(wallet.id.clone());
-        if let WalletKey::EvmAddress(a) = &call.wallet {
-            // by address (the JSON-RPC face): a wallet the client may not see is answered
-            // exactly as an address no wallet holds, so the face tells a client nothing
-            // about addresses outside its grants (not even that a wallet holds them, nor
-            // its id); the audit record still names it
-            if g.operations_for(&wallet).is_empty() {
-                return Err(no_wallet_at(a));
-            }
+        // a wallet the client may not see (no operation of its on that wallet) is
+        // answered exactly as one that does not exist, on both faces: by address (the
+        // JSON-RPC face) as an address no wallet holds, by id (REST) as an unknown id. A
+        // face tells a client nothing about wallets outside its grants (not that one
+        // exists, nor its id or chain); the audit record still names it
+        if g.operations_for(&wallet).is_empty() {
+            return Err(match &call.wallet {
+                WalletKey::EvmAddress(a) => no_wallet_at(a),
+                WalletKey::Id(id) => refuse("wallet_not_found", format!("no wallet with id {id}")),
+            });
         }
         if !g.allows(&wallet, op) {
             return Err(refuse(

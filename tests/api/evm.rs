@@ -126,11 +126,31 @@ async fn evm_routes_sign_and_verify_end_to_end() {
         recover(a.body["signature"].as_str().unwrap(), &b256(digest)),
         addr(&eip155)
     );
-    // …but not on a wallet outside its selector
+    // …but not on a wallet outside its selector, which it is answered about exactly as
+    // about an id no wallet has (no existence oracle on the sign routes either)
     let a = hc
         .post(&path(&cow, "evm/hash"), json!({ "digest": digest }))
         .await;
-    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let cow_id = cow.id.clone();
+    let unknown = hc
+        .post(
+            &format!("/v1/wallets/{}/evm/hash", "0".repeat(cow_id.len())),
+            json!({ "digest": digest }),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.body);
+    assert_eq!(a.body["error"]["code"], "wallet_not_found");
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.body);
+    assert_eq!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .replace(&cow_id, "<id>"),
+        unknown.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .replace(&"0".repeat(cow_id.len()), "<id>")
+    );
 
     // dry run: decision and digest, nothing signed, audited as such
     let a = c

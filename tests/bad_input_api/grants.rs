@@ -5,6 +5,8 @@ use super::*;
 pub fn cases(w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
     let mut c = Class::new("identity/grants", cases);
     let nope = (403, "not_authorized");
+    // a wallet the client may not see is answered as an unknown id: no existence oracle
+    let hidden = (404, "wallet_not_found");
     c.post(
         "stranger, evm message",
         Who::Stranger,
@@ -56,7 +58,7 @@ pub fn cases(w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
         Who::Hash,
         &path(&w.other_evm, "evm/hash"),
         json!({"digest": format!("0x{}", "11".repeat(32))}),
-        nope,
+        hidden,
     );
     c.post(
         "hash client, transaction",
@@ -70,7 +72,7 @@ pub fn cases(w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
         Who::Hash,
         &path(&w.other_evm, "evm/message"),
         json!({"message": "hi"}),
-        nope,
+        hidden,
     );
     // a wallet the client may not see is answered as one that does not exist
     let hidden = (404, "wallet_not_found");
@@ -120,7 +122,7 @@ pub fn cases(w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
         Who::Spiffe,
         &path(&w.evm, "solana/message"),
         json!({"message": "hi"}),
-        nope,
+        hidden,
     );
     let anon = (401, "unauthenticated");
     c.post(
