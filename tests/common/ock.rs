@@ -53,6 +53,20 @@ pub fn token() -> &'static str {
         Path::new(MODULE).exists(),
         "{MODULE} is missing: scripts/test installs Debian's opencryptoki"
     );
+    // the package makes its state directories with systemd-tmpfiles at install; a
+    // machine without it (a container) gets them here
+    let _ = Command::new("systemd-tmpfiles")
+        .args(["--create", "opencryptoki.conf"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    for dir in [
+        "/var/lib/opencryptoki/swtok/TOK_OBJ",
+        "/var/lock/opencryptoki/swtok",
+        "/run/lock/opencryptoki/swtok",
+    ] {
+        let _ = std::fs::create_dir_all(dir);
+    }
     let running = Command::new("pgrep")
         .args(["-x", "pkcsslotd"])
         .status()
