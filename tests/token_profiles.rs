@@ -145,21 +145,7 @@ fn a_token_that_hides_the_iv_it_used_stores_nothing() {
     let env = new_env(4);
     env.use_fault_shim(&[("KW_SHIM_PROFILE", "iv-not-reported")]);
     let d = Daemon::start(&env);
-    let url = d.webhook_url();
-    let ca = env.path("ca.pem");
-    let out = keyward(
-        &env,
-        &[
-            "simulate",
-            "delegation",
-            "--chain",
-            "evm",
-            "--to",
-            &url,
-            "--ca",
-            ca.to_str().unwrap(),
-        ],
-    );
+    let out = common::daemon::simulate_output(&env, &d, "delegation", None);
     let text = common::daemon::text(&out);
     // refused with a 5xx (the vendor redelivers), nothing stored
     assert!(

@@ -64,8 +64,9 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     (status, out)
 }
 
-/// `keyward simulate delegation|revoke` against the daemon; returns the wallet id.
-pub fn simulate(env: &Env, d: &Daemon, kind: &str, wallet: Option<&str>) -> String {
+/// `keyward simulate delegation|revoke --chain evm` against the daemon, whatever it
+/// answers.
+pub fn simulate_output(env: &Env, d: &Daemon, kind: &str, wallet: Option<&str>) -> Output {
     let url = d.webhook_url();
     let ca = env.path("ca.pem");
     let mut args = vec![
@@ -81,7 +82,19 @@ pub fn simulate(env: &Env, d: &Daemon, kind: &str, wallet: Option<&str>) -> Stri
     if let Some(w) = wallet {
         args.extend(["--wallet-id", w]);
     }
-    let out = keyward_ok(env, &args);
+    keyward(env, &args)
+}
+
+/// `keyward simulate delegation|revoke` against the daemon; returns the wallet id.
+pub fn simulate(env: &Env, d: &Daemon, kind: &str, wallet: Option<&str>) -> String {
+    let out = simulate_output(env, d, kind, wallet);
+    assert!(
+        out.status.success(),
+        "keyward simulate {kind} failed ({:?}): {}",
+        out.status,
+        text(&out)
+    );
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.contains("-> https://") && out.contains(" 200"), "{out}");
     out.lines()
         .find_map(|l| l.strip_prefix("wallet "))
