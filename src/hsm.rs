@@ -590,7 +590,7 @@ impl Token {
         aad: &[u8],
         sealed: &[u8],
     ) -> Option<Result<Zeroizing<Vec<u8>>, HsmError>> {
-        if self.inner.open_micros.load(Ordering::Relaxed) > INLINE_OPEN_MICROS {
+        if !self.answers_inline() {
             return None;
         }
         self.open_sealed_with(false, version, aad, sealed)
