@@ -58,20 +58,7 @@ fn refresh_gauges(app: &Appliance) {
     m.token_pool
         .with_label_values(&["in_use"])
         .set(in_use as i64);
-    let counts = app.store.read(|c| {
-        let mut stmt = c.prepare(
-            "SELECT chain, engine, status, COUNT(*) FROM wallets GROUP BY chain, engine, status",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
-            ))
-        })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
-    });
+    let counts = app.store.read(crate::store::wallets::count_by_kind);
     if let Ok(counts) = counts {
         m.wallets.reset();
         for (chain, engine, status, n) in counts {

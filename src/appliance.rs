@@ -92,7 +92,7 @@ impl Appliance {
     pub fn open(config: Config) -> Result<Appliance, OpenError> {
         let token = open_token(&config)?;
         token.require_keys()?;
-        let store = Store::open(&config.store.path, config.store.read_connections)?;
+        let store = Store::from_config(&config.store)?;
         Ok(Appliance {
             config: RwLock::new(Arc::new(config)),
             tls_api: Default::default(),

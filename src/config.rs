@@ -184,11 +184,54 @@ pub struct Pkcs11Config {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// SQLite database file.
+    /// Which database: `sqlite` (one file, one node; the default) or `postgres` (several
+    /// nodes on one PostgreSQL).
+    #[serde(default)]
+    pub backend: StoreBackend,
+    /// SQLite database file (`backend = "sqlite"`).
+    #[serde(default)]
     pub path: PathBuf,
-    /// Read connections kept open.
+    /// SQLite read connections kept open.
     #[serde(default = "default_read_connections")]
     pub read_connections: usize,
+    /// `[store.postgres]` (`backend = "postgres"`).
+    #[serde(default)]
+    pub postgres: Option<PostgresConfig>,
+}
+
+/// `store.backend`
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// One SQLite file.
+    #[default]
+    Sqlite,
+    /// One PostgreSQL database shared by every node.
+    Postgres,
+}
+
+/// `[store.postgres]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// The connection URL (`postgresql://user:password@host:port/db`), from a file or the
+    /// environment: it holds the password, so it is never written inline.
+    pub url: SecretRef,
+    /// CA bundle (PEM) the server's certificate must chain to. Set: TLS is required and
+    /// the server's name is verified. Unset: only a loopback host or a Unix socket is
+    /// accepted (no TLS).
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// Connections this node keeps for reads (the writer has its own).
+    #[serde(default = "default_pg_pool_size")]
+    pub pool_size: usize,
+    /// Longest any statement may run (a lock held elsewhere included) before the request
+    /// fails with `store_unavailable`.
+    #[serde(default = "default_pg_statement_timeout", with = "duration")]
+    pub statement_timeout: std::time::Duration,
+    /// Longest a connection attempt may take.
+    #[serde(default = "default_pg_connect_timeout", with = "duration")]
+    pub connect_timeout: std::time::Duration,
 }
 
 /// `[api]`
@@ -407,6 +450,15 @@ fn default_label_prefix() -> String {
 fn default_read_connections() -> usize {
     4
 }
+fn default_pg_pool_size() -> usize {
+    8
+}
+fn default_pg_statement_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(5)
+}
+fn default_pg_connect_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(3)
+}
 fn default_api_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8443))
 }
@@ -610,6 +662,12 @@ impl Config {
             }
         };
         fix(&mut self.store.path);
+        if let Some(pg) = &mut self.store.postgres {
+            pg.url.resolve(base);
+            if let Some(ca) = &mut pg.ca {
+                fix(ca);
+            }
+        }
         if let Some(p) = &mut self.policy.file {
             fix(p);
         }

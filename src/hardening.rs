@@ -146,7 +146,12 @@ pub fn private_paths(config: &Config) -> Vec<PathBuf> {
             .chain(config.webhook.key.iter())
             .cloned(),
     );
-    if let Some(dir) = config.store.path.parent() {
+    if let Some(dir) = config
+        .store
+        .path
+        .parent()
+        .filter(|_| config.store.backend == crate::config::StoreBackend::Sqlite)
+    {
         paths.push(if dir.as_os_str().is_empty() {
             PathBuf::from(".")
         } else {

@@ -43,11 +43,11 @@ pub fn rewrap_all(app: &Appliance, progress: Progress<'_>) -> Result<u64, StoreE
         .current_wrap_version()
         .map_err(|e| StoreError::Io(e.to_string()))?;
     let total = app.store.read(|c| {
-        Ok(c.query_row(
-            "SELECT COUNT(*) FROM wallets WHERE status = 'active' AND key_version != ?1",
-            [target],
-            |r| r.get::<_, i64>(0),
-        )?)
+        Ok(wallets::count_by_version(c)?
+            .into_iter()
+            .filter(|(v, _)| *v != target)
+            .map(|(_, n)| n)
+            .sum::<i64>())
     })? as u64;
     let mut done = 0u64;
     loop {

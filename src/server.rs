@@ -77,7 +77,7 @@ pub struct Running {
     pub app: Arc<Appliance>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    _claim: crate::store::service_lock::ServiceLock,
+    _claim: Option<crate::store::service_lock::ServiceLock>,
 }
 
 impl Running {
@@ -131,7 +131,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
 async fn start_with(config: Config, tls: Option<CheckedTls>) -> Result<Running, ServeError> {
     // first, and before the token is opened: a second server on one database would
     // fight the first over its chain and its lock file, so it stops here, naming it
-    let claim = crate::store::service_lock::claim(&config.store.path).map_err(ServeError::InUse)?;
+    let claim = crate::store::claim_service(&config.store).map_err(ServeError::InUse)?;
     let app = Arc::new(Appliance::open(config)?);
     if let Some(t) = tls {
         app.install_tls(t.api, t.webhook);

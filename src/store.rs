@@ -1,31 +1,34 @@
-//! The SQLite store: wallets (wrapped material only), processed webhook events, the audit
-//! chain and appliance state.
+//! The store: wallets (wrapped material only), processed webhook events, the audit chain,
+//! spend counters and appliance state.
 //!
-//! One writer thread with group commit ([`writer`]), a small pool of read connections.
-//! WAL with `synchronous=FULL` (a commit is on disk when it returns), `secure_delete=ON`
-//! (deleted wrapped blobs are overwritten in the file), `foreign_keys=ON`.
+//! Two backends behind one interface ([`Backend`]): SQLite (`sqlite`, one file, the
+//! embedded default) and PostgreSQL ([`postgres`], several nodes on one database). The
+//! row modules (`wallets`, `audit`, …) are written once against [`db::Db`]; callers hold
+//! a [`Store`] and never learn which backend it is. Every change goes through one writer
+//! per process with group commit (`writer`).
 //! Must never: receive an unwrapped secret. Everything it stores is already sealed by
 //! `custody`.
 
 pub mod audit;
+pub mod db;
 pub mod events;
-mod schema;
-/// The schema version this binary writes (SQLite `user_version`).
-pub use schema::CURRENT as SCHEMA_VERSION;
+pub mod postgres;
 pub mod service_lock;
 pub mod spend;
+mod sqlite;
 pub mod state;
 pub mod wallets;
 mod writer;
 
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+/// The schema version this binary writes (both backends count the same versions).
+pub use sqlite::schema::CURRENT as SCHEMA_VERSION;
+
+use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, OpenFlags};
-
 pub use audit::{AuditEvent, AuditRecord};
+pub use db::Db;
 pub use writer::WriteCtx;
 
 /// Store failures.
@@ -33,7 +36,14 @@ pub use writer::WriteCtx;
 pub enum StoreError {
     /// SQLite said no.
     #[error("database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
+    /// PostgreSQL said no.
+    #[error("database: {0}")]
+    Postgres(String),
+    /// The database cannot be reached (PostgreSQL down, connection refused or cut, a
+    /// statement past its timeout): the request may be retried.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// The file's schema is newer than this binary.
     #[error("database schema version {found} is newer than this keyward supports ({supported}); upgrade keyward")]
     SchemaTooNew {
@@ -83,28 +93,6 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// The open store. Cheap to clone.
-#[derive(Clone)]
-pub struct Store {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    path: PathBuf,
-    /// Read transactions run, for tests and metrics (see [`Store::reads`]).
-    reads: std::sync::atomic::AtomicU64,
-    writer: Mutex<mpsc::Sender<writer::Job>>,
-    readers: Mutex<Vec<Connection>>,
-}
-
-impl std::fmt::Debug for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("path", &self.inner.path)
-            .finish()
-    }
-}
-
 /// Current time as RFC 3339 UTC with milliseconds.
 pub fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc();
@@ -115,64 +103,114 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
-fn configure(conn: &Connection) -> Result<(), StoreError> {
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "secure_delete", "ON")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    Ok(())
-}
-
-/// Creates the file with mode 0600 first, so SQLite (and its -wal/-shm, which copy the
-/// database's permissions) never exist readable by others.
-fn create_private(path: &Path) -> Result<(), StoreError> {
-    if path.exists() {
-        return Ok(());
+/// Claims the database `config` names for this `keyward serve`, where only one process
+/// may serve it (a SQLite file); `None` where any number of nodes may (PostgreSQL). Done
+/// before anything else is opened; hold the lock for the service's life.
+pub fn claim_service(
+    config: &crate::config::StoreConfig,
+) -> Result<Option<service_lock::ServiceLock>, StoreError> {
+    match config.backend {
+        crate::config::StoreBackend::Sqlite => service_lock::claim(&config.path).map(Some),
+        crate::config::StoreBackend::Postgres => Ok(None),
     }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map(|_| ())
-        .map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))
 }
 
-fn open_conn(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
-    let flags = if read_only {
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
-    } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
-    };
-    let conn = Connection::open_with_flags(path, flags)?;
-    configure(&conn)?;
-    Ok(conn)
+/// What a backend provides. One file per backend; nothing outside `store` sees it.
+pub(crate) trait Backend: Send + Sync {
+    /// `sqlite:PATH` or `postgres://host:port/db` (no credentials), for messages.
+    fn describe(&self) -> String;
+    /// The database file, for a file-based backend.
+    fn path(&self) -> Option<&Path> {
+        None
+    }
+    /// Runs `f` on a read connection, on the calling thread.
+    fn read(&self, f: &mut dyn FnMut(&dyn Db)) -> Result<(), StoreError>;
+    /// Queues a write job for this process's writer.
+    fn submit(&self, job: writer::Job) -> Result<(), StoreError>;
+    /// An online copy of the database into the file `dest`.
+    fn backup_to(&self, dest: &Path) -> Result<(), StoreError>;
+    /// A database setting (SQLite PRAGMA, PostgreSQL `SHOW`), for tests and `doctor`.
+    fn setting(&self, name: &str) -> Result<String, StoreError>;
+    /// The schema version of the database.
+    fn schema_version(&self) -> Result<i64, StoreError>;
+}
+
+/// The open store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Box<dyn Backend>,
+    /// Read transactions run, for tests and metrics (see [`Store::reads`]).
+    reads: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.inner.backend.describe())
+            .finish()
+    }
 }
 
 impl Store {
-    /// Opens (creating if needed) and migrates the database, starts the writer.
+    /// Opens (creating if needed) and migrates the SQLite database at `path`.
     pub fn open(path: &Path, read_connections: usize) -> Result<Store, StoreError> {
-        create_private(path)?;
-        let mut conn = open_conn(path, false)?;
-        schema::migrate(&mut conn)?;
-        let writer = writer::spawn(conn)?;
-        let readers = (0..read_connections.max(1))
-            .map(|_| open_conn(path, true))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Store {
-            inner: Arc::new(Inner {
-                path: path.to_path_buf(),
-                reads: std::sync::atomic::AtomicU64::new(0),
-                writer: Mutex::new(writer),
-                readers: Mutex::new(readers),
-            }),
-        })
+        Ok(Store::with(Box::new(sqlite::Sqlite::open(
+            path,
+            read_connections,
+        )?)))
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.inner.path
+    /// Opens the store `[store]` names, migrating it to this binary's schema.
+    pub fn from_config(config: &crate::config::StoreConfig) -> Result<Store, StoreError> {
+        match (&config.backend, &config.postgres) {
+            (crate::config::StoreBackend::Postgres, Some(pg)) => {
+                Ok(Store::with(Box::new(postgres::Postgres::open(pg)?)))
+            }
+            (crate::config::StoreBackend::Postgres, None) => Err(StoreError::Io(
+                "store.backend = \"postgres\" needs a [store.postgres] section".into(),
+            )),
+            (crate::config::StoreBackend::Sqlite, _) => {
+                Store::open(&config.path, config.read_connections)
+            }
+        }
+    }
+
+    /// Like [`Store::from_config`], with few connections: for operator commands.
+    pub fn for_command(config: &crate::config::StoreConfig) -> Result<Store, StoreError> {
+        let mut c = config.clone();
+        c.read_connections = 1;
+        if let Some(pg) = &mut c.postgres {
+            pg.pool_size = pg.pool_size.min(2);
+        }
+        Store::from_config(&c)
+    }
+
+    fn with(backend: Box<dyn Backend>) -> Store {
+        Store {
+            inner: Arc::new(Inner {
+                backend,
+                reads: std::sync::atomic::AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// `sqlite:PATH` or `postgres://host:port/db`, for messages (never credentials).
+    pub fn describe(&self) -> String {
+        self.inner.backend.describe()
+    }
+
+    /// The database file of a SQLite store.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.backend.path()
+    }
+
+    /// The schema version of the database.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        self.inner.backend.schema_version()
     }
 
     /// How many reads ([`Store::read`]) this store has run: a test counts the reads one
@@ -182,11 +220,11 @@ impl Store {
     }
 
     /// Runs `f` on a read connection, on a blocking thread: what an async task calls, so
-    /// a long read (a listing of many rows) never holds an async worker (and with it
-    /// every face's requests queued behind it).
+    /// a long read (a listing of many rows, a slow database) never holds an async worker
+    /// (and with it every face's requests queued behind it).
     pub async fn read_async<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&dyn Db) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let store = self.clone();
         tokio::task::spawn_blocking(move || store.read(f))
@@ -198,28 +236,19 @@ impl Store {
     /// async code uses [`Store::read_async`]).
     pub fn read<T>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+        f: impl FnOnce(&dyn Db) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.inner
             .reads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let conn = self
-            .inner
-            .readers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop();
-        let conn = match conn {
-            Some(c) => c,
-            None => open_conn(&self.inner.path, true)?,
-        };
-        let out = f(&conn);
-        self.inner
-            .readers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(conn);
-        out
+        let mut f = Some(f);
+        let mut out = None;
+        self.inner.backend.read(&mut |db| {
+            if let Some(f) = f.take() {
+                out = Some(f(db));
+            }
+        })?;
+        out.unwrap_or_else(|| Err(StoreError::Io("a read did not run".into())))
     }
 
     fn submit<T: Send + 'static>(
@@ -247,6 +276,9 @@ impl Store {
             done: Box::new(move |commit_err| {
                 let r = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
                 let out = match (commit_err, r) {
+                    (Some(StoreError::Unavailable(e)), _) => {
+                        Err(StoreError::Unavailable(e.clone()))
+                    }
                     (Some(e), _) => Err(StoreError::Io(format!("commit failed: {e}"))),
                     (None, Some(r)) => r,
                     (None, None) => Err(StoreError::WriterGone),
@@ -254,12 +286,7 @@ impl Store {
                 reply(out);
             }),
         };
-        self.inner
-            .writer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(job)
-            .map_err(|_| StoreError::WriterGone)
+        self.inner.backend.submit(job)
     }
 
     /// Runs `f` in a write transaction and returns once it is durable (blocking).
@@ -286,34 +313,15 @@ impl Store {
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
-    /// Online backup to `dest`, safe while a service writes to the database.
-    ///
-    /// `VACUUM INTO` copies one read snapshot: in WAL mode it neither blocks writers nor
-    /// restarts when they commit (the page-by-page backup API restarts on every commit by
-    /// another connection, so under steady signing it may never finish), and the copy
-    /// holds no free pages with old content.
+    /// Online backup to the file `dest`, safe while a service writes to the database
+    /// (SQLite; a PostgreSQL store is backed up with PostgreSQL's own tools).
     pub fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
-        create_private(dest)?;
-        let target = dest
-            .to_str()
-            .ok_or_else(|| StoreError::Io(format!("{}: not UTF-8", dest.display())))?
-            .to_owned();
-        self.read(move |conn| {
-            conn.execute("VACUUM INTO ?1", [target])?;
-            Ok(())
-        })
+        self.inner.backend.backup_to(dest)
     }
 
-    /// PRAGMA values that the invariants rely on (for tests and `doctor` output).
+    /// A setting the invariants rely on (SQLite PRAGMA, PostgreSQL `SHOW`), for tests
+    /// and `doctor` output.
     pub fn pragma(&self, name: &str) -> Result<String, StoreError> {
-        let name = name.to_owned();
-        self.read(move |c| {
-            let v: rusqlite::types::Value = c.pragma_query_value(None, &name, |r| r.get(0))?;
-            Ok(match v {
-                rusqlite::types::Value::Integer(i) => i.to_string(),
-                rusqlite::types::Value::Text(t) => t,
-                other => format!("{other:?}"),
-            })
-        })
+        self.inner.backend.setting(name)
     }
 }

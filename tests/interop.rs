@@ -149,11 +149,13 @@ async fn ethers_viem_and_web3py_sign_through_keyward() {
     let records = app
         .store
         .read(|c| {
-            let mut stmt =
-                c.prepare("SELECT result, detail FROM audit WHERE action = 'sign' ORDER BY seq")?;
-            let rows =
-                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            c.rows(
+                "SELECT result, detail FROM audit WHERE action = 'sign' ORDER BY seq",
+                &[],
+            )?
+            .into_iter()
+            .map(|mut r| Ok((r.text(0)?, r.text(1)?)))
+            .collect::<Result<Vec<_>, keyward::store::StoreError>>()
         })
         .unwrap();
     let count = |method: &str, result: &str| {

@@ -497,17 +497,13 @@ async fn a_batch_answers_each_call_in_order() {
         .app
         .store
         .read(|c| {
-            let mut stmt = c.prepare(
+            c.rows(
                 "SELECT operation, result, detail FROM audit WHERE action = 'sign' ORDER BY seq",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                &[],
+            )?
+            .into_iter()
+            .map(|mut r| Ok((r.text(0)?, r.text(1)?, r.text(2)?)))
+            .collect::<Result<Vec<_>, keyward::store::StoreError>>()
         })
         .unwrap();
     let results: Vec<&str> = all.iter().map(|(_, r, _)| r.as_str()).collect();

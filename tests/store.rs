@@ -73,7 +73,11 @@ fn a_failing_write_leaves_nothing_and_neighbours_commit() {
     let ok = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(ok, 40);
     let rows: i64 = store
-        .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM appliance_state", [], |r| r.get(0))?))
+        .read(|c| {
+            c.row("SELECT COUNT(*) FROM appliance_state", &[])?
+                .unwrap()
+                .i64(0)
+        })
         .unwrap();
     assert_eq!(rows, 40, "refused jobs left no state behind");
     assert_eq!(

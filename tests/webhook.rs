@@ -61,7 +61,7 @@ async fn simulated_delegations_land_local_wallets_on_both_chains() {
             d.api_key.as_ref().unwrap().expose()
         );
         let audit = count(
-            h.app.store.path(),
+            h.app.store.path().unwrap(),
             &format!("SELECT COUNT(*) FROM audit WHERE wallet_id = '{wid}' AND action = 'delegation.created'"),
         );
         assert_eq!(audit, 1);
@@ -276,7 +276,7 @@ async fn replays_and_concurrent_duplicates_are_processed_once() {
         }
     }
     assert_eq!(processed, 1);
-    let db = h.app.store.path();
+    let db = h.app.store.path().unwrap();
     assert_eq!(
         count(
             db,
@@ -376,7 +376,7 @@ async fn ordering_rules() {
         row.revoked_at_ms,
         Some((at(t0, 400).unix_timestamp_nanos() / 1_000_000) as i64)
     );
-    let db = h.app.store.path();
+    let db = h.app.store.path().unwrap();
     assert_eq!(count(db, &format!("SELECT COUNT(*) FROM audit WHERE wallet_id = '{w}' AND action = 'delegation.revoked'")), 3);
     // and the audit chain is intact
     let verified = h.app.store.read(keyward::store::audit::verify).unwrap();
@@ -386,8 +386,8 @@ async fn ordering_rules() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_and_unknown_events_are_recorded_without_effect() {
     let h = start(|_| {}).await;
-    let wallets_before = count(h.app.store.path(), "SELECT COUNT(*) FROM wallets");
-    let audit_before = count(h.app.store.path(), "SELECT COUNT(*) FROM audit");
+    let wallets_before = count(h.app.store.path().unwrap(), "SELECT COUNT(*) FROM wallets");
+    let audit_before = count(h.app.store.path().unwrap(), "SELECT COUNT(*) FROM audit");
     let ping = h.sim.ping();
     let r = h.deliver(&ping).await;
     assert_eq!(
@@ -405,7 +405,7 @@ async fn ping_and_unknown_events_are_recorded_without_effect() {
         (r.status, r.json["outcome"].as_str()),
         (200, Some("ignored"))
     );
-    let db = h.app.store.path();
+    let db = h.app.store.path().unwrap();
     assert_eq!(count(db, "SELECT COUNT(*) FROM wallets"), wallets_before);
     assert_eq!(count(db, "SELECT COUNT(*) FROM audit"), audit_before);
     assert_eq!(

@@ -48,7 +48,7 @@ async fn secrets_appear_in_no_log_line_and_nowhere_in_the_database_files() {
         "the capture saw the traffic ({} bytes)",
         captured.len()
     );
-    let db = h.app.store.path().to_path_buf();
+    let db = h.app.store.path().unwrap().to_path_buf();
     let mut files = Vec::new();
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let p = std::path::PathBuf::from(format!("{}{suffix}", db.display()));

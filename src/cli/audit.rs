@@ -25,7 +25,7 @@ pub fn run(cmd: AuditCmd) -> Result<(), CliError> {
     match cmd {
         AuditCmd::Verify(c) => {
             let config = c.load()?;
-            let store = Store::open(&config.store.path, 1).map_err(fail)?;
+            let store = Store::for_command(&config.store).map_err(fail)?;
             match store.read(audit::verify).map_err(fail)? {
                 Ok(n) => {
                     println!("audit chain OK: {n} records");
@@ -49,7 +49,7 @@ pub fn run(cmd: AuditCmd) -> Result<(), CliError> {
                     })?;
             }
             let config = config.load()?;
-            let store = Store::open(&config.store.path, 1).map_err(fail)?;
+            let store = Store::for_command(&config.store).map_err(fail)?;
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
             let n = store

@@ -41,7 +41,8 @@ pub fn init(config: &Config) -> Result<(), CliError> {
     super::init_logging(Some(config), false);
     let token = token(config)?;
     let report = appliance::init_keys(&token).map_err(fail)?;
-    let store = Store::open(&config.store.path, 1).map_err(fail)?;
+    let store = Store::for_command(&config.store).map_err(fail)?;
+    let described = store.describe();
     drop(store);
     if report.created.is_empty() {
         println!(
@@ -51,7 +52,7 @@ pub fn init(config: &Config) -> Result<(), CliError> {
     } else {
         println!("created: {}", report.created.join(", "));
     }
-    println!("database ready: {}", config.store.path.display());
+    println!("database ready: {described}");
     Ok(())
 }
 
@@ -170,7 +171,7 @@ fn retire(config: &Config, label: &str) -> Result<(), CliError> {
         // "no wallet uses it" and the mark that keeps any from starting to are one
         // transaction: a running service's wrap under this key either committed before
         // (counted here) or is refused after (see `wallets::retired_marker`)
-        let store = Store::open(&config.store.path, 1).map_err(fail)?;
+        let store = Store::for_command(&config.store).map_err(fail)?;
         let label_owned = label.to_owned();
         store
             .write_blocking(move |ctx| {

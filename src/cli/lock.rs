@@ -34,7 +34,7 @@ pub struct BackupArgs {
 
 fn set_lock(config: &ConfigArg, reason: Option<String>) -> Result<(), CliError> {
     let config = config.load()?;
-    let store = Store::open(&config.store.path, 1).map_err(fail)?;
+    let store = Store::for_command(&config.store).map_err(fail)?;
     let locking = reason.is_some();
     store
         .write_blocking(move |ctx| {
@@ -88,13 +88,9 @@ pub fn backup(a: BackupArgs) -> Result<(), CliError> {
             a.to.display()
         )));
     }
-    let store = Store::open(&config.store.path, 1).map_err(fail)?;
+    let store = Store::for_command(&config.store).map_err(fail)?;
     store.backup_to(&a.to).map_err(fail)?;
-    println!(
-        "backed up {} to {}",
-        config.store.path.display(),
-        a.to.display()
-    );
+    println!("backed up {} to {}", store.describe(), a.to.display());
     println!("the wrapped material is useless without the token: back up the token as well (see README, Backups)");
     Ok(())
 }

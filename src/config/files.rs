@@ -40,8 +40,18 @@ impl Config {
             ),
             (
                 "store.path",
-                Some(self.store.path.as_path()),
+                (self.store.backend == super::StoreBackend::Sqlite)
+                    .then_some(self.store.path.as_path()),
                 Kind::Database,
+            ),
+            (
+                "store.postgres.ca",
+                self.store
+                    .postgres
+                    .as_ref()
+                    .filter(|_| self.store.backend == super::StoreBackend::Postgres)
+                    .and_then(|p| p.ca.as_deref()),
+                Kind::File("a PEM CA bundle"),
             ),
             (
                 "api.cert",
@@ -100,6 +110,13 @@ impl Config {
     /// Every secret reference, by key.
     pub(super) fn secret_keys(&self) -> Vec<(String, &SecretRef)> {
         std::iter::once(("pkcs11.pin".to_owned(), &self.pkcs11.pin))
+            .chain(
+                self.store
+                    .postgres
+                    .as_ref()
+                    .filter(|_| self.store.backend == super::StoreBackend::Postgres)
+                    .map(|p| ("store.postgres.url".to_owned(), &p.url)),
+            )
             .chain(
                 self.webhook
                     .secrets

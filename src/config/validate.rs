@@ -37,6 +37,37 @@ impl Config {
         if !(1..=64).contains(&self.store.read_connections) {
             return Err(self.invalid("store.read_connections", "expected 1 to 64"));
         }
+        match (self.store.backend, &self.store.postgres) {
+            (super::StoreBackend::Postgres, None) => {
+                return Err(self.invalid(
+                    "store.postgres",
+                    "store.backend = \"postgres\" needs a [store.postgres] section with url",
+                ))
+            }
+            (super::StoreBackend::Postgres, Some(pg)) => {
+                if !(1..=128).contains(&pg.pool_size) {
+                    return Err(self.invalid("store.postgres.pool_size", "expected 1 to 128"));
+                }
+                let second = std::time::Duration::from_secs(1);
+                if pg.statement_timeout < second / 10 || pg.statement_timeout > 60 * second {
+                    return Err(
+                        self.invalid("store.postgres.statement_timeout", "expected 100ms to 60s")
+                    );
+                }
+                if pg.connect_timeout < second / 10 || pg.connect_timeout > 60 * second {
+                    return Err(
+                        self.invalid("store.postgres.connect_timeout", "expected 100ms to 60s")
+                    );
+                }
+            }
+            (super::StoreBackend::Sqlite, Some(_)) => {
+                return Err(self.invalid(
+                    "store.postgres",
+                    "a [store.postgres] section is only read with store.backend = \"postgres\"",
+                ))
+            }
+            (super::StoreBackend::Sqlite, None) => {}
+        }
         if !self.webhook.path.starts_with('/') {
             return Err(self.invalid("webhook.path", "expected a path starting with '/'"));
         }

@@ -4,12 +4,13 @@
 //! A record holds who asked, what for, the digest signed and the outcome; never a
 //! secret, never the request body.
 
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::db::{Db, Row};
 use super::writer::WriteCtx;
 use super::StoreError;
+use crate::vals;
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -24,18 +25,19 @@ impl ChainHead {
     /// Read inside the appending transaction, never remembered between transactions:
     /// any keyward process may have appended since (the rightmost-rowid lookup costs a
     /// few µs, far less than the commit it is part of).
-    fn load(conn: &Connection) -> Result<ChainHead, StoreError> {
-        let row: Option<(i64, String)> = conn
-            .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        Ok(match row {
-            Some((seq, hash)) => ChainHead { seq, hash },
-            None => ChainHead {
-                seq: 0,
-                hash: GENESIS.into(),
+    fn load(conn: &dyn Db) -> Result<ChainHead, StoreError> {
+        Ok(
+            match conn.row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])? {
+                Some(mut r) => ChainHead {
+                    seq: r.i64(0)?,
+                    hash: r.text(1)?,
+                },
+                None => ChainHead {
+                    seq: 0,
+                    hash: GENESIS.into(),
+                },
             },
-        })
+        )
     }
 }
 
@@ -140,8 +142,8 @@ pub fn append(ctx: &mut WriteCtx<'_>, event: AuditEvent) -> Result<String, Store
 }
 
 /// Appends `event` inside the write transaction open on `conn` (which must hold the
-/// write lock: `BEGIN IMMEDIATE`, as the writer's batches do).
-pub fn append_in(conn: &Connection, event: AuditEvent) -> Result<String, StoreError> {
+/// write lock, as the writer's batches do).
+pub fn append_in(conn: &dyn Db, event: AuditEvent) -> Result<String, StoreError> {
     let head = ChainHead::load(conn)?;
     let mut rec = AuditRecord {
         seq: head.seq + 1,
@@ -160,36 +162,42 @@ pub fn append_in(conn: &Connection, event: AuditEvent) -> Result<String, StoreEr
         hash: String::new(),
     };
     rec.hash = rec.compute_hash();
-    // one INSERT per audited request on the single writer thread: prepared once per connection
-    conn.prepare_cached(
-        "INSERT INTO audit (seq, id, at, actor, action, wallet_id, chain, operation, digest, decision, result, detail, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-    )?
-    .execute(
-        params![
-            rec.seq, rec.id, rec.at, rec.actor, rec.action, rec.wallet_id, rec.chain, rec.operation,
-            rec.digest, rec.decision, rec.result, rec.detail, rec.prev_hash, rec.hash
-        ],
-    )?;
+    insert(conn, &rec)?;
     Ok(rec.id)
 }
 
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
+/// Writes `rec` as it is (its hashes included): for [`append_in`], and for copying a
+/// chain between stores unchanged.
+pub fn insert(conn: &dyn Db, rec: &AuditRecord) -> Result<(), StoreError> {
+    // one INSERT per audited request on the single writer: prepared once per connection
+    conn.exec(
+        "INSERT INTO audit (seq, id, at, actor, action, wallet_id, chain, operation, digest, decision, result, detail, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        vals![
+            rec.seq, &rec.id, &rec.at, &rec.actor, &rec.action, &rec.wallet_id, &rec.chain,
+            &rec.operation, &rec.digest, &rec.decision, &rec.result, &rec.detail,
+            &rec.prev_hash, &rec.hash
+        ],
+    )?;
+    Ok(())
+}
+
+fn from_row(mut r: Row) -> Result<AuditRecord, StoreError> {
     Ok(AuditRecord {
-        seq: r.get(0)?,
-        id: r.get(1)?,
-        at: r.get(2)?,
-        actor: r.get(3)?,
-        action: r.get(4)?,
-        wallet_id: r.get(5)?,
-        chain: r.get(6)?,
-        operation: r.get(7)?,
-        digest: r.get(8)?,
-        decision: r.get(9)?,
-        result: r.get(10)?,
-        detail: r.get(11)?,
-        prev_hash: r.get(12)?,
-        hash: r.get(13)?,
+        seq: r.i64(0)?,
+        id: r.text(1)?,
+        at: r.text(2)?,
+        actor: r.text(3)?,
+        action: r.text(4)?,
+        wallet_id: r.opt_text(5)?,
+        chain: r.opt_text(6)?,
+        operation: r.opt_text(7)?,
+        digest: r.opt_text(8)?,
+        decision: r.text(9)?,
+        result: r.text(10)?,
+        detail: r.opt_text(11)?,
+        prev_hash: r.text(12)?,
+        hash: r.text(13)?,
     })
 }
 
@@ -207,58 +215,64 @@ pub struct ChainBreak {
 }
 
 /// Walks the whole chain; `Ok(n)` is the number of records verified.
-pub fn verify(conn: &Connection) -> Result<Result<i64, ChainBreak>, StoreError> {
-    let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY seq"))?;
-    let mut rows = stmt.query([])?;
+pub fn verify(conn: &dyn Db) -> Result<Result<i64, ChainBreak>, StoreError> {
     let mut prev = GENESIS.to_string();
     let mut expected = 1i64;
-    while let Some(row) = rows.next()? {
+    let mut broken = None;
+    conn.each(&format!("{SELECT} ORDER BY seq"), &[], &mut |row| {
+        if broken.is_some() {
+            return Ok(());
+        }
         let rec = from_row(row)?;
-        let broken = |reason: String| {
-            Ok(Err(ChainBreak {
-                seq: rec.seq,
-                id: Some(rec.id.clone()),
-                reason,
-            }))
+        let at = |reason: &str| ChainBreak {
+            seq: rec.seq,
+            id: Some(rec.id.clone()),
+            reason: reason.into(),
         };
         if rec.seq != expected {
-            return Ok(Err(ChainBreak {
+            broken = Some(ChainBreak {
                 seq: expected,
                 id: None,
                 reason: format!("record {expected} is missing (next is {})", rec.seq),
-            }));
+            });
+        } else if rec.prev_hash != prev {
+            broken = Some(at("prev_hash does not match the previous record's hash"));
+        } else if rec.compute_hash() != rec.hash {
+            broken = Some(at("content does not match its hash (record edited)"));
+        } else {
+            prev = rec.hash;
+            expected += 1;
         }
-        if rec.prev_hash != prev {
-            return broken("prev_hash does not match the previous record's hash".into());
-        }
-        if rec.compute_hash() != rec.hash {
-            return broken("content does not match its hash (record edited)".into());
-        }
-        prev = rec.hash.clone();
-        expected += 1;
-    }
-    Ok(Ok(expected - 1))
+        Ok(())
+    })?;
+    Ok(match broken {
+        Some(b) => Err(b),
+        None => Ok(expected - 1),
+    })
 }
 
 /// Records at or after `since` (RFC 3339), oldest first, passed to `each`.
 pub fn export(
-    conn: &Connection,
+    conn: &dyn Db,
     since: Option<&str>,
     mut each: impl FnMut(&AuditRecord) -> std::io::Result<()>,
 ) -> Result<u64, StoreError> {
-    let mut stmt = conn.prepare(&format!("{SELECT} WHERE at >= ?1 ORDER BY seq"))?;
-    let mut rows = stmt.query([since.unwrap_or("")])?;
     let mut n = 0;
-    while let Some(row) = rows.next()? {
-        each(&from_row(row)?).map_err(|e| StoreError::Io(e.to_string()))?;
-        n += 1;
-    }
+    conn.each(
+        &format!("{SELECT} WHERE at >= ?1 ORDER BY seq"),
+        vals![since.unwrap_or("")],
+        &mut |row| {
+            each(&from_row(row)?).map_err(|e| StoreError::Io(e.to_string()))?;
+            n += 1;
+            Ok(())
+        },
+    )?;
     Ok(n)
 }
 
 /// One record by id.
-pub fn get(conn: &Connection, id: &str) -> Result<Option<AuditRecord>, StoreError> {
-    Ok(conn
-        .query_row(&format!("{SELECT} WHERE id = ?1"), [id], from_row)
-        .optional()?)
+pub fn get(conn: &dyn Db, id: &str) -> Result<Option<AuditRecord>, StoreError> {
+    conn.row(&format!("{SELECT} WHERE id = ?1"), vals![id])?
+        .map(from_row)
+        .transpose()
 }

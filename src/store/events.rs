@@ -1,9 +1,9 @@
 //! Processed webhook events: the idempotency record, written in the same transaction as
 //! the event's effect.
 
-use rusqlite::{params, Connection, OptionalExtension};
-
+use super::db::Db;
 use super::StoreError;
+use crate::vals;
 
 /// A processed event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,38 +23,41 @@ pub struct ProcessedEvent {
 }
 
 /// The record of `event_id`, if it was processed.
-pub fn get(conn: &Connection, event_id: &str) -> Result<Option<ProcessedEvent>, StoreError> {
-    let mut stmt = conn.prepare_cached(
+pub fn get(conn: &dyn Db, event_id: &str) -> Result<Option<ProcessedEvent>, StoreError> {
+    conn.row(
         "SELECT event_id, event_name, message_id, wallet_id, outcome, event_ts_ms
          FROM processed_events WHERE event_id = ?1",
-    )?;
-    Ok(stmt
-        .query_row([event_id], |r| {
-            Ok(ProcessedEvent {
-                event_id: r.get(0)?,
-                event_name: r.get(1)?,
-                message_id: r.get(2)?,
-                wallet_id: r.get(3)?,
-                outcome: r.get(4)?,
-                event_ts_ms: r.get(5)?,
-            })
+        vals![event_id],
+    )?
+    .map(|mut r| {
+        Ok(ProcessedEvent {
+            event_id: r.text(0)?,
+            event_name: r.text(1)?,
+            message_id: r.opt_text(2)?,
+            wallet_id: r.opt_text(3)?,
+            outcome: r.text(4)?,
+            event_ts_ms: r.opt_i64(5)?,
         })
-        .optional()?)
+    })
+    .transpose()
 }
 
 /// The outcome recorded for `event_id`, if it was processed.
-pub fn outcome(conn: &Connection, event_id: &str) -> Result<Option<String>, StoreError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT outcome FROM processed_events WHERE event_id = ?1")?;
-    Ok(stmt.query_row([event_id], |r| r.get(0)).optional()?)
+pub fn outcome(conn: &dyn Db, event_id: &str) -> Result<Option<String>, StoreError> {
+    conn.row(
+        "SELECT outcome FROM processed_events WHERE event_id = ?1",
+        vals![event_id],
+    )?
+    .map(|mut r| r.text(0))
+    .transpose()
 }
 
 /// Records `e`; returns false (and changes nothing) if its id was already recorded.
-pub fn record(conn: &Connection, e: &ProcessedEvent, now: &str) -> Result<bool, StoreError> {
-    let n = conn.execute(
+pub fn record(conn: &dyn Db, e: &ProcessedEvent, now: &str) -> Result<bool, StoreError> {
+    let n = conn.exec(
         "INSERT INTO processed_events (event_id, event_name, message_id, wallet_id, outcome, event_ts_ms, received_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(event_id) DO NOTHING",
-        params![e.event_id, e.event_name, e.message_id, e.wallet_id, e.outcome, e.event_ts_ms, now],
+        vals![&e.event_id, &e.event_name, &e.message_id, &e.wallet_id, &e.outcome, e.event_ts_ms, now],
     )?;
     Ok(n == 1)
 }

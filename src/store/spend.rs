@@ -8,36 +8,33 @@
 //! (`at_ms > now - window`) this file mirrors in SQL.
 
 use alloy_primitives::U256;
-use rusqlite::{params, Connection};
 
+use super::db::Db;
 use super::StoreError;
 use crate::policy::{SpendKey, Totals};
+use crate::vals;
 
 /// Sum of one counter over `(now_ms - window_ms, now_ms]`.
-pub fn sum(
-    conn: &Connection,
-    key: &SpendKey,
-    window_ms: u64,
-    now_ms: u64,
-) -> Result<U256, StoreError> {
+pub fn sum(conn: &dyn Db, key: &SpendKey, window_ms: u64, now_ms: u64) -> Result<U256, StoreError> {
     let since = i64::try_from(now_ms.saturating_sub(window_ms)).unwrap_or(i64::MAX);
-    let mut stmt = conn.prepare_cached(
-        "SELECT amount FROM spend WHERE wallet_id = ?1 AND chain = ?2 AND asset = ?3 AND at_ms > ?4",
-    )?;
-    let mut rows = stmt.query(params![key.wallet, key.chain, key.asset, since])?;
     let mut total = U256::ZERO;
-    while let Some(r) = rows.next()? {
-        let text: String = r.get(0)?;
-        let v = U256::from_str_radix(&text, 10)
-            .map_err(|_| StoreError::Corrupt(format!("spend amount {text:?}")))?;
-        total = total.saturating_add(v);
-    }
+    conn.each(
+        "SELECT amount FROM spend WHERE wallet_id = ?1 AND chain = ?2 AND asset = ?3 AND at_ms > ?4",
+        vals![&key.wallet, &key.chain, &key.asset, since],
+        &mut |mut r| {
+            let text = r.text(0)?;
+            let v = U256::from_str_radix(&text, 10)
+                .map_err(|_| StoreError::Corrupt(format!("spend amount {text:?}")))?;
+            total = total.saturating_add(v);
+            Ok(())
+        },
+    )?;
     Ok(total)
 }
 
 /// Totals for every `(counter, window)` at `now_ms`.
 pub fn totals(
-    conn: &Connection,
+    conn: &dyn Db,
     queries: &[(SpendKey, u64)],
     now_ms: u64,
 ) -> Result<Totals, StoreError> {
@@ -50,7 +47,7 @@ pub fn totals(
 /// Records the amounts of one signed request, and drops rows of the same counters that
 /// no window can reach any more.
 pub fn record(
-    conn: &Connection,
+    conn: &dyn Db,
     spend: &[(SpendKey, U256)],
     at_ms: u64,
     audit_id: &str,
@@ -59,14 +56,14 @@ pub fn record(
     let horizon =
         i64::try_from(at_ms.saturating_sub(crate::policy::rules::MAX_WINDOW_MS)).unwrap_or(0);
     for (k, amount) in spend {
-        conn.prepare_cached(
+        conn.exec(
             "INSERT INTO spend (wallet_id, chain, asset, at_ms, amount, audit_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![k.wallet, k.chain, k.asset, at, amount.to_string(), audit_id])?;
-        conn.prepare_cached(
+            vals![&k.wallet, &k.chain, &k.asset, at, amount.to_string(), audit_id],
+        )?;
+        conn.exec(
             "DELETE FROM spend WHERE wallet_id = ?1 AND chain = ?2 AND asset = ?3 AND at_ms <= ?4",
-        )?
-        .execute(params![k.wallet, k.chain, k.asset, horizon])?;
+            vals![&k.wallet, &k.chain, &k.asset, horizon],
+        )?;
     }
     Ok(())
 }
@@ -85,8 +82,8 @@ mod tests {
 
     #[test]
     fn sums_follow_the_window_and_old_rows_are_pruned() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        super::super::schema::migrate(&mut conn).unwrap();
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        super::super::sqlite::schema::migrate(&mut conn).unwrap();
         let k = SpendKey {
             wallet: "w".into(),
             chain: "eip155:1".into(),
@@ -99,8 +96,11 @@ mod tests {
         assert_eq!(sum(&conn, &k, 1_001, 2_000).unwrap(), big + U256::from(5));
         let later = 2_000 + crate::policy::rules::MAX_WINDOW_MS;
         record(&conn, &[(k.clone(), U256::from(1))], later, "c").unwrap();
-        let n: i64 = conn
-            .query_row("SELECT COUNT(*) FROM spend", [], |r| r.get(0))
+        let n = conn
+            .row("SELECT COUNT(*) FROM spend", &[])
+            .unwrap()
+            .unwrap()
+            .i64(0)
             .unwrap();
         assert_eq!(n, 1);
     }

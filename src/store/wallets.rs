@@ -1,9 +1,10 @@
 //! Wallet rows: identity, chain, address, engine, status and the wrapped material.
 
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use super::db::{Db, Row, Val};
 use super::StoreError;
+use crate::vals;
 
 /// Where a wallet came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -128,38 +129,51 @@ impl std::fmt::Debug for Wallet {
 
 const COLUMNS: &str = "id, chain, address, label, source, engine, status, key_version, wrapped_share, wrapped_api_key, environment_id, user_id, delegated_at_ms, revoked_at_ms, created_at, updated_at, public_key";
 
-fn corrupt(what: &str, v: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        0,
-        rusqlite::types::Type::Text,
-        format!("unknown {what} {v:?}").into(),
-    )
+fn corrupt(what: &str, v: &str) -> StoreError {
+    StoreError::Corrupt(format!("unknown {what} {v:?}"))
 }
 
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Wallet> {
-    let chain: String = r.get(1)?;
-    let source: String = r.get(4)?;
-    let engine: String = r.get(5)?;
-    let status: String = r.get(6)?;
+fn from_row(mut r: Row) -> Result<Wallet, StoreError> {
+    let chain = r.text(1)?;
+    let source = r.text(4)?;
+    let engine = r.text(5)?;
+    let status = r.text(6)?;
+    let key_version = r
+        .opt_i64(7)?
+        .map(|v| u32::try_from(v).map_err(|_| corrupt("key version", &v.to_string())))
+        .transpose()?;
     Ok(Wallet {
-        id: r.get(0)?,
+        id: r.text(0)?,
         chain: Chain::parse(&chain).ok_or_else(|| corrupt("chain", &chain))?,
-        address: r.get(2)?,
-        label: r.get(3)?,
+        address: r.opt_text(2)?,
+        label: r.opt_text(3)?,
         source: Source::parse(&source).ok_or_else(|| corrupt("source", &source))?,
         engine: Engine::parse(&engine).ok_or_else(|| corrupt("engine", &engine))?,
         status: Status::parse(&status).ok_or_else(|| corrupt("status", &status))?,
-        key_version: r.get(7)?,
-        wrapped_share: r.get(8)?,
-        wrapped_api_key: r.get(9)?,
-        environment_id: r.get(10)?,
-        user_id: r.get(11)?,
-        delegated_at_ms: r.get(12)?,
-        revoked_at_ms: r.get(13)?,
-        created_at: r.get(14)?,
-        updated_at: r.get(15)?,
-        public_key: r.get(16)?,
+        key_version,
+        wrapped_share: r.opt_blob(8)?,
+        wrapped_api_key: r.opt_blob(9)?,
+        environment_id: r.opt_text(10)?,
+        user_id: r.opt_text(11)?,
+        delegated_at_ms: r.opt_i64(12)?,
+        revoked_at_ms: r.opt_i64(13)?,
+        created_at: r.text(14)?,
+        updated_at: r.text(15)?,
+        public_key: r.opt_blob(16)?,
     })
+}
+
+fn wallets(conn: &dyn Db, sql: &str, params: &[Val]) -> Result<Vec<Wallet>, StoreError> {
+    let mut out = Vec::new();
+    conn.each(sql, params, &mut |r| {
+        out.push(from_row(r)?);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+fn wallet(conn: &dyn Db, sql: &str, params: &[Val]) -> Result<Option<Wallet>, StoreError> {
+    conn.row(sql, params)?.map(from_row).transpose()
 }
 
 /// Longest wallet id.
@@ -178,48 +192,49 @@ pub fn is_valid_id(s: &str) -> bool {
 }
 
 /// One wallet by id.
-pub fn get(conn: &Connection, id: &str) -> Result<Option<Wallet>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM wallets WHERE id = ?1"))?;
-    Ok(stmt.query_row([id], from_row).optional()?)
+pub fn get(conn: &dyn Db, id: &str) -> Result<Option<Wallet>, StoreError> {
+    wallet(
+        conn,
+        &format!("SELECT {COLUMNS} FROM wallets WHERE id = ?1"),
+        vals![id],
+    )
 }
 
 /// The active wallet holding `address` on `chain`, if any (indexed).
 pub fn active_by_address(
-    conn: &Connection,
+    conn: &dyn Db,
     chain: Chain,
     address: &str,
 ) -> Result<Option<Wallet>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM wallets WHERE chain = ?1 AND address = ?2 AND status = 'active' LIMIT 1"
-    ))?;
-    Ok(stmt
-        .query_row(params![chain.as_str(), address], from_row)
-        .optional()?)
+    wallet(
+        conn,
+        &format!("SELECT {COLUMNS} FROM wallets WHERE chain = ?1 AND address = ?2 AND status = 'active' LIMIT 1"),
+        vals![chain.as_str(), address],
+    )
 }
 
 /// The most recently changed wallet that ever held `address` on `chain`, revoked ones
 /// included (indexed): the JSON-RPC face tells a client its wallet was revoked rather than
 /// that it never existed.
 pub fn latest_by_address(
-    conn: &Connection,
+    conn: &dyn Db,
     chain: Chain,
     address: &str,
 ) -> Result<Option<Wallet>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM wallets WHERE chain = ?1 AND address = ?2 ORDER BY updated_at DESC, id LIMIT 1"
-    ))?;
-    Ok(stmt
-        .query_row(params![chain.as_str(), address], from_row)
-        .optional()?)
+    wallet(
+        conn,
+        &format!("SELECT {COLUMNS} FROM wallets WHERE chain = ?1 AND address = ?2 ORDER BY updated_at DESC, id LIMIT 1"),
+        vals![chain.as_str(), address],
+    )
 }
 
 /// All wallets, ordered by creation.
-pub fn list(conn: &Connection) -> Result<Vec<Wallet>, StoreError> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM wallets ORDER BY created_at, id"
-    ))?;
-    let rows = stmt.query_map([], from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+pub fn list(conn: &dyn Db) -> Result<Vec<Wallet>, StoreError> {
+    wallets(
+        conn,
+        &format!("SELECT {COLUMNS} FROM wallets ORDER BY created_at, id"),
+        &[],
+    )
 }
 
 /// [`COLUMNS`] with the wrapped material and the public key read as NULL: what a listing
@@ -232,29 +247,47 @@ fn columns_without_material() -> String {
 
 /// The active wallets of `chain` in address order, *without* their wrapped material or
 /// public key (the JSON-RPC face's `eth_accounts`); indexed by `wallets_active_address`.
-pub fn active_without_material(conn: &Connection, chain: Chain) -> Result<Vec<Wallet>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {} FROM wallets WHERE chain = ?1 AND status = 'active' AND address IS NOT NULL ORDER BY address",
-        columns_without_material()
-    ))?;
-    let rows = stmt.query_map([chain.as_str()], from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+pub fn active_without_material(conn: &dyn Db, chain: Chain) -> Result<Vec<Wallet>, StoreError> {
+    wallets(
+        conn,
+        &format!(
+            "SELECT {} FROM wallets WHERE chain = ?1 AND status = 'active' AND address IS NOT NULL ORDER BY address",
+            columns_without_material()
+        ),
+        vals![chain.as_str()],
+    )
 }
 
 /// Up to `limit` wallets with ids after `after`, in id order, *without* their wrapped
 /// material or public key (listing never needs them, and a page of 1,000 rows would
 /// otherwise pull every blob through memory). Keyset paging on the primary key.
 pub fn page_without_material(
-    conn: &Connection,
+    conn: &dyn Db,
     after: Option<&str>,
     limit: usize,
 ) -> Result<Vec<Wallet>, StoreError> {
     let columns = columns_without_material();
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {columns} FROM wallets WHERE id > ?1 ORDER BY id LIMIT ?2"
-    ))?;
-    let rows = stmt.query_map(params![after.unwrap_or(""), limit as i64], from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    wallets(
+        conn,
+        &format!("SELECT {columns} FROM wallets WHERE id > ?1 ORDER BY id LIMIT ?2"),
+        vals![
+            after.unwrap_or(""),
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ],
+    )
+}
+
+/// Up to `limit` wallets (all columns) with ids after `after`, in id order: a copy of
+/// the table a page at a time (`store migrate`).
+pub fn page(conn: &dyn Db, after: Option<&str>, limit: usize) -> Result<Vec<Wallet>, StoreError> {
+    wallets(
+        conn,
+        &format!("SELECT {COLUMNS} FROM wallets WHERE id > ?1 ORDER BY id LIMIT ?2"),
+        vals![
+            after.unwrap_or(""),
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ],
+    )
 }
 
 /// The `appliance_state` key that marks wrapping key `version` retired. `keys retire`
@@ -272,7 +305,7 @@ pub fn retired_marker(version: u32) -> String {
 /// checked here, in the caller's write transaction, so every path that stores a wallet
 /// (webhook delegation, `wallets create`/`import`, rewrap) is refused alike and nothing of
 /// the caller's transaction is kept when its job fails.
-pub fn upsert(conn: &Connection, w: &Wallet) -> Result<(), StoreError> {
+pub fn upsert(conn: &dyn Db, w: &Wallet) -> Result<(), StoreError> {
     let holds_material = w.wrapped_share.is_some() || w.wrapped_api_key.is_some();
     if let Some(v) = w.key_version.filter(|_| holds_material) {
         if super::state::get(conn, &retired_marker(v))?.is_some() {
@@ -280,12 +313,13 @@ pub fn upsert(conn: &Connection, w: &Wallet) -> Result<(), StoreError> {
         }
     }
     if let (Status::Active, Some(address)) = (w.status, w.address.as_deref()) {
-        let mut stmt = conn.prepare_cached(
-            "SELECT id FROM wallets WHERE chain = ?1 AND address = ?2 AND status = 'active' AND id != ?3 LIMIT 1",
-        )?;
-        let holder: Option<String> = stmt
-            .query_row(params![w.chain.as_str(), address, w.id], |r| r.get(0))
-            .optional()?;
+        let holder = conn
+            .row(
+                "SELECT id FROM wallets WHERE chain = ?1 AND address = ?2 AND status = 'active' AND id != ?3 LIMIT 1",
+                vals![w.chain.as_str(), address, &w.id],
+            )?
+            .map(|mut r| r.text(0))
+            .transpose()?;
         if let Some(holder) = holder {
             return Err(StoreError::AddressHeld {
                 chain: w.chain.as_str(),
@@ -294,7 +328,7 @@ pub fn upsert(conn: &Connection, w: &Wallet) -> Result<(), StoreError> {
             });
         }
     }
-    conn.execute(
+    conn.exec(
         &format!(
             "INSERT INTO wallets ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
              ON CONFLICT(id) DO UPDATE SET chain = excluded.chain, address = excluded.address, label = excluded.label,
@@ -305,24 +339,24 @@ pub fn upsert(conn: &Connection, w: &Wallet) -> Result<(), StoreError> {
                revoked_at_ms = excluded.revoked_at_ms, updated_at = excluded.updated_at,
                public_key = excluded.public_key"
         ),
-        params![
-            w.id,
+        vals![
+            &w.id,
             w.chain.as_str(),
-            w.address,
-            w.label,
+            &w.address,
+            &w.label,
             w.source.as_str(),
             w.engine.as_str(),
             w.status.as_str(),
             w.key_version,
-            w.wrapped_share,
-            w.wrapped_api_key,
-            w.environment_id,
-            w.user_id,
+            &w.wrapped_share,
+            &w.wrapped_api_key,
+            &w.environment_id,
+            &w.user_id,
             w.delegated_at_ms,
             w.revoked_at_ms,
-            w.created_at,
-            w.updated_at,
-            w.public_key
+            &w.created_at,
+            &w.updated_at,
+            &w.public_key
         ],
     )?;
     Ok(())
@@ -332,59 +366,91 @@ pub fn upsert(conn: &Connection, w: &Wallet) -> Result<(), StoreError> {
 /// wrapped key `wrapped_share` the key was proven for and has no public key yet: a
 /// re-delegation or revocation that raced with it wins. Returns whether it was stored.
 pub fn fill_public_key(
-    conn: &Connection,
+    conn: &dyn Db,
     id: &str,
     wrapped_share: &[u8],
     public_key: &[u8],
 ) -> Result<bool, StoreError> {
-    Ok(conn.execute(
+    Ok(conn.exec(
         "UPDATE wallets SET public_key = ?3
            WHERE id = ?1 AND wrapped_share = ?2 AND public_key IS NULL AND status = 'active'",
-        params![id, wrapped_share, public_key],
+        vals![id, wrapped_share, public_key],
     )? == 1)
 }
 
 /// Deletes the wrapped material and marks the wallet revoked (a tombstone).
 pub fn mark_revoked(
-    conn: &Connection,
+    conn: &dyn Db,
     id: &str,
     revoked_at_ms: i64,
     now: &str,
 ) -> Result<usize, StoreError> {
-    Ok(conn.execute(
+    // the later of the stored and the new revocation time (CASE: SQLite's scalar MAX is
+    // PostgreSQL's GREATEST)
+    Ok(conn.exec(
         "UPDATE wallets SET status = 'revoked', wrapped_share = NULL, wrapped_api_key = NULL,
-           revoked_at_ms = MAX(COALESCE(revoked_at_ms, 0), ?2), updated_at = ?3 WHERE id = ?1",
-        params![id, revoked_at_ms, now],
-    )?)
+           revoked_at_ms = CASE WHEN COALESCE(revoked_at_ms, 0) > ?2 THEN revoked_at_ms ELSE ?2 END,
+           updated_at = ?3 WHERE id = ?1",
+        vals![id, revoked_at_ms, now],
+    )? as usize)
 }
 
 /// Active wallets whose blobs are not on `version` (rewrap work list), a page at a time.
 pub fn not_on_version(
-    conn: &Connection,
+    conn: &dyn Db,
     version: u32,
     limit: usize,
 ) -> Result<Vec<Wallet>, StoreError> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM wallets WHERE status = 'active' AND key_version != ?1 ORDER BY id LIMIT ?2"
-    ))?;
-    let rows = stmt.query_map(params![version, limit as i64], from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    wallets(
+        conn,
+        &format!("SELECT {COLUMNS} FROM wallets WHERE status = 'active' AND key_version != ?1 ORDER BY id LIMIT ?2"),
+        vals![version, i64::try_from(limit).unwrap_or(i64::MAX)],
+    )
 }
 
 /// Number of active wallets per wrapping key version.
-pub fn count_by_version(conn: &Connection) -> Result<Vec<(u32, i64)>, StoreError> {
-    let mut stmt = conn.prepare(
+pub fn count_by_version(conn: &dyn Db) -> Result<Vec<(u32, i64)>, StoreError> {
+    conn.rows(
         "SELECT key_version, COUNT(*) FROM wallets WHERE status = 'active' GROUP BY key_version ORDER BY key_version",
-    )?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        &[],
+    )?
+    .into_iter()
+    .map(|mut r| {
+        let v = r.i64(0)?;
+        Ok((
+            u32::try_from(v).map_err(|_| corrupt("key version", &v.to_string()))?,
+            r.i64(1)?,
+        ))
+    })
+    .collect()
+}
+
+/// Number of wallets per `(chain, engine, status)` (the `keyward_wallets` gauge).
+pub fn count_by_kind(conn: &dyn Db) -> Result<Vec<(String, String, String, i64)>, StoreError> {
+    conn.rows(
+        "SELECT chain, engine, status, COUNT(*) FROM wallets GROUP BY chain, engine, status",
+        &[],
+    )?
+    .into_iter()
+    .map(|mut r| Ok((r.text(0)?, r.text(1)?, r.text(2)?, r.i64(3)?)))
+    .collect()
+}
+
+/// Number of wallet rows.
+pub fn count(conn: &dyn Db) -> Result<i64, StoreError> {
+    conn.row("SELECT COUNT(*) FROM wallets", &[])?
+        .map(|mut r| r.i64(0))
+        .transpose()
+        .map(Option::unwrap_or_default)
 }
 
 /// The wallet's status alone (the signing path re-reads it inside the write transaction
 /// that releases a signature, so a revocation that committed meanwhile withholds it).
-pub fn status_of(conn: &Connection, id: &str) -> Result<Option<Status>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT status FROM wallets WHERE id = ?1")?;
-    let status: Option<String> = stmt.query_row([id], |r| r.get(0)).optional()?;
+pub fn status_of(conn: &dyn Db, id: &str) -> Result<Option<Status>, StoreError> {
+    let status = conn
+        .row("SELECT status FROM wallets WHERE id = ?1", vals![id])?
+        .map(|mut r| r.text(0))
+        .transpose()?;
     Ok(status.map(|s| {
         if s == "active" {
             Status::Active

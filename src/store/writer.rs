@@ -1,33 +1,36 @@
-//! The single writer: every change goes through one thread and one connection, and
-//! concurrent changes share one fsync'd commit (group commit).
+//! The single writer of each process: every change goes through one thread and one
+//! connection, and concurrent changes share one durable commit (group commit).
 //!
 //! Each job runs inside its own SAVEPOINT of the batch transaction, so a failing job
 //! leaves nothing behind while its neighbours commit. A job learns its outcome only after
-//! the COMMIT returned: nobody is told "done" before the change is durable.
+//! the COMMIT returned: nobody is told "done" before the change is durable. The batch
+//! logic is the same for every backend; what "begin", "commit" and "savepoint" mean is
+//! the backend's ([`WriterConn`]).
 
 use std::sync::mpsc;
 use std::thread;
 
-use rusqlite::Connection;
-
+use super::db::Db;
 use super::StoreError;
 
-/// What a job sees: the open transaction (`BEGIN IMMEDIATE`, so this process holds the
-/// database's write lock: whatever the job reads is what its writes will follow).
+/// What a job sees: the open transaction, which holds the database's write lock (SQLite
+/// `BEGIN IMMEDIATE`; PostgreSQL the transaction-scoped advisory lock every writer of
+/// every node takes first), so whatever the job reads is what its writes will follow.
 ///
 /// It deliberately carries no cached state (no audit chain head, no lock state): other
-/// keyward processes (`keyward lock`, `wallets rewrap`, …) commit to the same file
-/// between our transactions, so anything read before `BEGIN IMMEDIATE` may be stale.
+/// keyward processes (`keyward lock`, `wallets rewrap`, other nodes) commit to the same
+/// database between our transactions, so anything read before the lock may be stale.
 pub struct WriteCtx<'a> {
     /// The batch transaction (inside this job's savepoint).
-    pub conn: &'a Connection,
+    pub conn: &'a dyn Db,
     scrub: &'a mut bool,
 }
 
 impl WriteCtx<'_> {
-    /// Asks for the WAL to be checkpointed and truncated after this commit, so deleted
-    /// secrets (overwritten in the main file by `secure_delete`) do not survive in old
-    /// WAL frames. Costly; for revocations and rewraps, not for every request.
+    /// Asks for deleted data to be purged from the backend's logs after this commit
+    /// (SQLite: the WAL is checkpointed and truncated, so deleted wrapped secrets do not
+    /// survive in old WAL frames). Costly; for revocations and rewraps, not for every
+    /// request.
     pub fn scrub_wal_after_commit(&mut self) {
         *self.scrub = true;
     }
@@ -43,11 +46,31 @@ pub(crate) struct Job {
 pub(crate) type RunFn = Box<dyn FnOnce(&mut WriteCtx<'_>) -> bool + Send>;
 pub(crate) type DoneFn = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 
+/// A backend's writing connection.
+pub(crate) trait WriterConn: Send + 'static {
+    /// Opens the batch transaction and takes the write lock (connecting first if needed).
+    fn begin(&mut self) -> Result<(), StoreError>;
+    /// The connection, for the jobs.
+    fn db(&self) -> &dyn Db;
+    /// `SAVEPOINT job`.
+    fn savepoint(&mut self) -> Result<(), StoreError>;
+    /// Keeps the job's changes.
+    fn release(&mut self);
+    /// Drops the job's changes.
+    fn rollback_to(&mut self);
+    /// Commits the batch durably.
+    fn commit(&mut self) -> Result<(), StoreError>;
+    /// Abandons the batch.
+    fn rollback(&mut self);
+    /// After a durable commit that deleted something a job wanted purged.
+    fn scrub(&mut self) {}
+}
+
 /// Largest number of jobs folded into one commit.
 const MAX_BATCH: usize = 512;
 
 /// Starts the writer thread on `conn`.
-pub(crate) fn spawn(mut conn: Connection) -> Result<mpsc::Sender<Job>, StoreError> {
+pub(crate) fn spawn(mut conn: impl WriterConn) -> Result<mpsc::Sender<Job>, StoreError> {
     let (tx, rx) = mpsc::channel::<Job>();
     thread::Builder::new()
         .name("keyward-store-writer".into())
@@ -67,18 +90,10 @@ pub(crate) fn spawn(mut conn: Connection) -> Result<mpsc::Sender<Job>, StoreErro
     Ok(tx)
 }
 
-/// Runs a parameterless statement through the connection's statement cache: the writer
-/// issues `SAVEPOINT`/`RELEASE` for every job, and re-parsing them each time showed up in
-/// profiles of the single writer thread.
-fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<usize> {
-    conn.prepare_cached(sql)?.execute([])
-}
-
-fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
+fn run_batch(conn: &mut impl WriterConn, batch: Vec<Job>) {
     let started = std::time::Instant::now();
     crate::metrics::audit_queue_depth(batch.len());
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        let err = StoreError::from(e);
+    if let Err(err) = conn.begin() {
         for job in batch {
             (job.done)(Some(&err));
         }
@@ -87,30 +102,28 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
     let mut completions = Vec::with_capacity(batch.len());
     let mut scrub = false;
     for job in batch {
-        let savepoint = exec_cached(conn, "SAVEPOINT job");
+        let savepoint = conn.savepoint();
         let mut wants_scrub = false;
         let ok = savepoint.is_ok()
             && (job.run)(&mut WriteCtx {
-                conn,
+                conn: conn.db(),
                 scrub: &mut wants_scrub,
             });
         scrub |= ok && wants_scrub;
         if ok {
-            let _ = exec_cached(conn, "RELEASE job");
+            conn.release();
         } else {
-            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            conn.rollback_to();
         }
         completions.push(job.done);
     }
-    let commit = conn.execute_batch("COMMIT").map_err(StoreError::from);
+    let commit = conn.commit();
     if commit.is_err() {
-        let _ = conn.execute_batch("ROLLBACK");
+        conn.rollback();
     }
     crate::metrics::record_commit(completions.len(), started.elapsed());
     if scrub && commit.is_ok() {
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "WAL checkpoint after a deletion failed; old frames remain until the next checkpoint");
-        }
+        conn.scrub();
     }
     for done in completions {
         done(commit.as_ref().err());

@@ -54,7 +54,7 @@ async fn concurrent_signing_is_durably_audited_and_tampering_is_found() {
     assert_eq!(n, 202, "two wallet creations + 200 signatures");
 
     // edit one row behind the appliance's back: verify names exactly that row
-    let db = rusqlite::Connection::open(s.app.store.path()).unwrap();
+    let db = rusqlite::Connection::open(s.app.store.path().unwrap()).unwrap();
     db.execute("UPDATE audit SET actor = 'mallory' WHERE seq = 57", [])
         .unwrap();
     drop(db);

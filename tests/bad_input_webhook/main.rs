@@ -259,7 +259,7 @@ async fn every_bad_delivery_has_its_code_and_changes_nothing() {
     identity::cases(&x, &mut cases);
 
     corpus::assert_distinct(&cases);
-    let db = h.app.store.path().to_owned();
+    let db = h.app.store.path().unwrap().to_owned();
     let started = std::time::Instant::now();
     let per_class = corpus::run(&Webhook(&h), &db, &cases).await;
 

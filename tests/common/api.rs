@@ -304,7 +304,10 @@ impl Server {
 
     /// The database file.
     pub fn db(&self) -> &std::path::Path {
-        self.app.store.path()
+        self.app
+            .store
+            .path()
+            .expect("the harness store is a SQLite file")
     }
 }
 

@@ -16,6 +16,7 @@ pub mod fixtures;
 pub mod https;
 pub mod logs;
 pub mod ock;
+pub mod pg;
 pub mod rpc;
 pub mod store;
 
@@ -213,6 +214,19 @@ listen = "127.0.0.1:0"
             bits = opts.rsa_bits,
             extra = opts.extra,
         );
+        // KEYWARD_TEST_STORE=postgres: the same tests on a database of the binary's
+        // PostgreSQL cluster (scripts/test runs the daemon-level suites both ways)
+        let config = if std::env::var("KEYWARD_TEST_STORE").as_deref() == Ok("postgres") {
+            let cluster = pg::shared();
+            let db = cluster.new_database();
+            config.replacen(
+                "[store]\npath = \"keyward.db\"\n",
+                &cluster.store_section(p, &db),
+                1,
+            )
+        } else {
+            config
+        };
         let config_path = p.join("keyward.toml");
         std::fs::write(&config_path, config).unwrap();
         Env {

@@ -133,7 +133,7 @@ impl Harness {
     }
 
     pub fn dump(&self) -> Vec<String> {
-        crate::common::store::dump(self.app.store.path())
+        crate::common::store::dump(self.app.store.path().unwrap())
     }
 }
 
