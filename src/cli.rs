@@ -8,6 +8,7 @@ mod keys;
 mod lock;
 mod policy;
 mod simulate;
+mod store_cmd;
 mod wallets;
 
 use std::path::{Path, PathBuf};
@@ -64,6 +65,9 @@ enum Command {
     Unlock(lock::UnlockArgs),
     /// Copy the database with SQLite's online backup (safe while serving).
     Backup(lock::BackupArgs),
+    /// The store itself: copy a SQLite store into PostgreSQL (`store migrate`).
+    #[command(subcommand)]
+    Store(store_cmd::StoreCmd),
     /// Wallets: create, import, list, show, rewrap.
     #[command(subcommand)]
     Wallets(wallets::WalletsCmd),
@@ -139,6 +143,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Audit(a) => audit::run(a),
         Command::Lock(a) => lock::lock(a),
         Command::Unlock(a) => lock::unlock(a),
+        Command::Store(c) => store_cmd::run(c),
         Command::Backup(a) => lock::backup(a),
         Command::Wallets(w) => wallets::run(w),
         Command::Simulate(s) => simulate::run(s),

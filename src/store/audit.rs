@@ -270,6 +270,20 @@ pub fn export(
     Ok(n)
 }
 
+/// Up to `limit` records after sequence number `after`, in order.
+pub fn page(
+    conn: &dyn Db,
+    after: i64,
+    limit: i64,
+    each: &mut dyn FnMut(AuditRecord) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    conn.each(
+        &format!("{SELECT} WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
+        vals![after, limit],
+        &mut |row| each(from_row(row)?),
+    )
+}
+
 /// One record by id.
 pub fn get(conn: &dyn Db, id: &str) -> Result<Option<AuditRecord>, StoreError> {
     conn.row(&format!("{SELECT} WHERE id = ?1"), vals![id])?
