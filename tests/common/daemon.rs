@@ -13,8 +13,9 @@ use super::Env;
 /// (clients/rust, another package) include this harness too, and cargo names the binary
 /// only to this package's tests; they never start a daemon process.
 pub fn bin() -> Command {
-    let exe = option_env!("CARGO_BIN_EXE_keyward")
-        .expect("the keyward binary is built for this package's tests only");
+    let Some(exe) = option_env!("CARGO_BIN_EXE_keyward") else {
+        panic!("the keyward binary is built for this package's tests only")
+    };
     let mut c = Command::new(exe);
     c.env_remove("RUST_LOG");
     c

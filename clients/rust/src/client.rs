@@ -120,6 +120,13 @@ impl KeywardClient {
         })
     }
 
+    /// A client with the same settings and connections of its own.
+    pub(crate) fn detached(&self) -> KeywardClient {
+        KeywardClient {
+            t: Arc::new(self.t.detached()),
+        }
+    }
+
     /// Any GET route (`/v1/whoami`, …) as JSON.
     pub async fn get(&self, path: &str) -> Result<Value, Error> {
         decode(self.t.send(hyper::Method::GET, path, None, None).await?)

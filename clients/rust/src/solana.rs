@@ -21,6 +21,9 @@ use crate::error::Error;
 #[derive(Debug, Clone)]
 pub struct KeywardSolanaSigner {
     client: KeywardClient,
+    /// The synchronous `Signer` methods' connections, opened and driven on this crate's
+    /// runtime: the caller's runtime may be blocked in that very call.
+    bridge: KeywardClient,
     wallet_id: String,
     pubkey: [u8; 32],
 }
@@ -42,6 +45,7 @@ impl KeywardSolanaSigner {
             .and_then(|v| <[u8; 32]>::try_from(v).ok())
             .ok_or_else(|| Error::answer(format_args!("wallet {wallet_id}: no Solana address")))?;
         Ok(KeywardSolanaSigner {
+            bridge: client.detached(),
             client,
             wallet_id: wallet_id.to_owned(),
             pubkey,
@@ -57,9 +61,12 @@ impl KeywardSolanaSigner {
     /// unsigned transaction; the answer is checked to be this wallet's signature over
     /// exactly these bytes.
     pub async fn sign_message_bytes(&self, message: &[u8]) -> Result<Signature, Error> {
+        self.sign_with(&self.client, message).await
+    }
+
+    async fn sign_with(&self, client: &KeywardClient, message: &[u8]) -> Result<Signature, Error> {
         let tx = unsigned_transaction(message)?;
-        let answer = self
-            .client
+        let answer = client
             .solana_transaction(&self.wallet_id, &tx, None)
             .await?;
         let signed = base64::engine::general_purpose::STANDARD
@@ -97,7 +104,7 @@ impl Signer for KeywardSolanaSigner {
     fn try_sign_message(&self, message: &[u8]) -> Result<Signature, SignerError> {
         let this = self.clone();
         let message = message.to_vec();
-        block_on(async move { this.sign_message_bytes(&message).await }).map_err(signer_error)
+        block_on(async move { this.sign_with(&this.bridge, &message).await }).map_err(signer_error)
     }
 
     fn is_interactive(&self) -> bool {

@@ -122,7 +122,15 @@ pub(crate) struct Transport {
     prefix: String,
     tls: tokio_rustls::TlsConnector,
     timeouts: Timeouts,
-    pool: Mutex<Vec<(SendRequest<Full<Bytes>>, Instant)>>,
+    pool: Mutex<Vec<Conn>>,
+}
+
+/// One HTTP/1.1 connection: its request handle, and how its connection task ended (a
+/// server's TLS alert ends the task, while the request only learns it was canceled).
+struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+    idle_since: Instant,
+    fate: tokio::sync::oneshot::Receiver<hyper::Error>,
 }
 
 /// A raw answer: status, `Retry-After`, body.
@@ -162,7 +170,21 @@ impl Transport {
         })
     }
 
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, Error> {
+    /// The same settings with a pool of its own (connections are driven by the runtime
+    /// that opened them: a synchronous bridge must not wait on another runtime's).
+    pub(crate) fn detached(&self) -> Transport {
+        Transport {
+            host: self.host.clone(),
+            port: self.port,
+            server_name: self.server_name.clone(),
+            prefix: self.prefix.clone(),
+            tls: self.tls.clone(),
+            timeouts: self.timeouts,
+            pool: Mutex::new(Vec::new()),
+        }
+    }
+
+    async fn connect(&self) -> Result<Conn, Error> {
         let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(Error::Connect)?;
@@ -175,24 +197,31 @@ impl Transport {
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|e| classify(&e, Error::Http))?;
+        let (tx, fate) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             // ends when the server or the pool drops the connection
-            let _ = conn.await;
+            if let Err(e) = conn.await {
+                let _ = tx.send(e);
+            }
         });
-        Ok(sender)
+        Ok(Conn {
+            sender,
+            idle_since: Instant::now(),
+            fate,
+        })
     }
 
     /// A kept-alive connection if one is ready, else a new one.
-    async fn sender(&self) -> Result<(SendRequest<Full<Bytes>>, bool), Error> {
+    async fn sender(&self) -> Result<(Conn, bool), Error> {
         loop {
             let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
             match pooled {
-                Some((mut s, since)) => {
-                    if since.elapsed() < self.timeouts.idle
-                        && !s.is_closed()
-                        && s.ready().await.is_ok()
+                Some(mut c) => {
+                    if c.idle_since.elapsed() < self.timeouts.idle
+                        && !c.sender.is_closed()
+                        && c.sender.ready().await.is_ok()
                     {
-                        return Ok((s, true));
+                        return Ok((c, true));
                     }
                 }
                 None => break,
@@ -219,9 +248,9 @@ impl Transport {
             let mut tries = 0;
             loop {
                 tries += 1;
-                let (mut s, reused) = self.sender().await?;
+                let (mut c, reused) = self.sender().await?;
                 let req = self.request(&method, path, body.clone(), idempotency_key)?;
-                match s.try_send_request(req).await {
+                match c.sender.try_send_request(req).await {
                     Ok(resp) => {
                         let status = resp.status().as_u16();
                         let retry_after = resp
@@ -241,7 +270,8 @@ impl Transport {
                         if keep {
                             let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
                             if pool.len() < POOL_MAX {
-                                pool.push((s, Instant::now()));
+                                c.idle_since = Instant::now();
+                                pool.push(c);
                             }
                         }
                         return Ok(Raw {
@@ -254,6 +284,13 @@ impl Transport {
                         let unsent = e.take_message().is_some();
                         let retry = tries < 2 && reused && (unsent || idempotency_key.is_some());
                         if !retry {
+                            // the connection's own end says why (a TLS alert: a client
+                            // certificate refused after a TLS 1.3 handshake)
+                            if let Ok(conn_err) = (&mut c.fate).await {
+                                if let tls @ Error::Tls(_) = classify(&conn_err, Error::Http) {
+                                    return Err(tls);
+                                }
+                            }
                             return Err(classify(e.error(), Error::Http));
                         }
                     }
