@@ -266,3 +266,24 @@ fn wallet_path(wallet_id: &str, route: &str) -> Result<String, Error> {
     }
     Ok(format!("/v1/wallets/{wallet_id}{route}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::wallet_path;
+
+    #[test]
+    fn wallet_ids_cannot_change_the_path() {
+        assert_eq!(
+            wallet_path("5f0c-ab_1.x", "/evm/message").unwrap(),
+            "/v1/wallets/5f0c-ab_1.x/evm/message"
+        );
+        for bad in [
+            "", ".", "..", "../admin", "a/b", "a?b", "a#b", "a%2f", "a b",
+        ] {
+            assert!(
+                matches!(wallet_path(bad, ""), Err(crate::Error::Config(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}

@@ -371,3 +371,53 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(raw: Raw) -> Result<T, Erro
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transport(url: &str) -> Result<Transport, Error> {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let pem = ck.cert.pem();
+        let tls = Tls::from_pem(
+            pem.as_bytes(),
+            pem.as_bytes(),
+            ck.signing_key.serialize_pem().as_bytes(),
+        )?;
+        Transport::new(url, &tls, Timeouts::default())
+    }
+
+    #[test]
+    fn idempotency_key_is_sent_only_when_asked() {
+        let t = transport("https://keyward.example:9443/prefix/").unwrap();
+        let r = t
+            .request(
+                &hyper::Method::POST,
+                "/v1/x",
+                Some(b"{}".to_vec()),
+                Some("k-1"),
+            )
+            .unwrap();
+        assert_eq!(r.headers()["idempotency-key"], "k-1");
+        assert_eq!(r.headers()["host"], "keyward.example:9443");
+        assert_eq!(r.uri(), "/prefix/v1/x");
+        let r = t
+            .request(&hyper::Method::POST, "/v1/x", Some(b"{}".to_vec()), None)
+            .unwrap();
+        assert!(!r.headers().contains_key("idempotency-key"));
+    }
+
+    #[test]
+    fn plain_http_and_bad_pem_are_configuration_errors() {
+        let e = transport("http://127.0.0.1:8443").err().unwrap();
+        assert!(
+            matches!(&e, Error::Config(m) if m.contains("https only")),
+            "{e:?}"
+        );
+        let e = Tls::from_pem(b"nothing", b"nothing", b"nothing").unwrap_err();
+        assert!(
+            matches!(&e, Error::Config(m) if m == "CA: no PEM certificate"),
+            "{e:?}"
+        );
+    }
+}
