@@ -26,52 +26,11 @@ use alloy_network::TxSigner;
 use alloy_primitives::{address, b256, Address, TxKind, U256};
 use alloy_signer::Signer;
 use alloy_sol_types::{eip712_domain, sol, SolStruct};
+use common::kits::{EVM_KEY, SOLANA_SEED};
 use keyward::pki::Validity;
 use keyward::store::wallets::Chain;
 use keyward_client::{Error, KeywardClient, KeywardSigner, KeywardSolanaSigner, Tls};
 use serde_json::json;
-
-const EVM_KEY: &str = "4f3edf983ac636a65a842ce7c78d9aa706d3b113bce9c46f30d7d21715b23b1d";
-const SOLANA_SEED: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
-
-/// Grants every sign route (raw digests too, for `sign_hash`); the policy caps EVM value
-/// at 0.01 ether and Solana transfers at 0.01 SOL, so larger ones are refused by a rule.
-const CONFIG: &str = r#"
-[[clients]]
-identity = "test-client"
-wallets = ["*"]
-operations = ["evm.message", "evm.typed_data", "evm.transaction", "evm.hash", "solana.transaction"]
-
-[policy]
-default = "deny"
-
-[[policy.rule]]
-id = "kit-evm"
-clients = ["test-client"]
-wallets = ["chain:evm"]
-[policy.rule.evm]
-max_value = { "*" = "0.01 ether" }
-
-[[policy.rule]]
-id = "kit-typed-data"
-clients = ["test-client"]
-[policy.rule.typed_data]
-domains = [{ name = "Ether Mail", primary_types = ["Mail"] }]
-
-[[policy.rule]]
-id = "kit-messages"
-clients = ["test-client"]
-message = { max_len = 1024 }
-hash = { allow = true }
-
-[[policy.rule]]
-id = "kit-solana"
-clients = ["test-client"]
-wallets = ["chain:solana"]
-[policy.rule.solana]
-programs = ["system"]
-max_lamports_per_tx = "0.01 sol"
-"#;
 
 sol! {
     #[derive(Debug)]
@@ -95,7 +54,7 @@ struct Live {
 
 impl Live {
     async fn start() -> Live {
-        let s = common::api::start(CONFIG).await;
+        let s = common::api::start(common::kits::CONFIG).await;
         let url = format!("https://127.0.0.1:{}", s.addr.port());
         Live { s, url }
     }
