@@ -1,5 +1,5 @@
-//! Client kit for [keyward](https://github.com/) — the HSM-backed signing appliance —
-//! for Rust services built on alloy or on the Solana crates.
+//! Client kit for keyward, the HSM-backed signing appliance, for Rust services built on
+//! alloy or on the Solana crates.
 //!
 //! - [`KeywardClient`]: the signing API over mutual TLS (rustls, ring), kept-alive
 //!   connections, timeouts, `Idempotency-Key`, typed answers, and [`Error`] keeping

@@ -150,7 +150,7 @@ export class KeywardClient {
 /** `/v1/wallets/{id}{route}`; an id that would change the path is refused. */
 function walletPath(walletId: string, route: string): string {
   if (!/^[A-Za-z0-9._-]+$/.test(walletId) || walletId === "." || walletId === "..") {
-    throw new KeywardTransportError("answer", `wallet id ${JSON.stringify(walletId)}: letters, digits, '-', '_' and '.' only`);
+    throw new TypeError(`wallet id ${JSON.stringify(walletId)}: letters, digits, '-', '_' and '.' only`);
   }
   return `/v1/wallets/${walletId}${route}`;
 }
