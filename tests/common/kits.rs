@@ -26,7 +26,10 @@ max_value = { "*" = "0.01 ether" }
 id = "kit-typed-data"
 clients = ["test-client"]
 [policy.rule.typed_data]
-domains = [{ name = "Ether Mail", primary_types = ["Mail"] }]
+domains = [
+  { name = "Ether Mail", primary_types = ["Mail"] },
+  { name = "Kit Notes", primary_types = ["KitNote"] },
+]
 
 [[policy.rule]]
 id = "kit-messages"

@@ -45,6 +45,21 @@ sol! {
         Person to;
         string contents;
     }
+
+    /// Every kind of EIP-712 field the typed-data JSON conversion handles.
+    #[derive(Debug)]
+    struct KitNote {
+        uint256 amount;
+        int64 delta;
+        bytes32 salt;
+        bytes4 selector;
+        bytes data;
+        bool flag;
+        address[] path;
+        uint8[2] pair;
+        Person[] people;
+        string memo;
+    }
 }
 
 struct Live {
@@ -122,6 +137,27 @@ async fn alloy_message_typed_data_and_hash_recover_to_the_wallet() {
     let sig = signer.sign_typed_data(&mail, &domain).await.unwrap();
     assert_eq!(sig.recover_address_from_prehash(&hash).unwrap(), address);
 
+    // every field kind, through the same conversion to JSON
+    let domain = eip712_domain! { name: "Kit Notes", chain_id: 1, };
+    let note = KitNote {
+        amount: U256::MAX - U256::from(1u64),
+        delta: -42,
+        salt: b256!("0x0102030405060708091011121314151617181920212223242526272829303132"),
+        selector: [0xa9, 0x05, 0x9c, 0xbb].into(),
+        data: vec![0, 1, 2, 0xff].into(),
+        flag: true,
+        path: vec![address, Address::ZERO],
+        pair: [7, 255],
+        people: vec![Person {
+            name: "Ünïcode ✓".into(),
+            wallet: address,
+        }],
+        memo: String::new(),
+    };
+    let hash = note.eip712_signing_hash(&domain);
+    let sig = signer.sign_typed_data(&note, &domain).await.unwrap();
+    assert_eq!(sig.recover_address_from_prehash(&hash).unwrap(), address);
+
     // dynamic typed data (the same message as JSON)
     let typed: alloy_dyn_abi::TypedData =
         serde_json::from_value(common::fixtures::mail_typed_data()).unwrap();
@@ -146,6 +182,7 @@ async fn alloy_message_typed_data_and_hash_recover_to_the_wallet() {
         ops,
         [
             "evm.message",
+            "evm.typed_data",
             "evm.typed_data",
             "evm.typed_data",
             "evm.hash"
