@@ -34,7 +34,7 @@ impl KeywardSolanaSigner {
         let w = client.wallet(wallet_id).await?;
         if w.chain != "solana" {
             return Err(Error::Config(format!(
-                "wallet {wallet_id} is a {} wallet, not a Solana one",
+                "wallet {wallet_id} is an {} wallet, not a Solana one",
                 w.chain
             )));
         }

@@ -313,7 +313,7 @@ async fn solana_signer_signatures_verify_with_ed25519_dalek() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_wallet_is_wallet_not_found() {
+async fn unknown_wallet_is_wallet_not_found_and_a_wrong_chain_refused() {
     let live = Live::start().await;
     for e in [
         KeywardSigner::new(live.client(), "no-such-wallet")
@@ -333,6 +333,24 @@ async fn unknown_wallet_is_wallet_not_found() {
             "{e:?}"
         );
     }
+
+    // a wallet of the other chain: refused before anything is signed
+    let sol = live.s.import(Chain::Solana, SOLANA_SEED, None);
+    let evm = live.s.import(Chain::Evm, EVM_KEY, None);
+    let e = KeywardSigner::new(live.client(), &sol.id)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Config(m) if m.ends_with("is a solana wallet, not an EVM one")),
+        "{e:?}"
+    );
+    let e = KeywardSolanaSigner::new(live.client(), &evm.id)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Config(m) if m.ends_with("is an evm wallet, not a Solana one")),
+        "{e:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
