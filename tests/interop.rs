@@ -184,3 +184,118 @@ async fn ethers_viem_and_web3py_sign_through_keyward() {
     assert!(records.iter().all(|(_, d)| d.contains("\"face\":\"rpc\"")));
     assert!(app.store.read(audit::verify).unwrap().is_ok());
 }
+
+/// The TypeScript client kit (clients/ts: a viem account and an @solana/kit signer) against
+/// keyward and a ganache node: its `node --test` suite (clients/ts/test) signs through the
+/// kit and checks every signature with viem's and @solana/kit's own verifiers; viem's
+/// wallet client sends a transaction ganache mines. `scripts/interop` installs the kit's
+/// locked dependencies and builds it into `KEYWARD_INTEROP_DIR/kit`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs node with the kit's dependencies: run by scripts/interop"]
+async fn typescript_client_kit_signs_through_keyward() {
+    use common::kits::{CONFIG, EVM_KEY, SOLANA_SEED};
+    use keyward::pki::{write_private, Validity};
+
+    let dir = PathBuf::from(
+        std::env::var("KEYWARD_INTEROP_DIR").expect("KEYWARD_INTEROP_DIR (set by scripts/interop)"),
+    )
+    .join("kit");
+    let node_port = free_port();
+    let ganache = Command::new("node")
+        .arg(dir.join("node_modules/ganache/dist/node/cli.js"))
+        .args([
+            "--server.host=127.0.0.1",
+            &format!("--server.port={node_port}"),
+            "--wallet.deterministic",
+            "--wallet.lock",
+            &format!("--chain.chainId={GANACHE_CHAIN_ID}"),
+            "--logging.quiet",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start ganache");
+    let _ganache = Reap(ganache);
+    wait_for_node(node_port);
+
+    let s = common::api::start(CONFIG).await;
+    let (env, app) = (&s.env, &s.app);
+    let evm = s.import(Chain::Evm, EVM_KEY, None);
+    let sol = s.import(Chain::Solana, SOLANA_SEED, None);
+    let foreign = env
+        .pki
+        .other_ca
+        .client("test-client", None, Validity::Current, 41)
+        .unwrap();
+    let file = |name: &str, pem: &str| {
+        let p = env.path(name);
+        write_private(&p, pem).unwrap();
+        p.display().to_string()
+    };
+    let vars = [
+        (
+            "KEYWARD_URL",
+            format!("https://127.0.0.1:{}", s.addr.port()),
+        ),
+        ("KEYWARD_CA", file("kit-ca.pem", &env.pki.ca.cert_pem)),
+        (
+            "KEYWARD_CERT",
+            file("kit-client.pem", &env.pki.client.cert_pem),
+        ),
+        (
+            "KEYWARD_KEY",
+            file("kit-client.key", &env.pki.client.key_pem),
+        ),
+        (
+            "KEYWARD_FOREIGN_CA",
+            file("kit-foreign-ca.pem", &env.pki.other_ca.cert_pem),
+        ),
+        (
+            "KEYWARD_FOREIGN_CERT",
+            file("kit-foreign.pem", &foreign.cert_pem),
+        ),
+        (
+            "KEYWARD_FOREIGN_KEY",
+            file("kit-foreign.key", &foreign.key_pem),
+        ),
+        ("KEYWARD_WALLET", evm.id.clone()),
+        ("KEYWARD_SOLANA_WALLET", sol.id.clone()),
+        ("CHAIN_ID", GANACHE_CHAIN_ID.to_string()),
+        ("RPC_URL", format!("http://127.0.0.1:{node_port}")),
+    ];
+
+    // node blocks on keyward, which serves on this runtime: run it off it
+    tokio::task::spawn_blocking(move || {
+        run(
+            "TypeScript kit (node --test)",
+            Command::new("node")
+                .args(["--test", "dist/test/kit.test.js"])
+                .current_dir(&dir)
+                .envs(vars),
+        )
+    })
+    .await
+    .unwrap();
+
+    // each kind went through its own sign route (never evm/hash) and its audit record
+    let ops = common::store::audit_since(app.store.path(), 0);
+    let count = |op: &str, result: &str| {
+        ops.iter()
+            .filter(|r| {
+                r.action == "sign" && r.operation.as_deref() == Some(op) && r.result == result
+            })
+            .count()
+    };
+    assert_eq!(count("evm.message", "ok"), 3, "three signMessage calls");
+    assert_eq!(count("evm.typed_data", "ok"), 1);
+    assert_eq!(
+        count("evm.transaction", "ok"),
+        4,
+        "three signTransaction calls and the wallet client's"
+    );
+    assert_eq!(count("evm.transaction", "policy_denied"), 1);
+    assert_eq!(count("evm.hash", "ok"), 0);
+    assert_eq!(count("solana.transaction", "ok"), 1);
+    assert_eq!(count("solana.message", "ok"), 1);
+    assert!(app.store.read(audit::verify).unwrap().is_ok());
+}

@@ -9,9 +9,14 @@ use std::time::{Duration, Instant};
 
 use super::Env;
 
-/// The `keyward` binary with a clean log environment.
+/// The `keyward` binary with a clean log environment. `option_env!`: the client kit's tests
+/// (clients/rust, another package) include this harness too, and cargo names the binary
+/// only to this package's tests; they never start a daemon process.
 pub fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_keyward"));
+    let Some(exe) = option_env!("CARGO_BIN_EXE_keyward") else {
+        panic!("the keyward binary is built for this package's tests only")
+    };
+    let mut c = Command::new(exe);
     c.env_remove("RUST_LOG");
     c
 }

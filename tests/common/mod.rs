@@ -14,6 +14,7 @@ pub mod corpus;
 pub mod daemon;
 pub mod fixtures;
 pub mod https;
+pub mod kits;
 pub mod logs;
 pub mod ock;
 pub mod pg;
