@@ -150,8 +150,7 @@ impl Connector {
                     });
                     Ok::<_, StoreError>(client)
                 });
-                futures_executor::block_on(task)
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))??
+                conn::wait(task).map_err(|e| StoreError::Unavailable(e.to_string()))??
             }
             None => {
                 if !local_only(&c) {
@@ -172,8 +171,7 @@ impl Connector {
                     });
                     Ok::<_, StoreError>(client)
                 });
-                futures_executor::block_on(task)
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))??
+                conn::wait(task).map_err(|e| StoreError::Unavailable(e.to_string()))??
             }
         };
         let conn = PgConn::new(client, rt, bound);

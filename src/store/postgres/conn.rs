@@ -89,6 +89,14 @@ fn row_of(row: &tokio_postgres::Row) -> Result<Row, tokio_postgres::Error> {
         .map(Row)
 }
 
+/// Waits on this (synchronous) thread for a future driven by the backend's runtime.
+/// Unconstrained: a caller inside another tokio task (a sync read from async code)
+/// would otherwise spend that task's cooperative budget on every poll and, once it is
+/// spent, poll a pending join handle forever.
+pub(super) fn wait<F: std::future::Future>(f: F) -> F::Output {
+    futures_executor::block_on(tokio::task::unconstrained(f))
+}
+
 /// `?1` → `$1`: the row modules' SQL is written once, in SQLite's numbering.
 fn dollar_params(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
@@ -136,7 +144,7 @@ impl PgConn {
         let task = self
             .rt
             .spawn(async move { tokio::time::timeout(bound, fut).await });
-        match futures_executor::block_on(task) {
+        match wait(task) {
             Ok(Ok(r)) => r.map_err(pg_err),
             Ok(Err(_)) => Err(StoreError::Unavailable(format!(
                 "the database did not answer within {} ms",
@@ -224,7 +232,7 @@ impl Db for PgConn {
             }
         });
         let mut failed = None;
-        while let Some(item) = futures_executor::block_on(rx.recv()) {
+        while let Some(item) = wait(rx.recv()) {
             match item {
                 Ok(row) => {
                     if failed.is_none() {
@@ -241,7 +249,7 @@ impl Db for PgConn {
             }
         }
         drop(rx);
-        let finished = futures_executor::block_on(task).unwrap_or(false);
+        let finished = wait(task).unwrap_or(false);
         match failed {
             Some(e) => Err(e),
             None if finished => Ok(()),
