@@ -278,7 +278,7 @@ async fn typescript_client_kit_signs_through_keyward() {
     .unwrap();
 
     // each kind went through its own sign route (never evm/hash) and its audit record
-    let ops = common::store::audit_since(app.store.path(), 0);
+    let ops = common::store::audit_since(app.store.path().unwrap(), 0);
     let count = |op: &str, result: &str| {
         ops.iter()
             .filter(|r| {
