@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod fixtures;
 pub mod https;
 pub mod logs;
+pub mod metrics;
 pub mod ock;
 pub mod rpc;
 pub mod store;
