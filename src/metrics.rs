@@ -259,6 +259,18 @@ fn build() -> Metrics {
     ] {
         m.registry.register(c).expect("unique metric names");
     }
+    // the series alerts use `increase()` on exist from the start at 0: a counter that
+    // first appears at 1 has no earlier sample, and its first increment would be lost
+    for code in [
+        "signature_invalid",
+        "signature_missing",
+        "source_not_allowed",
+        "rate_limited",
+    ] {
+        m.webhook_refusals.with_label_values(&[code]);
+    }
+    m.connections_refused
+        .with_label_values(&["webhook", "source"]);
     m.build_info
         .with_label_values(&[env!("CARGO_PKG_VERSION"), GIT_COMMIT, FEATURES])
         .set(1);
