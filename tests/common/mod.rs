@@ -17,6 +17,7 @@ pub mod https;
 pub mod logs;
 pub mod metrics;
 pub mod ock;
+pub mod prometheus;
 pub mod rpc;
 pub mod store;
 
