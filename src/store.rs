@@ -8,6 +8,7 @@
 //! `custody`.
 
 pub mod audit;
+pub mod audit_search;
 pub mod events;
 mod schema;
 /// The schema version this binary writes (SQLite `user_version`).

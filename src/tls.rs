@@ -105,21 +105,60 @@ fn load_crls(
     let mut out = Vec::new();
     let mut dates = Vec::new();
     for path in paths {
-        let bytes = read(path)?;
-        let pem: Vec<_> = rustls_pemfile::crls(&mut bytes.as_slice())
-            .collect::<Result<_, _>>()
-            .map_err(|e| file_err(path, e))?;
-        let crls = if pem.is_empty() {
-            vec![CertificateRevocationListDer::from(bytes)]
-        } else {
-            pem
-        };
+        let crls = read_crls(path)?;
         for crl in &crls {
             dates.push(check_crl_freshness(path, crl, expired)?);
         }
         out.extend(crls);
     }
     Ok((out, dates))
+}
+
+/// The CRLs in a file: PEM (one or more) or a single DER.
+fn read_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    let bytes = read(path)?;
+    let pem: Vec<_> = rustls_pemfile::crls(&mut bytes.as_slice())
+        .collect::<Result<_, _>>()
+        .map_err(|e| file_err(path, e))?;
+    Ok(if pem.is_empty() {
+        vec![CertificateRevocationListDer::from(bytes)]
+    } else {
+        pem
+    })
+}
+
+/// The dates of TLS files as they are on disk, without building a configuration or
+/// judging them (`keyward status`; the listener's own dates are [`ReloadableTls::dates`]).
+pub fn dates_of_files(
+    cert: Option<&Path>,
+    client_ca: &[PathBuf],
+    crls: &[PathBuf],
+) -> Result<TlsDates, TlsError> {
+    let mut dates = TlsDates::default();
+    if let Some(cert) = cert {
+        dates.server_not_after = dates::earliest_not_after(&load_certs(cert)?);
+    }
+    for path in client_ca {
+        if let Some(t) = dates::earliest_not_after(&load_certs(path)?) {
+            dates.client_ca_not_after = Some(dates.client_ca_not_after.map_or(t, |e| e.min(t)));
+        }
+    }
+    for path in crls {
+        for crl in read_crls(path)? {
+            use x509_parser::prelude::*;
+            let (_, parsed) = CertificateRevocationList::from_der(crl.as_ref())
+                .map_err(|e| file_err(path, format!("not a CRL: {e}")))?;
+            dates.crls.push(CrlDates {
+                file: path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                this_update: parsed.last_update().timestamp(),
+                next_update: parsed.next_update().map(|n| n.timestamp()),
+            });
+        }
+    }
+    Ok(dates)
 }
 
 /// Refuses (or warns about) a CRL past `nextUpdate`: a CRL nobody refreshes stops
