@@ -95,6 +95,6 @@ pub fn backup(a: BackupArgs) -> Result<(), CliError> {
         config.store.path.display(),
         a.to.display()
     );
-    println!("the wrapped material is useless without the token: back up the token as well (see README, Backups)");
+    println!("the wrapped material is useless without the token: back up the token as well (see docs/operations.md, Backups)");
     Ok(())
 }
