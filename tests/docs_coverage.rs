@@ -2,8 +2,9 @@
 //! names and every key of `config/keyward.example.toml` appears in `docs/` or the README.
 //!
 //! A config key counts as documented when its dotted path appears, or a tail of it of two
-//! parts or more (policy rules are documented relative to the rule: `evm.chain_ids`), or
-//! its array-of-tables form (`[[clients]].operations`). Map keys that are data (chain ids
+//! parts or more that no other key of the example shares (policy rules are documented
+//! relative to the rule: `evm.chain_ids`; `token.window` would not do, it is both an EVM
+//! and a Solana key), or its array-of-tables form (`[[clients]].operations`). Map keys that are data (chain ids
 //! in `max_value`) end the path; `file`/`env` of a secret reference stand for the key that
 //! holds the reference.
 
@@ -81,12 +82,18 @@ fn documented_path(path: &[String]) -> Vec<String> {
     p
 }
 
-fn is_documented(path: &[String], docs: &str) -> bool {
+fn is_documented(path: &[String], docs: &str, all: &BTreeSet<Vec<String>>) -> bool {
     if path.len() == 1 {
         return docs.contains(&format!("`{}`", path[0]))
             || docs.contains(&format!("[{}]", path[0]));
     }
-    (0..path.len() - 1).any(|i| docs.contains(&path[i..].join(".")))
+    let unique = |tail: &[String]| {
+        all.iter()
+            .filter(|q| q.len() >= tail.len() && q[q.len() - tail.len()..] == *tail)
+            .count()
+            == 1
+    };
+    (0..path.len() - 1).any(|i| unique(&path[i..]) && docs.contains(&path[i..].join(".")))
         || (1..path.len()).any(|i| {
             docs.contains(&format!(
                 "[[{}]].{}",
@@ -126,10 +133,10 @@ fn every_example_config_key_is_documented() {
     config_keys(&example, &mut Vec::new(), &mut keys);
     assert!(keys.len() >= 60, "{}", keys.len());
     let docs = documentation();
-    let missing: Vec<String> = keys
+    let paths: BTreeSet<Vec<String>> = keys.iter().map(|k| documented_path(k)).collect();
+    let missing: Vec<String> = paths
         .iter()
-        .map(|k| documented_path(k))
-        .filter(|p| !is_documented(p, &docs))
+        .filter(|p| !is_documented(p, &docs, &paths))
         .map(|p| p.join("."))
         .collect();
     assert!(
@@ -142,10 +149,36 @@ fn every_example_config_key_is_documented() {
 #[test]
 fn a_bare_leaf_does_not_document_a_nested_key() {
     let p = |s: &str| s.split('.').map(str::to_owned).collect::<Vec<_>>();
-    let docs = "| `window` | … | `evm.chain_ids` | `[[clients]].operations` | `pin`";
-    assert!(!is_documented(&p("policy.rule.evm.spend.window"), docs));
-    assert!(is_documented(&p("policy.rule.evm.chain_ids"), docs));
-    assert!(is_documented(&p("clients.operations"), docs));
+    let all: BTreeSet<Vec<String>> = [
+        "policy.rule.evm.spend.window",
+        "policy.rule.evm.token.window",
+        "policy.rule.solana.token.window",
+        "policy.rule.evm.chain_ids",
+        "clients.operations",
+    ]
+    .into_iter()
+    .map(p)
+    .collect();
+    let docs =
+        "| `window` | … | `evm.chain_ids` | `[[clients]].operations` | `pin` | solana.token.window";
+    assert!(!is_documented(
+        &p("policy.rule.evm.spend.window"),
+        docs,
+        &all
+    ));
+    // a tail two keys share documents neither
+    assert!(!is_documented(
+        &p("policy.rule.evm.token.window"),
+        docs,
+        &all
+    ));
+    assert!(is_documented(
+        &p("policy.rule.solana.token.window"),
+        docs,
+        &all
+    ));
+    assert!(is_documented(&p("policy.rule.evm.chain_ids"), docs, &all));
+    assert!(is_documented(&p("clients.operations"), docs, &all));
     assert_eq!(documented_path(&p("pkcs11.pin.file")), p("pkcs11.pin"));
     assert_eq!(
         documented_path(&p("policy.rule.evm.max_value.1")),
