@@ -1,6 +1,7 @@
 //! Debian's Prometheus against a live keyward, with the shipped rules (their `for:`
 //! shortened): `keyward lock` from another process makes KeywardLocked fire, `keyward
-//! unlock` resolves it. Needs the `prometheus` package (scripts/test installs it); without
+//! unlock` resolves it; a token outage (the fault shim) makes KeywardTokenDown fire, and
+//! the token's return resolves it. Needs the `prometheus` package (scripts/test installs it); without
 //! it the test says so and passes, except under `CI=true`, where it fails.
 
 mod common;
@@ -18,14 +19,14 @@ fn state_of(p: &Prometheus, alert: &str) -> Option<String> {
         .map(|(_, state)| state)
 }
 
-#[test]
-fn a_real_prometheus_sees_keyward_locked_fire_and_resolve() {
+/// Prometheus (in `env`'s directory) scraping `d` with the shipped rules, `for:`
+/// shortened; waits until a scrape has landed. None when Prometheus is not installed
+/// (outside CI).
+fn prometheus_watching(env: &Env, d: &Daemon) -> Option<Prometheus> {
     let Some(bin) = prometheus::binary() else {
         eprintln!("prometheus is not installed: skipped (scripts/test installs it; CI=true fails instead)");
-        return;
+        return None;
     };
-    let env = Env::new();
-    let d = Daemon::start(&env);
     let rules = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/ops/prometheus/keyward.rules.yml"
@@ -34,13 +35,26 @@ fn a_real_prometheus_sees_keyward_locked_fire_and_resolve() {
     let dir = env.path("prometheus");
     std::fs::create_dir(&dir).unwrap();
     let p = Prometheus::start(&bin, &dir, &d.admin, &prometheus::short_rules(&rules));
-    let within = Duration::from_secs(60);
+    p.wait_for(WITHIN, "a first scrape", |p| {
+        p.query("keyward_token_up").as_deref() == Some("1")
+    });
+    Some(p)
+}
+
+const WITHIN: Duration = Duration::from_secs(60);
+
+#[test]
+fn a_real_prometheus_sees_keyward_locked_fire_and_resolve() {
+    let env = Env::new();
+    let d = Daemon::start(&env);
+    let Some(p) = prometheus_watching(&env, &d) else {
+        return;
+    };
 
     // scraped, healthy, unlocked: nothing about the lock, the token or the store
-    p.wait_for(within, "a scrape saying unlocked", |p| {
+    p.wait_for(WITHIN, "a scrape saying unlocked", |p| {
         p.query("keyward_locked").as_deref() == Some("0")
     });
-    assert_eq!(p.query("keyward_token_up").as_deref(), Some("1"));
     assert_eq!(p.query("keyward_store_up").as_deref(), Some("1"));
     let firing: Vec<_> = p.alerts();
     assert!(
@@ -52,13 +66,41 @@ fn a_real_prometheus_sees_keyward_locked_fire_and_resolve() {
     );
 
     keyward_ok(&env, &["lock", "--reason", "prometheus drill"]);
-    p.wait_for(within, "KeywardLocked to fire", |p| {
+    p.wait_for(WITHIN, "KeywardLocked to fire", |p| {
         state_of(p, "KeywardLocked").as_deref() == Some("firing")
     });
 
     keyward_ok(&env, &["unlock"]);
-    p.wait_for(within, "KeywardLocked to resolve", |p| {
+    p.wait_for(WITHIN, "KeywardLocked to resolve", |p| {
         p.query("keyward_locked").as_deref() == Some("0") && state_of(p, "KeywardLocked").is_none()
+    });
+}
+
+/// A token outage staged by the fault shim (every session call fails while a file
+/// exists): KeywardTokenDown fires, and resolves once the token answers again.
+#[test]
+fn a_real_prometheus_sees_keyward_token_down_fire_and_resolve() {
+    let env = Env::new();
+    let outage = env.path("outage");
+    env.use_fault_shim(&[("KW_SHIM_OUTAGE_FILE", outage.to_str().unwrap())]);
+    let d = Daemon::start(&env);
+    let Some(p) = prometheus_watching(&env, &d) else {
+        return;
+    };
+    assert_eq!(state_of(&p, "KeywardTokenDown"), None);
+
+    std::fs::write(&outage, b"").unwrap();
+    p.wait_for(WITHIN, "KeywardTokenDown to fire", |p| {
+        state_of(p, "KeywardTokenDown").as_deref() == Some("firing")
+    });
+    // the store and the lock are judged on their own: only the token is down
+    assert_eq!(p.query("keyward_store_up").as_deref(), Some("1"));
+    assert_eq!(p.query("keyward_locked").as_deref(), Some("0"));
+
+    std::fs::remove_file(&outage).unwrap();
+    p.wait_for(WITHIN, "KeywardTokenDown to resolve", |p| {
+        p.query("keyward_token_up").as_deref() == Some("1")
+            && state_of(p, "KeywardTokenDown").is_none()
     });
 }
 
