@@ -32,6 +32,8 @@ pub struct Metrics {
     pub wallets: IntGaugeVec,
     /// Connections closed at accept, before TLS, by face and reason.
     pub connections_refused: IntCounterVec,
+    /// TLS handshakes that failed, by face and reason (bounded: see `http::handshake_reason`).
+    pub handshake_failures: IntCounterVec,
     /// Connections open, by face.
     pub connections_open: IntGaugeVec,
     /// Seconds since each CRL in force was issued (thisUpdate), by face and file name.
@@ -134,6 +136,11 @@ fn build() -> Metrics {
             &["face", "reason"],
         )
         .expect("metric"),
+        handshake_failures: counter_vec(
+            "tls_handshake_failures_total",
+            "TLS handshakes that failed, by face and reason (revoked, expired, not_yet_valid, unknown_issuer, crl_expired, bad_certificate, no_certificate, protocol, io, timeout)",
+            &["face", "reason"],
+        ),
         connections_open: IntGaugeVec::new(
             Opts::new("connections_open", "Connections open, by face"),
             &["face"],
@@ -237,6 +244,7 @@ fn build() -> Metrics {
         Box::new(m.wallets.clone()),
         Box::new(m.connections_refused.clone()),
         Box::new(m.connections_open.clone()),
+        Box::new(m.handshake_failures.clone()),
         Box::new(m.crl_age_seconds.clone()),
         Box::new(m.crl_expiry_seconds.clone()),
         Box::new(m.tls_cert_expiry_seconds.clone()),
@@ -271,6 +279,7 @@ fn build() -> Metrics {
     }
     m.connections_refused
         .with_label_values(&["webhook", "source"]);
+    m.handshake_failures.with_label_values(&["api", "revoked"]);
     m.build_info
         .with_label_values(&[env!("CARGO_PKG_VERSION"), GIT_COMMIT, FEATURES])
         .set(1);
@@ -302,6 +311,14 @@ fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
 
 fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     IntCounterVec::new(Opts::new(name, help), labels).expect("metric")
+}
+
+/// Counts a failed TLS handshake.
+pub(crate) fn handshake_failed(face: &'static str, reason: &'static str) {
+    get()
+        .handshake_failures
+        .with_label_values(&[face, reason])
+        .inc();
 }
 
 /// Counts a refused sign request: by operation and code, and, when a policy rule or rate

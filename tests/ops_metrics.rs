@@ -5,9 +5,10 @@
 mod common;
 
 use common::daemon::{keyward_ok, sign, simulate, Daemon};
-use common::https::mtls_request;
+use common::https::{mtls_request, mtls_request_as};
 use common::metrics::{families, scrape, value};
 use common::Env;
+use keyward::pki::Validity;
 
 /// The policy refuses every message with its default rule; `tight` is a configured rate
 /// limit that never fills here (its id is in the bounded label set).
@@ -30,6 +31,12 @@ per = "1m"
 #[test]
 fn every_operator_metric_family_is_exported_and_moves_with_what_it_measures() {
     let env = Env::with_extra(CONFIG);
+    // serial 99 is revoked
+    std::fs::write(env.path("crl.pem"), env.pki.ca.crl(&[99]).unwrap()).unwrap();
+    env.edit_config(
+        "client_ca = [\"ca.pem\"]",
+        "client_ca = [\"ca.pem\"]\ncrls = [\"crl.pem\"]",
+    );
     let d = Daemon::start(&env);
     let wallet = simulate(&env, &d, "delegation", None);
 
@@ -145,6 +152,57 @@ fn every_operator_metric_family_is_exported_and_moves_with_what_it_measures() {
 
     keyward_ok(&env, &["unlock"]);
     assert_eq!(value(&scrape(&d), "keyward_locked", ""), Some(0.0));
+
+    // refused handshakes, by why: a revoked certificate, another CA's, an expired one
+    // (what the client sees is the TLS library's business; the count is the operator's)
+    let revoked = env
+        .pki
+        .ca
+        .client("test-client", None, Validity::Current, 99)
+        .unwrap();
+    let foreign = env
+        .pki
+        .other_ca
+        .client("test-client", None, Validity::Current, 5)
+        .unwrap();
+    let expired = env
+        .pki
+        .ca
+        .client("test-client", None, Validity::Expired, 6)
+        .unwrap();
+    for (cert, reason) in [
+        (&revoked, "revoked"),
+        (&foreign, "unknown_issuer"),
+        (&expired, "expired"),
+    ] {
+        let _ = mtls_request_as(&env, cert, &d.api, "GET", "/v1/whoami", None);
+        let labels = format!(r#"face="api",reason="{reason}""#);
+        // counted by the server's connection task once the handshake has failed: polled
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while value(&scrape(&d), "keyward_tls_handshake_failures_total", &labels) != Some(1.0) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {labels} in\n{}",
+                scrape(&d)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    let text = scrape(&d);
+    for labels in [
+        r#"face="api",reason="no_certificate""#,
+        r#"face="api",reason="protocol""#,
+    ] {
+        assert_eq!(
+            value(&text, "keyward_tls_handshake_failures_total", labels),
+            None,
+            "{text}"
+        );
+    }
+    assert!(
+        text.contains(r#"keyward_tls_crl_expiry_seconds{crl="crl.pem",face="api"}"#),
+        "{text}"
+    );
 }
 
 /// A rule id outside the config and the built-in ids is never a label: the set an

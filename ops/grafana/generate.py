@@ -88,7 +88,8 @@ panel("Webhook refusals by code", "timeseries",
 row("Connections and certificates")
 panel("Connections open / refused", "timeseries", [
     (f"keyward_connections_open{SEL}", "open {{face}}"),
-    (f"sum by (face, reason) (rate(keyward_connections_refused_total{SEL}[5m]))", "refused {{face}} {{reason}}"),
+    (f"sum by (face, reason) (rate(keyward_connections_refused_total{SEL}[5m]))", "refused at accept {{face}} {{reason}}"),
+    (f"sum by (face, reason) (rate(keyward_tls_handshake_failures_total{SEL}[5m]))", "handshake failed {{face}} {{reason}}"),
 ], w=12)
 panel("Certificate and CRL expiry", "bargauge", [
     (f"keyward_tls_cert_expiry_seconds{SEL}", "{{face}} {{which}}"),
