@@ -43,7 +43,8 @@ pub struct Metrics {
     /// Seconds until the certificates in force expire, by face and which (`server`,
     /// `client_ca`; negative once expired).
     pub tls_cert_expiry_seconds: IntGaugeVec,
-    /// 1 while the appliance is locked (the reason is in `keyward status` and the log).
+    /// 1 while the appliance is locked (the reason: `keyward status`, the lock's audit record,
+    /// every 423 answer).
     pub locked: IntGauge,
     /// 1 while the token answers a session probe.
     pub token_up: IntGauge,

@@ -129,6 +129,59 @@ fn every_metric_the_dashboard_and_the_rules_query_is_exported_by_the_live_binary
     );
 }
 
+/// What Grafana needs to lay the dashboard out and query it, checked without a Grafana
+/// server (none is packaged for Debian): unique panel ids, every panel on the 24-column
+/// grid without overlapping another, every query on the `datasource` variable, and the
+/// variables the queries use declared.
+#[test]
+fn the_dashboard_is_well_formed() {
+    let d: serde_json::Value =
+        serde_json::from_str(&repo_file("ops/grafana/keyward.json")).unwrap();
+    assert_eq!(d["uid"], "keyward");
+    assert!(d["schemaVersion"].as_u64().unwrap() >= 36);
+    let vars: Vec<&str> = d["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(vars, ["datasource", "instance"]);
+    let panels = d["panels"].as_array().unwrap();
+    let mut ids = BTreeSet::new();
+    let mut boxes: Vec<(u64, u64, u64, u64, String)> = Vec::new();
+    for p in panels {
+        let title = p["title"].as_str().unwrap().to_owned();
+        assert!(
+            ids.insert(p["id"].as_u64().unwrap()),
+            "duplicate id: {title}"
+        );
+        let g = &p["gridPos"];
+        let (x, y, w, h) = (
+            g["x"].as_u64().unwrap(),
+            g["y"].as_u64().unwrap(),
+            g["w"].as_u64().unwrap(),
+            g["h"].as_u64().unwrap(),
+        );
+        assert!(w > 0 && h > 0 && x + w <= 24, "{title}: {g}");
+        for (bx, by, bw, bh, other) in &boxes {
+            let apart = x + w <= *bx || bx + bw <= x || y + h <= *by || by + bh <= y;
+            assert!(apart, "{title} overlaps {other}");
+        }
+        boxes.push((x, y, w, h, title.clone()));
+        if p["type"] == "row" {
+            continue;
+        }
+        assert_eq!(p["datasource"]["uid"], "${datasource}", "{title}");
+        let targets = p["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "{title} queries nothing");
+        for t in targets {
+            assert_eq!(t["datasource"]["uid"], "${datasource}", "{title}");
+            let expr = t["expr"].as_str().unwrap();
+            assert!(expr.contains(r#"instance=~"$instance""#), "{title}: {expr}");
+        }
+    }
+}
+
 /// The name scan itself: it finds names inside PromQL and skips recording-rule names
 /// and longer identifiers.
 #[test]

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Writes ops/grafana/keyward.json, keyward's Grafana dashboard (schemaVersion 39,
 provisionable as a file). Edit the panel list here and run it again; the dashboard's
-metric names are checked against a live scrape by tests/ops_dashboard.rs."""
+metric names are checked against a live scrape by tests/ops_dashboard.rs, and
+`generate.py --check` (scripts/test) that the committed file is this script's output."""
 import json
 import os
+import sys
 
 SEL = '{instance=~"$instance"}'
 
@@ -148,6 +150,13 @@ dashboard = {
     "panels": out,
 }
 here = os.path.dirname(os.path.abspath(__file__))
-with open(os.path.join(here, "keyward.json"), "w") as f:
-    json.dump(dashboard, f, indent=2)
-    f.write("\n")
+text = json.dumps(dashboard, indent=2) + "\n"
+target = os.path.join(here, "keyward.json")
+if sys.argv[1:] == ["--check"]:
+    # scripts/test: the committed dashboard is what this script makes
+    with open(target) as f:
+        if f.read() != text:
+            sys.exit("ops/grafana/keyward.json is not what ops/grafana/generate.py makes: run it")
+else:
+    with open(target, "w") as f:
+        f.write(text)
