@@ -17,13 +17,21 @@ use crate::metrics;
 pub const READY_PROBE_KEY: &str = "readyz.probe";
 const READY_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Why the appliance is not ready, if it is not.
-pub async fn readiness(app: &Arc<Appliance>) -> Result<(), String> {
+mod scrape;
+
+/// Probes the token, the audit path and the lock, each bounded in time.
+async fn health(app: &Arc<Appliance>) -> scrape::Health {
     let token = app.token.clone();
-    tokio::task::spawn_blocking(move || token.ping())
-        .await
-        .map_err(|e| format!("token probe failed: {e}"))?
-        .map_err(|e| format!("token: {e}"))?;
+    let ping = tokio::task::spawn_blocking(move || token.ping());
+    let token = match tokio::time::timeout(READY_PROBE_TIMEOUT, ping).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(e))) => Err(format!("token: {e}")),
+        Ok(Err(e)) => Err(format!("token probe failed: {e}")),
+        Err(_) => Err(format!(
+            "token: no answer within {} s",
+            READY_PROBE_TIMEOUT.as_secs()
+        )),
+    };
     // a real write through the same writer, transaction and fsync as an audit record:
     // a stopped writer, a full disk or a database another process keeps locked all show
     // here, not only an unreadable file
@@ -34,38 +42,29 @@ pub async fn readiness(app: &Arc<Appliance>) -> Result<(), String> {
             Some(&crate::store::now_rfc3339()),
         )
     });
-    match tokio::time::timeout(READY_PROBE_TIMEOUT, probe).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(format!("database: the audit path cannot commit: {e}")),
-        Err(_) => {
-            return Err(format!(
-                "database: a write did not commit within {} s",
-                READY_PROBE_TIMEOUT.as_secs()
-            ))
-        }
-    }
-    match app.lock_reason_async().await {
-        Ok(Some(reason)) => Err(format!("locked: {reason}")),
-        Ok(None) => Ok(()),
-        Err(e) => Err(format!("database: {e}")),
-    }
+    let store = match tokio::time::timeout(READY_PROBE_TIMEOUT, probe).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("database: the audit path cannot commit: {e}")),
+        Err(_) => Err(format!(
+            "database: a write did not commit within {} s",
+            READY_PROBE_TIMEOUT.as_secs()
+        )),
+    };
+    let lock = app
+        .lock_reason_async()
+        .await
+        .map_err(|e| format!("database: {e}"));
+    scrape::Health { token, store, lock }
 }
 
-fn refresh_gauges(app: &Appliance) {
-    let m = metrics::get();
-    let (size, in_use) = app.token.pool_usage();
-    m.token_pool.with_label_values(&["size"]).set(size as i64);
-    m.token_pool
-        .with_label_values(&["in_use"])
-        .set(in_use as i64);
-    let counts = app.store.read(crate::store::wallets::count_by_kind);
-    if let Ok(counts) = counts {
-        m.wallets.reset();
-        for (chain, engine, status, n) in counts {
-            m.wallets
-                .with_label_values(&[&chain, &engine, &status])
-                .set(n);
-        }
+/// Why the appliance is not ready, if it is not.
+pub async fn readiness(app: &Arc<Appliance>) -> Result<(), String> {
+    let h = health(app).await;
+    h.token?;
+    h.store?;
+    match h.lock? {
+        Some(reason) => Err(format!("locked: {reason}")),
+        None => Ok(()),
     }
 }
 
@@ -89,9 +88,10 @@ async fn handle(app: Arc<Appliance>, req: Request<hyper::body::Incoming>) -> Res
             ),
         },
         "/metrics" => {
-            // the wallet count scans the table: off the async workers
+            let h = health(&app).await;
+            // the wallet counts scan the table: off the async workers
             let a = app.clone();
-            let _ = tokio::task::spawn_blocking(move || refresh_gauges(&a)).await;
+            let _ = tokio::task::spawn_blocking(move || scrape::refresh(&a, &h)).await;
             http::text(
                 StatusCode::OK,
                 "text/plain; version=0.0.4",

@@ -131,6 +131,15 @@ impl Appliance {
         Ok(self.tls_api.get_or_init(|| tls).clone())
     }
 
+    /// The TLS material each face serves, by face name, once installed (for the expiry
+    /// metrics: nothing is built or read here).
+    pub fn installed_tls(&self) -> [(&'static str, Option<Arc<ReloadableTls>>); 2] {
+        [
+            ("api", self.tls_api.get().cloned()),
+            ("webhook", self.tls_webhook.get().cloned()),
+        ]
+    }
+
     /// The webhook face's TLS material.
     pub fn webhook_tls(&self) -> Result<Arc<ReloadableTls>, TlsError> {
         if let Some(t) = self.tls_webhook.get() {

@@ -2,12 +2,14 @@
 //! here, with exit status 2 for configuration problems and 1 for everything else.
 
 mod audit;
+mod audit_search;
 mod config_cmd;
 mod dev;
 mod keys;
 mod lock;
 mod policy;
 mod simulate;
+mod status;
 mod store_cmd;
 mod wallets;
 
@@ -56,9 +58,12 @@ enum Command {
     /// Validate a config file.
     #[command(subcommand)]
     Config(config_cmd::ConfigCmd),
-    /// The audit chain: verify it, export it.
+    /// The audit chain: verify it, export it, search it.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
+    /// One screen: service, lock, token, store, wallets, keys in use, certificate and CRL
+    /// expiry, last delivery.
+    Status(ConfigArg),
     /// Refuse every signing request until `unlock` (webhooks keep being processed).
     Lock(lock::LockArgs),
     /// Lift the lock.
@@ -141,6 +146,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keys(k) => keys::run(k),
         Command::Config(c) => config_cmd::run(c),
         Command::Audit(a) => audit::run(a),
+        Command::Status(c) => status::run(c),
         Command::Lock(a) => lock::lock(a),
         Command::Unlock(a) => lock::unlock(a),
         Command::Store(c) => store_cmd::run(c),

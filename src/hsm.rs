@@ -565,7 +565,7 @@ impl Token {
             tracing::error!(
                 version,
                 "a blob sealed by the token did not open to the same bytes; nothing stored \
-                 (does the token report the GCM IV it used? see README, HSMs)"
+                 (does the token report the GCM IV it used? see docs/hsms.md)"
             );
         }
         sealed

@@ -179,6 +179,28 @@ pub struct Conn {
     pub identity: Option<String>,
 }
 
+/// Why a handshake failed, as a bounded metric label: what an operator acts on (a revoked
+/// or expired client certificate, one from another CA, none at all, a stale CRL), else
+/// `protocol` (a client that does not speak TLS as configured) or `io`.
+fn handshake_reason(e: &std::io::Error) -> &'static str {
+    use rustls::{CertificateError as C, Error};
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
+        Some(Error::InvalidCertificate(c)) => match c {
+            C::Revoked => "revoked",
+            C::Expired | C::ExpiredContext { .. } => "expired",
+            C::NotValidYet | C::NotValidYetContext { .. } => "not_yet_valid",
+            C::UnknownIssuer => "unknown_issuer",
+            C::ExpiredRevocationList | C::ExpiredRevocationListContext { .. } => "crl_expired",
+            _ => "bad_certificate",
+        },
+        Some(Error::NoCertificatesPresented) => "no_certificate",
+        // the verifier's own refusals (several URI SANs)
+        Some(Error::General(_)) => "bad_certificate",
+        Some(_) => "protocol",
+        None => "io",
+    }
+}
+
 /// Accepts TLS connections on `listener` until `shutdown` resolves, serving each with
 /// HTTP/1.1 keep-alive. `gate` may refuse a connection before the handshake (by peer).
 pub async fn serve<H, F>(
@@ -216,6 +238,7 @@ pub async fn serve<H, F>(
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let handler = handler.clone();
+        let admission = admission.clone();
         let mut conn_stop = shutdown.clone();
         tokio::spawn(async move {
             let _slot = slot;
@@ -223,9 +246,13 @@ pub async fn serve<H, F>(
                 Ok(Ok(t)) => t,
                 Ok(Err(e)) => {
                     tracing::info!(%peer, error = %e, "TLS handshake refused");
+                    crate::metrics::handshake_failed(admission.face(), handshake_reason(&e));
                     return;
                 }
-                Err(_) => return,
+                Err(_) => {
+                    crate::metrics::handshake_failed(admission.face(), "timeout");
+                    return;
+                }
             };
             let identity = tls
                 .get_ref()

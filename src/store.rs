@@ -10,6 +10,7 @@
 //! `custody`.
 
 pub mod audit;
+pub mod audit_search;
 pub mod copy;
 pub mod db;
 pub mod events;

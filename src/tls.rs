@@ -16,6 +16,10 @@ use rustls::{
     DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
 };
 
+mod dates;
+
+pub use dates::{CrlDates, TlsDates};
+
 /// A TLS configuration that could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -97,33 +101,74 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 fn load_crls(
     paths: &[PathBuf],
     expired: CrlExpired,
-) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+) -> Result<(Vec<CertificateRevocationListDer<'static>>, Vec<CrlDates>), TlsError> {
     let mut out = Vec::new();
+    let mut dates = Vec::new();
     for path in paths {
-        let bytes = read(path)?;
-        let pem: Vec<_> = rustls_pemfile::crls(&mut bytes.as_slice())
-            .collect::<Result<_, _>>()
-            .map_err(|e| file_err(path, e))?;
-        let crls = if pem.is_empty() {
-            vec![CertificateRevocationListDer::from(bytes)]
-        } else {
-            pem
-        };
+        let crls = read_crls(path)?;
         for crl in &crls {
-            check_crl_freshness(path, crl, expired)?;
+            dates.push(check_crl_freshness(path, crl, expired)?);
         }
         out.extend(crls);
     }
-    Ok(out)
+    Ok((out, dates))
 }
 
-/// Records each CRL's age in a metric and refuses (or warns about) one past `nextUpdate`:
-/// a CRL nobody refreshes stops revoking the certificates revoked after it was issued.
+/// The CRLs in a file: PEM (one or more) or a single DER.
+fn read_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    let bytes = read(path)?;
+    let pem: Vec<_> = rustls_pemfile::crls(&mut bytes.as_slice())
+        .collect::<Result<_, _>>()
+        .map_err(|e| file_err(path, e))?;
+    Ok(if pem.is_empty() {
+        vec![CertificateRevocationListDer::from(bytes)]
+    } else {
+        pem
+    })
+}
+
+/// The dates of TLS files as they are on disk, without building a configuration or
+/// judging them (`keyward status`; the listener's own dates are [`ReloadableTls::dates`]).
+pub fn dates_of_files(
+    cert: Option<&Path>,
+    client_ca: &[PathBuf],
+    crls: &[PathBuf],
+) -> Result<TlsDates, TlsError> {
+    let mut dates = TlsDates::default();
+    if let Some(cert) = cert {
+        dates.server_not_after = dates::earliest_not_after(&load_certs(cert)?);
+    }
+    for path in client_ca {
+        if let Some(t) = dates::earliest_not_after(&load_certs(path)?) {
+            dates.client_ca_not_after = Some(dates.client_ca_not_after.map_or(t, |e| e.min(t)));
+        }
+    }
+    for path in crls {
+        for crl in read_crls(path)? {
+            use x509_parser::prelude::*;
+            let (_, parsed) = CertificateRevocationList::from_der(crl.as_ref())
+                .map_err(|e| file_err(path, format!("not a CRL: {e}")))?;
+            dates.crls.push(CrlDates {
+                file: path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                this_update: parsed.last_update().timestamp(),
+                next_update: parsed.next_update().map(|n| n.timestamp()),
+            });
+        }
+    }
+    Ok(dates)
+}
+
+/// Refuses (or warns about) a CRL past `nextUpdate`: a CRL nobody refreshes stops
+/// revoking the certificates revoked after it was issued. Returns its dates, for the
+/// age and expiry metrics.
 fn check_crl_freshness(
     path: &Path,
     crl: &CertificateRevocationListDer<'_>,
     expired: CrlExpired,
-) -> Result<(), TlsError> {
+) -> Result<CrlDates, TlsError> {
     use x509_parser::prelude::*;
     let (_, parsed) = CertificateRevocationList::from_der(crl.as_ref())
         .map_err(|e| file_err(path, format!("not a CRL: {e}")))?;
@@ -132,16 +177,16 @@ fn check_crl_freshness(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let age = now.timestamp() - parsed.last_update().timestamp();
-    crate::metrics::get()
-        .crl_age_seconds
-        .with_label_values(&[&name])
-        .set(age);
+    let dates = CrlDates {
+        file: name,
+        this_update: parsed.last_update().timestamp(),
+        next_update: parsed.next_update().map(|n| n.timestamp()),
+    };
     let Some(next) = parsed.next_update() else {
-        return Ok(());
+        return Ok(dates);
     };
     if next.timestamp() >= now.timestamp() {
-        return Ok(());
+        return Ok(dates);
     }
     let next_update = next.to_string();
     match expired {
@@ -151,7 +196,7 @@ fn check_crl_freshness(
         }),
         CrlExpired::Warn => {
             tracing::warn!(crl = %path.display(), %next_update, "CRL is past its nextUpdate; accepted because api.crl_expired = \"warn\"");
-            Ok(())
+            Ok(dates)
         }
     }
 }
@@ -195,38 +240,53 @@ pub fn api_server(
     .server_config())
 }
 
-fn certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
+/// The served certificate and key, and the chain's earliest `notAfter`.
+fn certified_key(cert: &Path, key: &Path) -> Result<(Arc<CertifiedKey>, Option<i64>), TlsError> {
     let signing = provider()
         .key_provider
         .load_private_key(load_key(key)?)
         .map_err(|e| file_err(key, e))?;
-    Ok(Arc::new(CertifiedKey::new(load_certs(cert)?, signing)))
+    let chain = load_certs(cert)?;
+    let not_after = dates::earliest_not_after(&chain);
+    Ok((Arc::new(CertifiedKey::new(chain, signing)), not_after))
 }
+
+/// A client verifier and the dates of what it trusts (CAs) and revokes (CRLs).
+type Verifier = (Arc<dyn ClientCertVerifier>, Option<i64>, Vec<CrlDates>);
 
 fn client_verifier(
     client_ca: &[PathBuf],
     crls: &[PathBuf],
     policy: ClientCertPolicy,
-) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+) -> Result<Verifier, TlsError> {
     if client_ca.is_empty() {
         return Err(TlsError::Missing(
             "api.client_ca must name at least one CA bundle",
         ));
     }
     let mut roots = RootCertStore::empty();
+    let mut ca_not_after: Option<i64> = None;
     for path in client_ca {
-        for c in load_certs(path)? {
+        let certs = load_certs(path)?;
+        if let Some(t) = dates::earliest_not_after(&certs) {
+            ca_not_after = Some(ca_not_after.map_or(t, |e| e.min(t)));
+        }
+        for c in certs {
             roots.add(c).map_err(|e| file_err(path, e))?;
         }
     }
-    let mut builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-        .with_crls(load_crls(crls, policy.crl_expired)?);
+    let (crls, crl_dates) = load_crls(crls, policy.crl_expired)?;
+    let mut builder =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider()).with_crls(crls);
     if policy.crl_expired == CrlExpired::Refuse {
         // a CRL that expires while serving stops admitting clients rather than silently
         // no longer revoking
         builder = builder.enforce_revocation_expiration();
     }
-    builder.build().map_err(|e| TlsError::Rustls(e.to_string()))
+    let verifier = builder
+        .build()
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    Ok((verifier, ca_not_after, crl_dates))
 }
 
 /// A face's TLS material that SIGHUP can replace while the listener keeps running:
@@ -236,6 +296,7 @@ pub struct ReloadableTls {
     cert: Arc<CertSlot>,
     verifier: Option<Arc<VerifierSlot>>,
     config: Arc<ServerConfig>,
+    dates: RwLock<TlsDates>,
 }
 
 #[derive(Debug)]
@@ -319,13 +380,18 @@ impl ClientCertVerifier for VerifierSlot {
 impl ReloadableTls {
     /// Server-auth TLS (webhook face).
     pub fn webhook(cert: &Path, key: &Path) -> Result<ReloadableTls, TlsError> {
-        let slot = Arc::new(CertSlot(RwLock::new(certified_key(cert, key)?)));
+        let (certified, not_after) = certified_key(cert, key)?;
+        let slot = Arc::new(CertSlot(RwLock::new(certified)));
         let cfg = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(versions(true))
             .map_err(|e| TlsError::Rustls(e.to_string()))?
             .with_no_client_auth()
             .with_cert_resolver(slot.clone());
-        Ok(ReloadableTls::finish(cfg, slot, None))
+        let dates = TlsDates {
+            server_not_after: not_after,
+            ..TlsDates::default()
+        };
+        Ok(ReloadableTls::finish(cfg, slot, None, dates))
     }
 
     /// Mutual TLS (signing API).
@@ -337,30 +403,41 @@ impl ReloadableTls {
         tls12: bool,
         policy: ClientCertPolicy,
     ) -> Result<ReloadableTls, TlsError> {
-        let slot = Arc::new(CertSlot(RwLock::new(certified_key(cert, key)?)));
-        let verifier = Arc::new(VerifierSlot(RwLock::new((
-            client_verifier(client_ca, crls, policy)?,
-            policy,
-        ))));
+        let (certified, server_not_after) = certified_key(cert, key)?;
+        let slot = Arc::new(CertSlot(RwLock::new(certified)));
+        let (client, client_ca_not_after, crls) = client_verifier(client_ca, crls, policy)?;
+        let verifier = Arc::new(VerifierSlot(RwLock::new((client, policy))));
+        let dates = TlsDates {
+            server_not_after,
+            client_ca_not_after,
+            crls,
+        };
         let cfg = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(versions(tls12))
             .map_err(|e| TlsError::Rustls(e.to_string()))?
             .with_client_cert_verifier(verifier.clone())
             .with_cert_resolver(slot.clone());
-        Ok(ReloadableTls::finish(cfg, slot, Some(verifier)))
+        Ok(ReloadableTls::finish(cfg, slot, Some(verifier), dates))
     }
 
     fn finish(
         mut cfg: ServerConfig,
         cert: Arc<CertSlot>,
         verifier: Option<Arc<VerifierSlot>>,
+        dates: TlsDates,
     ) -> ReloadableTls {
         cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
         ReloadableTls {
             cert,
             verifier,
             config: Arc::new(cfg),
+            dates: RwLock::new(dates),
         }
+    }
+
+    /// The validity dates of the material in force (for the expiry metrics).
+    pub fn dates(&self) -> TlsDates {
+        self.dates.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The rustls config to accept with (it follows reloads).
@@ -377,15 +454,22 @@ impl ReloadableTls {
         crls: &[PathBuf],
         policy: ClientCertPolicy,
     ) -> Result<(), TlsError> {
-        let new_cert = certified_key(cert, key)?;
+        let (new_cert, server_not_after) = certified_key(cert, key)?;
         let new_verifier = match &self.verifier {
-            Some(_) => Some((client_verifier(client_ca, crls, policy)?, policy)),
+            Some(_) => Some(client_verifier(client_ca, crls, policy)?),
             None => None,
         };
         *self.cert.0.write().unwrap_or_else(|p| p.into_inner()) = new_cert;
-        if let (Some(slot), Some(v)) = (&self.verifier, new_verifier) {
-            *slot.0.write().unwrap_or_else(|p| p.into_inner()) = v;
+        let mut dates = TlsDates {
+            server_not_after,
+            ..TlsDates::default()
+        };
+        if let (Some(slot), Some((v, ca_not_after, crl_dates))) = (&self.verifier, new_verifier) {
+            *slot.0.write().unwrap_or_else(|p| p.into_inner()) = (v, policy);
+            dates.client_ca_not_after = ca_not_after;
+            dates.crls = crl_dates;
         }
+        *self.dates.write().unwrap_or_else(|p| p.into_inner()) = dates;
         Ok(())
     }
 }

@@ -149,6 +149,7 @@ impl Webhook {
             }
             Err(r) => {
                 m.webhook_events.with_label_values(&[label, r.code]).inc();
+                m.webhook_refusals.with_label_values(&[r.code]).inc();
                 m.requests
                     .with_label_values(&["webhook", "delivery", r.status.as_str()])
                     .inc();

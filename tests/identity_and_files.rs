@@ -180,7 +180,7 @@ fn an_expired_crl_is_refused_unless_the_operator_accepts_it() {
     );
     let (_, metrics) = common::daemon::http_get(&d.admin, "/metrics");
     assert!(
-        metrics.contains("keyward_crl_age_seconds{crl=\"crl.pem\"}"),
+        metrics.contains("keyward_tls_crl_age_seconds{crl=\"crl.pem\",face=\"api\"}"),
         "{metrics}"
     );
 }

@@ -231,6 +231,14 @@ impl Api {
             }
             None => outcome,
         };
+        if let Err(r) = &outcome {
+            crate::metrics::sign_refused(
+                op.as_str(),
+                r.code,
+                rule.as_deref(),
+                &self.app.config().compiled_policy,
+            );
+        }
         Ok(Decided {
             audit_id,
             dry_run: draft.dry_run,

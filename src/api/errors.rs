@@ -2,7 +2,7 @@
 //!
 //! [`CODES`] is the single table: handlers build refusals through [`refuse`], which
 //! looks the status up here, so a code cannot be sent with two different statuses, and
-//! the OpenAPI document and the README list exactly this table. Messages never carry
+//! the OpenAPI document and docs/api.md list exactly this table. Messages never carry
 //! secret bytes or request bodies.
 
 use hyper::StatusCode;
@@ -37,7 +37,7 @@ pub const CODES: &[(u16, &str, &str)] = &[
     (400, "message_is_transaction", "the bytes to sign as a Solana message are, or begin with, a transaction or transaction message"),
     (401, "unauthenticated", "no client identity (certificate without a CN or URI SAN)"),
     (403, "not_authorized", "no grant for this client, wallet and operation"),
-    (403, "policy_denied", "a policy rule refused the request; `error.rule` names it and `message` says why (see README, Policy)"),
+    (403, "policy_denied", "a policy rule refused the request; `error.rule` names it and `message` says why (see docs/policy.md)"),
     (404, "wallet_not_found", "no wallet with this id"),
     (404, "route_not_found", "no such route"),
     (405, "method_not_allowed", "the route exists with another method (see `Allow`)"),

@@ -1,4 +1,4 @@
-//! `keyward audit verify|export`: offline checks of the hash chain.
+//! `keyward audit verify|export|search`: offline checks and queries of the hash chain.
 
 use std::io::Write;
 
@@ -19,10 +19,14 @@ pub enum AuditCmd {
         #[arg(long)]
         since: Option<String>,
     },
+    /// Records matching every filter given, in chain order: a table on a terminal, JSON
+    /// lines otherwise (streamed: bounded memory on any chain length).
+    Search(super::audit_search::SearchArgs),
 }
 
 pub fn run(cmd: AuditCmd) -> Result<(), CliError> {
     match cmd {
+        AuditCmd::Search(a) => super::audit_search::run(a),
         AuditCmd::Verify(c) => {
             let config = c.load()?;
             let store = Store::for_command(&config.store).map_err(fail)?;

@@ -91,6 +91,6 @@ pub fn backup(a: BackupArgs) -> Result<(), CliError> {
     let store = Store::for_command(&config.store).map_err(fail)?;
     store.backup_to(&a.to).map_err(fail)?;
     println!("backed up {} to {}", store.describe(), a.to.display());
-    println!("the wrapped material is useless without the token: back up the token as well (see README, Backups)");
+    println!("the wrapped material is useless without the token: back up the token as well (see docs/operations.md, Backups)");
     Ok(())
 }

@@ -70,7 +70,7 @@ impl Capabilities {
             return Some(
                 "the token has no CKM_AES_GCM for C_Encrypt/C_Decrypt, which keyward seals every \
                  share and API key with; no setting works around it: use a token that offers \
-                 AES-GCM (README, HSMs)"
+                 AES-GCM (docs/hsms.md)"
                     .into(),
             );
         }
@@ -99,12 +99,12 @@ impl Capabilities {
         match kind {
             KeyKind::Rsa if !self.rsa_keygen => Some(
                 "the token has no CKM_RSA_PKCS_KEY_PAIR_GEN: generate the RSA key pair with the \
-                 vendor's tools, labelled as README's HSMs section says"
+                 vendor's tools, labelled as docs/hsms.md says"
                     .into(),
             ),
             KeyKind::Wrap if !self.aes_keygen => Some(
                 "the token has no CKM_AES_KEY_GEN for 256-bit keys: generate the wrapping key \
-                 with the vendor's tools, labelled as README's HSMs section says"
+                 with the vendor's tools, labelled as docs/hsms.md says"
                     .into(),
             ),
             _ => None,

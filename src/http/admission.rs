@@ -117,6 +117,11 @@ impl Admission {
         })
     }
 
+    /// The face this admission guards (a metric label).
+    pub fn face(&self) -> &'static str {
+        self.face
+    }
+
     /// Takes a slot for a connection from `peer`, or says why not (and counts it).
     pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Admitted, Refused> {
         let source = canonical(peer);

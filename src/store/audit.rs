@@ -182,7 +182,7 @@ pub fn insert(conn: &dyn Db, rec: &AuditRecord) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn from_row(mut r: Row) -> Result<AuditRecord, StoreError> {
+pub(crate) fn from_row(mut r: Row) -> Result<AuditRecord, StoreError> {
     Ok(AuditRecord {
         seq: r.i64(0)?,
         id: r.text(1)?,

@@ -16,8 +16,10 @@ pub mod fixtures;
 pub mod https;
 pub mod kits;
 pub mod logs;
+pub mod metrics;
 pub mod ock;
 pub mod pg;
+pub mod prometheus;
 pub mod rpc;
 pub mod store;
 

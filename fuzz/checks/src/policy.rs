@@ -4,7 +4,7 @@
 //!
 //! Deny-on-doubt is the invariant: anything a covering rule forbids, anything it cannot
 //! price, any cap a request would overrun, and (with `default = "deny"`) anything no rule
-//! covers, is refused, as restated here from the policy's documentation (README,
+//! covers, is refused, as restated here from the policy's documentation (docs/policy.md,
 //! `src/policy.rs`) in a model that only knows when a request *must* be denied. Also:
 //! with no covering rule and `default = "allow"` a request is allowed (unless it is
 //! spending typed data); a refusal names a covering rule, `default` or a `builtin.*`

@@ -27,7 +27,7 @@ use crate::config::Operation;
 use crate::http::Refusal;
 use crate::store::wallets::{self as rows, Chain};
 
-/// Method → the REST operation it is → the grant it needs (the README's table).
+/// Method → the REST operation it is → the grant it needs (the table in docs/json-rpc.md).
 pub const TABLE: &[(&str, &str, &str)] = &[
     (
         "eth_accounts",

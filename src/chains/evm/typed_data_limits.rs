@@ -54,7 +54,7 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The limits of the signing API (documented in the README).
+    /// The limits of the signing API (documented in docs/api.md).
     pub const DEFAULT: Limits = Limits {
         max_types: 64,
         max_fields: 64,
