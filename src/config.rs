@@ -359,6 +359,10 @@ pub enum Operation {
     /// Raw 32-byte digests.
     #[serde(rename = "evm.hash")]
     EvmHash,
+    /// EIP-7702 authorizations (hand the account's code to a contract; never implied by
+    /// any other operation).
+    #[serde(rename = "evm.authorization")]
+    EvmAuthorization,
     /// Solana off-chain messages.
     #[serde(rename = "solana.message")]
     SolanaMessage,
@@ -379,6 +383,7 @@ impl Operation {
             Operation::EvmTypedData => "evm.typed_data",
             Operation::EvmTransaction => "evm.transaction",
             Operation::EvmHash => "evm.hash",
+            Operation::EvmAuthorization => "evm.authorization",
             Operation::SolanaMessage => "solana.message",
             Operation::SolanaTransaction => "solana.transaction",
             Operation::RpcForward => "rpc.forward",

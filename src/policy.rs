@@ -17,6 +17,9 @@
 //! section for the request's kind (`evm`, `typed_data`, `message`, `hash`, `solana`).
 //! Every covering rule must allow the request. When none covers it, `default` decides
 //! (`deny` once a `[policy]` is written; `allow` without one, so grants alone decide).
+//! EIP-7702 authorizations (standalone or in a type-4 transaction) are refused
+//! ([`DELEGATION`]) unless a covering rule writes `evm.delegations`, which then judges
+//! each delegate (`delegations`).
 //! EIP-712 messages of a known asset-moving family are refused ([`SPENDING_TYPED_DATA`])
 //! unless a covering rule names their primary type — also when no rule covers the request.
 //! Likewise an EVM message of 32 bytes is a digest in disguise ([`DIGEST_MESSAGE`]): it is
@@ -24,6 +27,7 @@
 //! covering message rule sets `allow_digests`.
 
 mod amounts;
+pub mod delegations;
 mod evm;
 pub mod nonce_gap;
 pub mod rate;
@@ -39,6 +43,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chains::evm::{TypedDataInfo, UnsignedTx};
 use crate::chains::solana::{ParsedTransaction, Pubkey};
+pub use delegations::DELEGATION;
 pub use rate::{Bucket, RateLimit};
 pub use rules::{DefaultAction, PolicyError, PolicySection, Rule};
 
@@ -56,6 +61,8 @@ pub enum Subject {
     EvmTransaction(Box<UnsignedTx>),
     /// A raw digest.
     EvmHash,
+    /// An EIP-7702 authorization (`evm.authorization`).
+    EvmAuthorization(alloy_eips::eip7702::Authorization),
     /// A Solana off-chain message of `len` bytes.
     SolanaMessage {
         /// Bytes.
@@ -78,6 +85,7 @@ impl Subject {
             Subject::EvmTypedData(_) => "evm.typed_data",
             Subject::EvmTransaction(_) => "evm.transaction",
             Subject::EvmHash => "evm.hash",
+            Subject::EvmAuthorization(_) => "evm.authorization",
             Subject::SolanaMessage { .. } => "solana.message",
             Subject::SolanaTransaction { .. } => "solana.transaction",
         }
@@ -283,7 +291,7 @@ impl Rule {
         let section = match req.subject {
             Subject::EvmMessage { .. } | Subject::SolanaMessage { .. } => self.message.is_some(),
             Subject::EvmTypedData(_) => self.typed_data.is_some(),
-            Subject::EvmTransaction(_) => self.evm.is_some(),
+            Subject::EvmTransaction(_) | Subject::EvmAuthorization(_) => self.evm.is_some(),
             Subject::EvmHash => self.hash.is_some(),
             Subject::SolanaTransaction { .. } => self.solana.is_some(),
         };
@@ -326,15 +334,19 @@ impl Rule {
             ),
             Subject::EvmTransaction(tx) => {
                 nonce_gap::check(self, tx.nonce(), req.pending_nonce)?;
-                evm::check(
-                    self.evm.as_ref().ok_or("no evm section")?,
-                    &self.id,
-                    req.wallet.id,
-                    tx,
-                    spend,
-                    caps,
-                )
+                let rule = self.evm.as_ref().ok_or("no evm section")?;
+                // each tuple hands an account to its delegate: judged as a standalone
+                // authorization would be, before the call itself
+                for (i, a) in tx.authorizations().iter().enumerate() {
+                    delegations::check(rule, a, &format!("authorizationList[{i}]"))?;
+                }
+                evm::check(rule, &self.id, req.wallet.id, tx, spend, caps)
             }
+            Subject::EvmAuthorization(auth) => delegations::check(
+                self.evm.as_ref().ok_or("no evm section")?,
+                auth,
+                "the authorization",
+            ),
             Subject::SolanaTransaction { tx, wallet } => solana::check(
                 self.solana.as_ref().ok_or("no solana section")?,
                 &self.id,
@@ -434,6 +446,22 @@ impl Policy {
                 return d;
             }
         }
+        if let Some(delegate) = delegate_of(req.subject) {
+            // like asset-moving typed data: needs a covering rule that writes the table,
+            // also when no rule covers the request and `default = allow` (or no policy)
+            if !covering
+                .iter()
+                .any(|r| delegations::written(r.evm.as_ref()))
+            {
+                d.deny(
+                    DELEGATION,
+                    format!(
+                        "an EIP-7702 authorization hands the account (its code, and so every asset in it) to {delegate:#x}; it is refused unless a covering rule writes evm.delegations"
+                    ),
+                );
+                return d;
+            }
+        }
         if covering.is_empty() {
             if self.default == DefaultAction::Deny {
                 d.deny(
@@ -499,6 +527,15 @@ impl Policy {
                 (l, format!("{}\u{0}{who}", l.id))
             })
             .collect()
+    }
+}
+
+/// The (first) delegate an authorization or a type-4 transaction names.
+fn delegate_of(s: &Subject) -> Option<alloy_primitives::Address> {
+    match s {
+        Subject::EvmAuthorization(a) => Some(a.address),
+        Subject::EvmTransaction(tx) => tx.authorizations().first().map(|a| a.address),
+        _ => None,
     }
 }
 

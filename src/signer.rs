@@ -180,6 +180,7 @@ pub fn signing_encoding(tx: &UnsignedTx) -> Vec<u8> {
         EvmTx::Legacy(t) => t.encode_for_signing(&mut out),
         EvmTx::Eip2930(t) => t.encode_for_signing(&mut out),
         EvmTx::Eip1559(t) => t.encode_for_signing(&mut out),
+        EvmTx::Eip7702(t) => t.encode_for_signing(&mut out),
     }
     out
 }

@@ -439,7 +439,7 @@ impl Api {
                 }
                 let tx = match &p.finish {
                     evm::Finish::Tx(tx) => Some(&**tx),
-                    evm::Finish::Rsv => None,
+                    evm::Finish::Rsv | evm::Finish::Authorization(_) => None,
                 };
                 let request = signer::EvmRequest::new(op, p.payload, message, tx);
                 let sig = self

@@ -12,7 +12,7 @@
 //! to alloy so this module only decides *what* is encoded, never *how*.
 
 use alloy_consensus::{
-    SignableTransaction, TxEip1559, TxEip2930, TxEnvelope, TxLegacy, TypedTransaction,
+    SignableTransaction, TxEip1559, TxEip2930, TxEip7702, TxEnvelope, TxLegacy, TypedTransaction,
 };
 use alloy_dyn_abi::TypedData;
 use alloy_eips::eip2718::Encodable2718;
@@ -20,6 +20,7 @@ use alloy_eips::eip2930::{AccessList, AccessListItem};
 use alloy_primitives::{Address, Bytes, Signature, TxKind, B256, U256};
 use serde_json::{Map, Value};
 
+pub mod authorization;
 pub mod erc20;
 pub mod nft;
 mod signature;
@@ -28,6 +29,9 @@ pub mod typed_data;
 pub mod typed_data_limits;
 pub mod wrappers;
 
+pub use authorization::{
+    authorization_json, parse_authorization, parse_authorization_list, MAX_AUTHORIZATIONS,
+};
 pub use erc20::{decode_erc20, decode_permit2, Erc20Call, Permit2Call, ERC20_SELECTORS, PERMIT2};
 pub use nft::{decode_nft, NftCall, NFT_SELECTORS};
 pub use signature::*;
@@ -72,6 +76,12 @@ pub enum EvmError {
         len: usize,
         max: usize,
     },
+    #[error("`{field}` has {len} tuples, above the limit of {max}")]
+    AuthorizationListTooLarge {
+        field: String,
+        len: usize,
+        max: usize,
+    },
     #[error("invalid quantity in `{field}`: {reason}")]
     InvalidQuantity { field: String, reason: String },
     #[error("invalid address in `{field}`: {reason}")]
@@ -101,6 +111,7 @@ impl EvmError {
             Self::UnsupportedTxType(_) => "unsupported_tx_type",
             Self::DataTooLarge { .. } => "data_too_large",
             Self::AccessListTooLarge { .. } => "access_list_too_large",
+            Self::AuthorizationListTooLarge { .. } => "authorization_list_too_large",
             Self::InvalidQuantity { .. } => "invalid_quantity",
             Self::InvalidAddress { .. } => "invalid_address",
             Self::InvalidDigest(_) => "invalid_digest",

@@ -118,6 +118,10 @@ pub struct EvmRuleConfig {
     /// `[rpc] upstream` node reports it), 0..=1000.
     #[serde(default)]
     pub max_nonce_gap: Option<u64>,
+    /// EIP-7702 delegate contracts per chain id (`policy::delegations`); absent: this
+    /// rule allows no authorization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegations: Option<super::delegations::DelegationsConfig>,
 }
 
 /// `[[rule.evm.spend]]`
@@ -432,6 +436,8 @@ pub(crate) struct EvmRule {
     pub(crate) max_nonce_gap: Option<u64>,
     /// True when `max_nonce_gap` was written (not defaulted): it then needs an upstream.
     pub(crate) nonce_gap_written: bool,
+    /// `evm.delegations`; `None`: not written (no delegate allowed).
+    pub(crate) delegations: Option<super::delegations::Delegations>,
 }
 
 impl EvmRule {
@@ -544,7 +550,7 @@ fn check_selectors(clients: &[String], wallets: &[String], at: &str) -> Result<(
     Ok(())
 }
 
-fn address(s: &str, key: &str) -> Result<Address, PolicyError> {
+pub(crate) fn address(s: &str, key: &str) -> Result<Address, PolicyError> {
     s.parse::<Address>()
         .map_err(|_| err(key, format!("{s:?} is not a 0x-prefixed 20-byte address")))
 }
@@ -793,6 +799,11 @@ fn compile_evm(e: &EvmRuleConfig, at: &str) -> Result<EvmRule, PolicyError> {
             g => g,
         },
         nonce_gap_written: e.max_nonce_gap.is_some(),
+        delegations: e
+            .delegations
+            .as_ref()
+            .map(|d| super::delegations::compile(d, &format!("{at}.delegations")))
+            .transpose()?,
     })
 }
 
