@@ -537,3 +537,52 @@ async fn malformed_authorizations_are_refused_precisely() {
     let a = c.post(&t, type4(json!([v_only]))).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
 }
+
+/// The JSON-RPC face: `eth_signTransaction` of viem's type-4 transactions gives viem's raw
+/// bytes; geth's `{raw, tx}` shape lists the authorizations; one tuple to a delegate the
+/// policy does not list is refused with 4001 and the rule named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn type4_through_json_rpc() {
+    let env = Env::with_extra(format!(
+        "[policy]\nfile = \"policy.toml\"\n[rpc]\nchain_id = 1\n{GRANTS}"
+    ));
+    std::fs::write(env.path("policy.toml"), POLICY).unwrap();
+    let s = common::api::start_in(env).await;
+    let doc = fixture();
+    let case = &doc["type4"][1];
+    let key = text(case, "key").trim_start_matches("0x").to_owned();
+    let w = s.import(Chain::Evm, &key, Some("known"));
+    let mut tx = case["transaction"].clone();
+    tx["from"] = json!(w.address.clone().unwrap());
+    let rpc = s.rpc("/v1/rpc");
+    let raw = rpc.ok("eth_signTransaction", json!([tx])).await;
+    assert_eq!(raw, case["raw"]);
+    let geth = s.rpc("/v1/rpc?compat=geth");
+    let g = geth.ok("eth_signTransaction", json!([tx])).await;
+    assert_eq!(g["raw"], case["raw"]);
+    assert_eq!(g["tx"]["type"], "0x4");
+    let list = g["tx"]["authorizationList"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(
+        list[0]["address"].as_str().unwrap().to_ascii_lowercase(),
+        KERNEL
+    );
+    // the same wallet under the Kernel-only rule: the zero-address tuple is a
+    // revocation (allowed) but chain 0 is not
+    let k = s.import(
+        Chain::Evm,
+        "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690e",
+        Some("kernel"),
+    );
+    tx["from"] = json!(k.address.clone().unwrap());
+    let e = rpc.err("eth_signTransaction", json!([tx]), 4001).await;
+    assert_eq!(e["data"]["code"], "policy_denied", "{e}");
+    assert_eq!(e["data"]["rule"], "kernel", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("authorizationList[1] has chain id 0"),
+        "{e}"
+    );
+}

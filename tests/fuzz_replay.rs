@@ -86,6 +86,7 @@ fn every_target_is_replayed_here() {
             "evm_transaction",
             "eip712",
             "eip191",
+            "eip7702",
             "solana_transaction",
             "solana_offchain",
             "policy",
@@ -129,6 +130,11 @@ fn rpc_upstream_answer() {
 #[test]
 fn eip191() {
     replay("eip191");
+}
+
+#[test]
+fn eip7702() {
+    replay("eip7702");
 }
 
 #[test]

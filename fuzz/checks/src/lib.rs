@@ -13,6 +13,7 @@
 pub mod config;
 pub mod eip191;
 pub mod eip712;
+pub mod eip7702;
 pub mod envelope_oaep;
 pub mod evm_transaction;
 pub mod policy;
@@ -33,6 +34,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("evm_transaction", evm_transaction::check),
     ("eip712", eip712::check),
     ("eip191", eip191::check),
+    ("eip7702", eip7702::check),
     ("solana_transaction", solana_transaction::check),
     ("solana_offchain", solana_offchain::check),
     ("policy", policy::check),
