@@ -363,6 +363,9 @@ pub enum Operation {
     /// any other operation).
     #[serde(rename = "evm.authorization")]
     EvmAuthorization,
+    /// ERC-4337 user operations (never implied by any other operation).
+    #[serde(rename = "evm.user_operation")]
+    EvmUserOperation,
     /// Solana off-chain messages.
     #[serde(rename = "solana.message")]
     SolanaMessage,
@@ -384,6 +387,7 @@ impl Operation {
             Operation::EvmTransaction => "evm.transaction",
             Operation::EvmHash => "evm.hash",
             Operation::EvmAuthorization => "evm.authorization",
+            Operation::EvmUserOperation => "evm.user_operation",
             Operation::SolanaMessage => "solana.message",
             Operation::SolanaTransaction => "solana.transaction",
             Operation::RpcForward => "rpc.forward",

@@ -34,6 +34,7 @@ pub mod rate;
 pub mod rules;
 mod solana;
 mod typed_data;
+mod user_op;
 pub mod windows;
 
 use std::collections::BTreeMap;
@@ -63,6 +64,8 @@ pub enum Subject {
     EvmHash,
     /// An EIP-7702 authorization (`evm.authorization`).
     EvmAuthorization(alloy_eips::eip7702::Authorization),
+    /// An ERC-4337 user operation (`evm.user_operation`).
+    EvmUserOperation(Box<UserOpSubject>),
     /// A Solana off-chain message of `len` bytes.
     SolanaMessage {
         /// Bytes.
@@ -86,10 +89,23 @@ impl Subject {
             Subject::EvmTransaction(_) => "evm.transaction",
             Subject::EvmHash => "evm.hash",
             Subject::EvmAuthorization(_) => "evm.authorization",
+            Subject::EvmUserOperation(_) => "evm.user_operation",
             Subject::SolanaMessage { .. } => "solana.message",
             Subject::SolanaTransaction { .. } => "solana.transaction",
         }
     }
+}
+
+/// What the policy prices of a user operation: the account's decoded calls as one
+/// batch from the account (gas: every gas field summed; fee: `maxFeePerGas`).
+#[derive(Debug, Clone)]
+pub struct UserOpSubject {
+    /// The calls, as a transaction from the account to itself.
+    pub priced: UnsignedTx,
+    /// DELEGATECALL targets among the calls.
+    pub delegatecalls: Vec<alloy_primitives::Address>,
+    /// Why the call data did not decode for the account kind, if it did not.
+    pub undecoded: Option<String>,
 }
 
 /// The wallet as selectors see it.
@@ -291,7 +307,9 @@ impl Rule {
         let section = match req.subject {
             Subject::EvmMessage { .. } | Subject::SolanaMessage { .. } => self.message.is_some(),
             Subject::EvmTypedData(_) => self.typed_data.is_some(),
-            Subject::EvmTransaction(_) | Subject::EvmAuthorization(_) => self.evm.is_some(),
+            Subject::EvmTransaction(_)
+            | Subject::EvmAuthorization(_)
+            | Subject::EvmUserOperation(_) => self.evm.is_some(),
             Subject::EvmHash => self.hash.is_some(),
             Subject::SolanaTransaction { .. } => self.solana.is_some(),
         };
@@ -341,6 +359,17 @@ impl Rule {
                     delegations::check(rule, a, &format!("authorizationList[{i}]"))?;
                 }
                 evm::check(rule, &self.id, req.wallet.id, tx, spend, caps)
+            }
+            Subject::EvmUserOperation(op) => {
+                user_op::check(self.evm.as_ref().ok_or("no evm section")?, op)?;
+                evm::check(
+                    self.evm.as_ref().ok_or("no evm section")?,
+                    &self.id,
+                    req.wallet.id,
+                    &op.priced,
+                    spend,
+                    caps,
+                )
             }
             Subject::EvmAuthorization(auth) => delegations::check(
                 self.evm.as_ref().ok_or("no evm section")?,
@@ -543,6 +572,7 @@ fn delegate_of(s: &Subject) -> Option<alloy_primitives::Address> {
 fn spend_of(req: &Request<'_>) -> Vec<(SpendKey, U256)> {
     let raw = match req.subject {
         Subject::EvmTransaction(tx) => evm::spend(tx),
+        Subject::EvmUserOperation(op) => evm::spend(&op.priced),
         Subject::SolanaTransaction { tx, wallet } => solana::spend(tx, wallet),
         Subject::EvmTypedData(info) => typed_data::spend(info),
         _ => Vec::new(),

@@ -164,6 +164,14 @@ impl EvmRequest {
         EvmRequest { digest, kind }
     }
 
+    /// An EIP-191 message request: `digest` must be its `personal_sign` digest.
+    pub fn message(digest: B256, message: Vec<u8>) -> EvmRequest {
+        EvmRequest {
+            digest,
+            kind: EvmKind::Message(message),
+        }
+    }
+
     /// A raw-digest request.
     pub fn digest(digest: B256) -> EvmRequest {
         EvmRequest {

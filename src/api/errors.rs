@@ -34,6 +34,8 @@ pub const CODES: &[(u16, &str, &str)] = &[
     (400, "invalid_digest", "the digest is not 32 bytes of 0x hex"),
     (400, "invalid_authorization", "an EIP-7702 authorization field (`chainId`, `address`/`contractAddress`, `nonce`) is missing or malformed"),
     (400, "authorization_list_too_large", "a type-4 transaction's `authorizationList` has more than 64 tuples"),
+    (400, "invalid_user_operation", "the ERC-4337 user operation is malformed, of the other EntryPoint version's shape, for an unknown entry point, or names an unknown account kind"),
+    (400, "unsupported_account", "the account kind is known but keyward does not sign for it (safe-4337: its module validates an EIP-712 SafeOp, see docs/smart-accounts.md)"),
     (400, "invalid_signature", "a signature in the request (an `authorizationList` tuple) cannot recover: zero `r`/`s`, `s` above secp256k1n/2, or a parity other than 0/1"),
     (400, "from_mismatch", "the transaction's `from` is not this wallet's address"),
     (400, "unsupported_version", "the Solana transaction message version is not legacy or v0"),
@@ -154,6 +156,7 @@ mod tests {
             },
             EvmError::InvalidDigest(String::new()),
             EvmError::InvalidSignature(String::new()),
+            EvmError::InvalidUserOperation(String::new()),
             EvmError::AuthorizationListTooLarge {
                 field: String::new(),
                 len: 0,

@@ -26,6 +26,11 @@ pub enum Finish {
     Tx(Box<UnsignedTx>),
     /// An EIP-7702 authorization (`{r, s, yParity, authorization}`).
     Authorization(Authorization),
+    /// An ERC-4337 user operation: the EIP-191 signature over its userOpHash.
+    UserOp {
+        /// The userOpHash (the message signed).
+        hash: B256,
+    },
 }
 
 #[derive(Deserialize)]
@@ -152,6 +157,17 @@ pub fn prepare(
                 Subject::EvmAuthorization(auth),
             )
         }
+        Operation::EvmUserOperation => {
+            let p = super::user_op::prepare(body)?;
+            (
+                p.digest,
+                p.detail,
+                Finish::UserOp {
+                    hash: p.user_op_hash,
+                },
+                p.subject,
+            )
+        }
         Operation::EvmHash => {
             let req: HashReq = parse_body(body)?;
             let digest = evm::parse_digest(&req.digest).map_err(e)?;
@@ -189,6 +205,20 @@ pub fn answer(
             "digest": hex0x(digest.as_slice()),
             "address": format!("{wallet:#x}"),
         })),
+        Finish::UserOp { hash } => {
+            if evm::personal_message_digest(hash.as_slice()) != *digest {
+                return Err(refuse(
+                    "custody_mismatch",
+                    "the signature is not over this user operation's hash",
+                ));
+            }
+            Ok(json!({
+                "signature": hex0x(&sig.to_rsv_65()),
+                "userOpHash": hex0x(hash.as_slice()),
+                "digest": hex0x(digest.as_slice()),
+                "address": format!("{wallet:#x}"),
+            }))
+        }
         Finish::Authorization(auth) => {
             if auth.signature_hash() != *digest {
                 return Err(refuse(

@@ -133,6 +133,20 @@ fn sign_op(op: Operation) -> Value {
             "EvmAuthorizationResponse",
             vec!["invalid_authorization", "invalid_quantity", "invalid_address"],
         ),
+        Operation::EvmUserOperation => (
+            "ERC-4337 user operation `{userOperation, entryPoint, chainId, account}`: EntryPoint v0.6.0 (initCode, paymasterAndData) or v0.7.0 (unpacked: factory/factoryData, paymaster/paymasterVerificationGasLimit/paymasterPostOpGasLimit/paymasterData) at their canonical addresses; userOpHash as EntryPoint.getUserOpHash; `account` kernel-v3 or simple-account signs personal_sign(userOpHash) (safe-4337: unsupported_account). The account's callData is decoded and each inner call priced by the evm rules. Needs the `evm.user_operation` grant",
+            "EvmUserOperationRequest",
+            "EvmUserOperationResponse",
+            vec![
+                "invalid_user_operation",
+                "unsupported_account",
+                "unknown_field",
+                "invalid_quantity",
+                "invalid_address",
+                "fee_inconsistent",
+                "data_too_large",
+            ],
+        ),
         Operation::EvmHash => (
             "A raw 32-byte digest; refused (403) unless the client's grant names `evm.hash` explicitly",
             "EvmHashRequest",
@@ -393,6 +407,25 @@ fn rest_components() -> Value {
                         "properties": { "address": hex("delegate"), "chainId": { "type": "integer" }, "nonce": { "type": "integer" }, "r": hex("32 bytes"), "s": hex("32 bytes"), "yParity": { "type": "integer" } }
                     },
                     "address": hex("the wallet (authority) address"),
+                    "auditId": { "type": "string" }
+                }
+            },
+            "EvmUserOperationRequest": {
+                "type": "object", "additionalProperties": false, "required": ["userOperation", "entryPoint", "chainId", "account"],
+                "properties": {
+                    "userOperation": { "type": "object", "description": "as eth_sendUserOperation takes it for that EntryPoint version; `signature` is ignored (it is what is being made)" },
+                    "entryPoint": hex("0x5FF137D4b0FDCD49DcA30c7CF57E578a026d2789 (v0.6.0) or 0x0000000071727De22E5E9d8BAf0edAc6f37da032 (v0.7.0)"),
+                    "chainId": { "type": ["string", "integer"] },
+                    "account": { "type": "string", "enum": ["kernel-v3", "simple-account", "safe-4337"] }
+                }
+            },
+            "EvmUserOperationResponse": {
+                "type": "object", "required": ["signature", "userOpHash", "digest", "address", "auditId"],
+                "properties": {
+                    "signature": hex("65 bytes r‖s‖v (v = 27/28): the user operation's `signature`"),
+                    "userOpHash": hex("EntryPoint.getUserOpHash"),
+                    "digest": hex("EIP-191 hash of the userOpHash (what is signed)"),
+                    "address": hex("the wallet (owner) address"),
                     "auditId": { "type": "string" }
                 }
             },

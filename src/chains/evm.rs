@@ -27,6 +27,7 @@ mod signature;
 mod tx;
 pub mod typed_data;
 pub mod typed_data_limits;
+pub mod user_op;
 pub mod wrappers;
 
 pub use authorization::{
@@ -88,6 +89,8 @@ pub enum EvmError {
     InvalidAddress { field: String, reason: String },
     #[error("invalid digest: {0}")]
     InvalidDigest(String),
+    #[error("invalid user operation: {0}")]
+    InvalidUserOperation(String),
     #[error("invalid signature: {0}")]
     InvalidSignature(String),
     #[error("signature recovers to {recovered}, expected {expected}")]
@@ -115,6 +118,7 @@ impl EvmError {
             Self::InvalidQuantity { .. } => "invalid_quantity",
             Self::InvalidAddress { .. } => "invalid_address",
             Self::InvalidDigest(_) => "invalid_digest",
+            Self::InvalidUserOperation(_) => "invalid_user_operation",
             Self::InvalidSignature(_) => "invalid_signature",
             Self::SignerMismatch { .. } => "signer_mismatch",
         }

@@ -122,6 +122,10 @@ pub struct EvmRuleConfig {
     /// rule allows no authorization.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegations: Option<super::delegations::DelegationsConfig>,
+    /// Targets an ERC-4337 account may DELEGATECALL (Kernel's delegatecall mode), by
+    /// address; any other delegatecall is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delegatecall: Vec<String>,
 }
 
 /// `[[rule.evm.spend]]`
@@ -438,6 +442,8 @@ pub(crate) struct EvmRule {
     pub(crate) nonce_gap_written: bool,
     /// `evm.delegations`; `None`: not written (no delegate allowed).
     pub(crate) delegations: Option<super::delegations::Delegations>,
+    /// `evm.delegatecall`: the only DELEGATECALL targets of a user operation.
+    pub(crate) delegatecall: Vec<Address>,
 }
 
 impl EvmRule {
@@ -804,6 +810,7 @@ fn compile_evm(e: &EvmRuleConfig, at: &str) -> Result<EvmRule, PolicyError> {
             .as_ref()
             .map(|d| super::delegations::compile(d, &format!("{at}.delegations")))
             .transpose()?,
+        delegatecall: addrs(&e.delegatecall, "delegatecall")?,
     })
 }
 

@@ -76,6 +76,32 @@ macro_rules! each_tx {
 }
 
 impl UnsignedTx {
+    /// An EIP-1559 call that is never signed: what the transaction rules price for a
+    /// user operation (`crate::chains::evm::user_op`), the account as `to`.
+    pub fn priced_call(
+        chain_id: u64,
+        to: Address,
+        input: Vec<u8>,
+        gas_limit: u64,
+        max_fee_per_gas: u128,
+        max_priority_fee_per_gas: u128,
+    ) -> UnsignedTx {
+        UnsignedTx {
+            tx: EvmTx::Eip1559(TxEip1559 {
+                chain_id,
+                nonce: 0,
+                gas_limit,
+                max_fee_per_gas,
+                max_priority_fee_per_gas,
+                to: TxKind::Call(to),
+                value: U256::ZERO,
+                access_list: AccessList::default(),
+                input: input.into(),
+            }),
+            from: None,
+        }
+    }
+
     pub fn inner(&self) -> &EvmTx {
         &self.tx
     }
