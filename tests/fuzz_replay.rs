@@ -87,6 +87,7 @@ fn every_target_is_replayed_here() {
             "eip712",
             "eip191",
             "eip7702",
+            "user_operation",
             "solana_transaction",
             "solana_offchain",
             "policy",
@@ -135,6 +136,11 @@ fn eip191() {
 #[test]
 fn eip7702() {
     replay("eip7702");
+}
+
+#[test]
+fn user_operation() {
+    replay("user_operation");
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! Bad-input cases: EIP-7702 (issue 26): the authorization body and a type-4
-//! transaction's `authorizationList`, each malformed field with its own code.
+//! Bad-input cases: EIP-7702 and ERC-4337 (issue 26): the authorization body, a type-4
+//! transaction's `authorizationList` and the user operation body, each malformed field
+//! with its own code.
 
 use super::*;
 
@@ -169,5 +170,118 @@ pub fn cases(w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
         &r.tx,
         legacy,
         (400, "invalid_transaction"),
+    );
+    let uo = path(&w.evm, "evm/user-operation");
+    let op = |f: &dyn Fn(&mut Value)| {
+        let mut v = json!({
+            "entryPoint": "0x0000000071727De22E5E9d8BAf0edAc6f37da032", "chainId": 1,
+            "account": "kernel-v3",
+            "userOperation": {
+                "sender": KERNEL, "nonce": "0x0", "callData": "0x",
+                "callGasLimit": "0x1", "verificationGasLimit": "0x1",
+                "preVerificationGas": "0x1", "maxFeePerGas": "0x2", "maxPriorityFeePerGas": "0x1",
+            }
+        });
+        f(&mut v);
+        v
+    };
+    for (name, body, expect) in [
+        ("user op {}", json!({}), BAD),
+        ("user op extra", op(&|v| v["x"] = json!(1)), BAD),
+        (
+            "user op unknown account",
+            op(&|v| v["account"] = json!("argent")),
+            (400, "invalid_user_operation"),
+        ),
+        (
+            "user op safe-4337",
+            op(&|v| v["account"] = json!("safe-4337")),
+            (400, "unsupported_account"),
+        ),
+        (
+            "user op unknown entry point",
+            op(&|v| v["entryPoint"] = json!(KERNEL)),
+            (400, "invalid_user_operation"),
+        ),
+        (
+            "user op entry point short",
+            op(&|v| v["entryPoint"] = json!("0x12")),
+            (400, "invalid_address"),
+        ),
+        (
+            "user op chain 0",
+            op(&|v| v["chainId"] = json!(0)),
+            (400, "invalid_quantity"),
+        ),
+        (
+            "user op chain 2^64",
+            op(&|v| v["chainId"] = json!("18446744073709551616")),
+            (400, "invalid_quantity"),
+        ),
+        (
+            "user op not an object",
+            op(&|v| v["userOperation"] = json!("0x")),
+            (400, "invalid_user_operation"),
+        ),
+        (
+            "user op v0.6 field on v0.7",
+            op(&|v| v["userOperation"]["initCode"] = json!("0x")),
+            (400, "unknown_field"),
+        ),
+        (
+            "user op no sender",
+            op(&|v| {
+                v["userOperation"].as_object_mut().unwrap().remove("sender");
+            }),
+            (400, "invalid_user_operation"),
+        ),
+        (
+            "user op callData odd",
+            op(&|v| v["userOperation"]["callData"] = json!("0x1")),
+            (400, "invalid_user_operation"),
+        ),
+        (
+            "user op callData number",
+            op(&|v| v["userOperation"]["callData"] = json!(1)),
+            (400, "invalid_user_operation"),
+        ),
+        (
+            "user op gas 2^128",
+            op(&|v| v["userOperation"]["callGasLimit"] = json!(format!("0x1{}", "0".repeat(32)))),
+            (400, "invalid_user_operation"),
+        ),
+        (
+            "user op gas 2^256",
+            op(&|v| v["userOperation"]["callGasLimit"] = json!(format!("0x1{}", "0".repeat(64)))),
+            (400, "invalid_quantity"),
+        ),
+        (
+            "user op priority over max",
+            op(&|v| v["userOperation"]["maxPriorityFeePerGas"] = json!("0x3")),
+            (400, "fee_inconsistent"),
+        ),
+        (
+            "user op paymaster data alone",
+            op(&|v| v["userOperation"]["paymasterData"] = json!("0x01")),
+            (400, "invalid_user_operation"),
+        ),
+        (
+            "user op factory data alone",
+            op(&|v| v["userOperation"]["factoryData"] = json!("0x01")),
+            (400, "invalid_user_operation"),
+        ),
+    ] {
+        c.post(name, Who::Test, &uo, body, expect);
+    }
+    let mut v6 = op(&|_| {});
+    v6["entryPoint"] = json!("0x5FF137D4b0FDCD49DcA30c7CF57E578a026d2789");
+    v6["userOperation"]["initCode"] = json!("0x");
+    v6["userOperation"]["paymasterAndData"] = json!("0x0102");
+    c.post(
+        "user op v0.6 paymasterAndData short",
+        Who::Test,
+        &uo,
+        v6,
+        (400, "invalid_user_operation"),
     );
 }

@@ -21,6 +21,7 @@ pub mod rpc_upstream_answer;
 pub mod solana_offchain;
 pub mod solana_transaction;
 mod solana_wire;
+pub mod user_operation;
 pub mod webhook_delivery;
 
 /// A target's check: panics when an invariant breaks on this input.
@@ -35,6 +36,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("eip712", eip712::check),
     ("eip191", eip191::check),
     ("eip7702", eip7702::check),
+    ("user_operation", user_operation::check),
     ("solana_transaction", solana_transaction::check),
     ("solana_offchain", solana_offchain::check),
     ("policy", policy::check),
