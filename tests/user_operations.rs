@@ -137,6 +137,60 @@ async fn user_op_hashes_and_signatures_match_viem() {
         assert_eq!(detail["userOpHash"], u["userOpHash"], "{name}");
         assert_eq!(detail["entryPointVersion"], format!("0.{}", &name[3..]));
     }
+    // v0.7 in the packed form viem's toPackedUserOperation makes: the same hash
+    let u = &ops[1];
+    let a = c
+        .post(
+            &path(&w, "evm/user-operation"),
+            json!({
+                "userOperation": u["packed"], "entryPoint": u["entryPoint"],
+                "chainId": u["chainId"], "account": "kernel-v3",
+            }),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "packed: {}", a.body);
+    assert_eq!(a.body["userOpHash"], u["userOpHash"]);
+    assert_eq!(a.body["signature"], u["ownerSignature"]);
+    // malformed packed fields
+    for (k, v, code, says) in [
+        (
+            "accountGasLimits",
+            json!(format!("0x{}", "00".repeat(31))),
+            "invalid_user_operation",
+            "32 bytes",
+        ),
+        (
+            "paymasterAndData",
+            json!(format!("0x{}", "11".repeat(30))),
+            "invalid_user_operation",
+            "52 bytes",
+        ),
+        (
+            "initCode",
+            json!("0x01"),
+            "invalid_user_operation",
+            "factory address",
+        ),
+        (
+            "factory",
+            json!("0x1111111111111111111111111111111111111111"),
+            "unknown_field",
+            "factory",
+        ),
+    ] {
+        let mut p = u["packed"].clone();
+        p[k] = v;
+        let a = c
+            .post(
+                &path(&w, "evm/user-operation"),
+                json!({
+                    "userOperation": p, "entryPoint": u["entryPoint"],
+                    "chainId": u["chainId"], "account": "kernel-v3",
+                }),
+            )
+            .await;
+        refused(&a, 400, code, says);
+    }
 }
 
 /// The cases: a Kernel batch of three transfers summing over a token cap while

@@ -134,7 +134,7 @@ fn sign_op(op: Operation) -> Value {
             vec!["invalid_authorization", "invalid_quantity", "invalid_address"],
         ),
         Operation::EvmUserOperation => (
-            "ERC-4337 user operation `{userOperation, entryPoint, chainId, account}`: EntryPoint v0.6.0 (initCode, paymasterAndData) or v0.7.0 (unpacked: factory/factoryData, paymaster/paymasterVerificationGasLimit/paymasterPostOpGasLimit/paymasterData) at their canonical addresses; userOpHash as EntryPoint.getUserOpHash; `account` kernel-v3 or simple-account signs personal_sign(userOpHash) (safe-4337: unsupported_account). The account's callData is decoded and each inner call priced by the evm rules. Needs the `evm.user_operation` grant",
+            "ERC-4337 user operation `{userOperation, entryPoint, chainId, account}`: EntryPoint v0.6.0 (initCode, paymasterAndData) or v0.7.0 (unpacked: factory/factoryData, paymaster/paymasterVerificationGasLimit/paymasterPostOpGasLimit/paymasterData; or packed: initCode, accountGasLimits, gasFees, paymasterAndData) at their canonical addresses; userOpHash as EntryPoint.getUserOpHash; `account` kernel-v3 or simple-account signs personal_sign(userOpHash) (safe-4337: unsupported_account). The account's callData is decoded and each inner call priced by the evm rules. Needs the `evm.user_operation` grant",
             "EvmUserOperationRequest",
             "EvmUserOperationResponse",
             vec![

@@ -148,6 +148,19 @@ const V07_FIELDS: &[&str] = &[
     "signature",
 ];
 
+/// v0.7's `PackedUserOperation`, as the EntryPoint takes it on chain.
+const V07_PACKED_FIELDS: &[&str] = &[
+    "sender",
+    "nonce",
+    "initCode",
+    "callData",
+    "accountGasLimits",
+    "preVerificationGas",
+    "gasFees",
+    "paymasterAndData",
+    "signature",
+];
+
 struct F<'a>(&'a Map<String, Value>);
 
 impl F<'_> {
@@ -219,13 +232,21 @@ pub fn entry_point_version(ep: Address) -> Result<u8, EvmError> {
 }
 
 /// Parses `userOperation` for the entry point of `version` (6: `initCode` /
-/// `paymasterAndData`; 7: the unpacked RPC form, `factory` / `paymaster…`). A field of
-/// the other version is refused rather than ignored.
+/// `paymasterAndData`; 7: the unpacked RPC form, `factory` / `paymaster…`, or the packed
+/// `PackedUserOperation`, `accountGasLimits` / `gasFees`). A field of another form is
+/// refused rather than ignored.
 pub fn parse_user_operation(v: &Value, version: u8) -> Result<UserOperation, EvmError> {
     let obj = v.as_object().ok_or_else(|| {
         EvmError::InvalidUserOperation("`userOperation` must be an object".into())
     })?;
-    let known = if version == 6 { V06_FIELDS } else { V07_FIELDS };
+    // v0.7 in the packed form: told apart by its packed fields
+    let packed =
+        version == 7 && (obj.contains_key("accountGasLimits") || obj.contains_key("gasFees"));
+    let known = match (version, packed) {
+        (6, _) => V06_FIELDS,
+        (_, true) => V07_PACKED_FIELDS,
+        _ => V07_FIELDS,
+    };
     if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(EvmError::UnknownField(format!(
             "userOperation.{} (not a field of an EntryPoint v0.{version} user operation)",
@@ -254,7 +275,9 @@ pub fn parse_user_operation(v: &Value, version: u8) -> Result<UserOperation, Evm
             paymaster,
         })
     };
-    let op = if version == 6 {
+    let op = if packed {
+        packed_v07(&f, sender)?
+    } else if version == 6 {
         let pnd = f.bytes("paymasterAndData", true)?;
         let paymaster = match pnd.len() {
             0 => None,
@@ -322,6 +345,58 @@ pub fn parse_user_operation(v: &Value, version: u8) -> Result<UserOperation, Evm
         ));
     }
     Ok(op)
+}
+
+/// Two 16-byte halves of a packed bytes32 field.
+fn halves(f: &F<'_>, k: &str) -> Result<(U256, U256), EvmError> {
+    let b = f.bytes(k, true)?;
+    if b.len() != 32 {
+        return Err(op_err(k, "expected 32 bytes (two 16-byte halves)"));
+    }
+    Ok((U256::from_be_slice(&b[..16]), U256::from_be_slice(&b[16..])))
+}
+
+/// The packed v0.7 form: `accountGasLimits` = verificationGasLimit ‖ callGasLimit,
+/// `gasFees` = maxPriorityFeePerGas ‖ maxFeePerGas, `paymasterAndData` = paymaster ‖
+/// verification gas ‖ post-op gas ‖ data (or empty), `initCode` = factory ‖ data (or empty).
+fn packed_v07(f: &F<'_>, sender: Address) -> Result<UserOperation, EvmError> {
+    let (verification_gas_limit, call_gas_limit) = halves(f, "accountGasLimits")?;
+    let (max_priority_fee_per_gas, max_fee_per_gas) = halves(f, "gasFees")?;
+    let init_code = f.bytes("initCode", true)?;
+    if !init_code.is_empty() && init_code.len() < 20 {
+        return Err(op_err("initCode", "shorter than a factory address"));
+    }
+    let pnd = f.bytes("paymasterAndData", true)?;
+    let (paymaster, pvgl, ppogl) = match pnd.len() {
+        0 => (None, U256::ZERO, U256::ZERO),
+        n if n >= 52 => (
+            Some(Address::from_slice(&pnd[..20])),
+            U256::from_be_slice(&pnd[20..36]),
+            U256::from_be_slice(&pnd[36..52]),
+        ),
+        _ => {
+            return Err(op_err(
+                "paymasterAndData",
+                "shorter than paymaster ‖ verification gas ‖ post-op gas (52 bytes)",
+            ))
+        }
+    };
+    Ok(UserOperation {
+        version: 7,
+        sender,
+        nonce: f.qty("nonce")?,
+        init_code,
+        call_data: f.bytes("callData", true)?,
+        call_gas_limit,
+        verification_gas_limit,
+        pre_verification_gas: f.qty("preVerificationGas")?,
+        max_fee_per_gas,
+        max_priority_fee_per_gas,
+        paymaster_verification_gas_limit: pvgl,
+        paymaster_post_op_gas_limit: ppogl,
+        paymaster_and_data: pnd,
+        paymaster,
+    })
 }
 
 fn u128_word(hi: U256, lo: U256) -> B256 {
