@@ -12,7 +12,8 @@
 //! every chain: it is refused unless `allow_any_chain`, and then its delegate must be
 //! allowed on every chain (in `"*"` and in every per-chain list). The zero address
 //! revokes a delegation: `allow_revocation` (default true) decides it, whatever the
-//! lists say. A rule's `evm.chain_ids` bounds the tuples' chains too.
+//! lists say. A rule's `evm.chain_ids` bounds the tuples' chains too, and its
+//! `evm.to_deny` refuses a delegate whatever the lists say.
 //!
 //! Must never: allow a delegate by partial match, or treat an absent table as "any".
 
@@ -124,6 +125,13 @@ pub(crate) fn check(rule: &EvmRule, auth: &Authorization, what: &str) -> Result<
         return Err(format!(
             "{what} is for chain id {chain}, not in evm.chain_ids {:?}",
             rule.chain_ids
+        )
+        .into());
+    }
+    // an address the operator refuses to send to is not handed the whole account either
+    if rule.to_deny.contains(&delegate) {
+        return Err(format!(
+            "{what} delegates the account to {delegate:#x}, which is in evm.to_deny"
         )
         .into());
     }

@@ -123,3 +123,14 @@ fn bad_keys_and_addresses_do_not_compile() {
         assert_eq!(e.key, key, "{text}");
     }
 }
+
+#[test]
+fn to_deny_wins_over_the_lists() {
+    let p = policy(&format!(
+        "to_deny = [\"{KERNEL:#x}\"]\n[rule.evm.delegations]\n\"*\" = [\"{KERNEL:#x}\"]\n"
+    ));
+    let d = decide(&p, "svc", "evm", &auth(1, KERNEL), &Totals::new());
+    let denial = d.denial.expect("refused");
+    assert_eq!(denial.rule, "smart");
+    assert!(denial.reason.contains("evm.to_deny"), "{}", denial.reason);
+}
