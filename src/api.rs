@@ -20,6 +20,7 @@ pub mod routes;
 pub mod rpc;
 pub mod solana;
 pub mod upstream;
+pub mod user_op;
 
 use std::sync::Arc;
 

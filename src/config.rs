@@ -402,6 +402,13 @@ pub enum Operation {
     /// Raw 32-byte digests.
     #[serde(rename = "evm.hash")]
     EvmHash,
+    /// EIP-7702 authorizations (hand the account's code to a contract; never implied by
+    /// any other operation).
+    #[serde(rename = "evm.authorization")]
+    EvmAuthorization,
+    /// ERC-4337 user operations (never implied by any other operation).
+    #[serde(rename = "evm.user_operation")]
+    EvmUserOperation,
     /// Solana off-chain messages.
     #[serde(rename = "solana.message")]
     SolanaMessage,
@@ -422,6 +429,8 @@ impl Operation {
             Operation::EvmTypedData => "evm.typed_data",
             Operation::EvmTransaction => "evm.transaction",
             Operation::EvmHash => "evm.hash",
+            Operation::EvmAuthorization => "evm.authorization",
+            Operation::EvmUserOperation => "evm.user_operation",
             Operation::SolanaMessage => "solana.message",
             Operation::SolanaTransaction => "solana.transaction",
             Operation::RpcForward => "rpc.forward",

@@ -17,6 +17,9 @@
 //! section for the request's kind (`evm`, `typed_data`, `message`, `hash`, `solana`).
 //! Every covering rule must allow the request. When none covers it, `default` decides
 //! (`deny` once a `[policy]` is written; `allow` without one, so grants alone decide).
+//! EIP-7702 authorizations (standalone or in a type-4 transaction) are refused
+//! ([`DELEGATION`]) unless a covering rule writes `evm.delegations`, which then judges
+//! each delegate (`delegations`).
 //! EIP-712 messages of a known asset-moving family are refused ([`SPENDING_TYPED_DATA`])
 //! unless a covering rule names their primary type — also when no rule covers the request.
 //! Likewise an EVM message of 32 bytes is a digest in disguise ([`DIGEST_MESSAGE`]): it is
@@ -24,12 +27,14 @@
 //! covering message rule sets `allow_digests`.
 
 mod amounts;
+pub mod delegations;
 mod evm;
 pub mod nonce_gap;
 pub mod rate;
 pub mod rules;
 mod solana;
 mod typed_data;
+mod user_op;
 pub mod windows;
 
 use std::collections::BTreeMap;
@@ -39,6 +44,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chains::evm::{TypedDataInfo, UnsignedTx};
 use crate::chains::solana::{ParsedTransaction, Pubkey};
+pub use delegations::DELEGATION;
 pub use rate::{Bucket, RateLimit};
 pub use rules::{DefaultAction, PolicyError, PolicySection, Rule};
 
@@ -56,6 +62,10 @@ pub enum Subject {
     EvmTransaction(Box<UnsignedTx>),
     /// A raw digest.
     EvmHash,
+    /// An EIP-7702 authorization (`evm.authorization`).
+    EvmAuthorization(alloy_eips::eip7702::Authorization),
+    /// An ERC-4337 user operation (`evm.user_operation`).
+    EvmUserOperation(Box<UserOpSubject>),
     /// A Solana off-chain message of `len` bytes.
     SolanaMessage {
         /// Bytes.
@@ -78,10 +88,24 @@ impl Subject {
             Subject::EvmTypedData(_) => "evm.typed_data",
             Subject::EvmTransaction(_) => "evm.transaction",
             Subject::EvmHash => "evm.hash",
+            Subject::EvmAuthorization(_) => "evm.authorization",
+            Subject::EvmUserOperation(_) => "evm.user_operation",
             Subject::SolanaMessage { .. } => "solana.message",
             Subject::SolanaTransaction { .. } => "solana.transaction",
         }
     }
+}
+
+/// What the policy prices of a user operation: the account's decoded calls as one
+/// batch from the account (gas: every gas field summed; fee: `maxFeePerGas`).
+#[derive(Debug, Clone)]
+pub struct UserOpSubject {
+    /// The calls, as a transaction from the account to itself.
+    pub priced: UnsignedTx,
+    /// DELEGATECALL targets among the calls.
+    pub delegatecalls: Vec<alloy_primitives::Address>,
+    /// Why the call data did not decode for the account kind, if it did not.
+    pub undecoded: Option<String>,
 }
 
 /// The wallet as selectors see it.
@@ -283,7 +307,9 @@ impl Rule {
         let section = match req.subject {
             Subject::EvmMessage { .. } | Subject::SolanaMessage { .. } => self.message.is_some(),
             Subject::EvmTypedData(_) => self.typed_data.is_some(),
-            Subject::EvmTransaction(_) => self.evm.is_some(),
+            Subject::EvmTransaction(_)
+            | Subject::EvmAuthorization(_)
+            | Subject::EvmUserOperation(_) => self.evm.is_some(),
             Subject::EvmHash => self.hash.is_some(),
             Subject::SolanaTransaction { .. } => self.solana.is_some(),
         };
@@ -326,15 +352,30 @@ impl Rule {
             ),
             Subject::EvmTransaction(tx) => {
                 nonce_gap::check(self, tx.nonce(), req.pending_nonce)?;
+                let rule = self.evm.as_ref().ok_or("no evm section")?;
+                // each tuple hands an account to its delegate: judged as a standalone
+                // authorization would be, before the call itself
+                for (i, a) in tx.authorizations().iter().enumerate() {
+                    delegations::check(rule, a, &format!("authorizationList[{i}]"))?;
+                }
+                evm::check(rule, &self.id, req.wallet.id, tx, spend, caps)
+            }
+            Subject::EvmUserOperation(op) => {
+                user_op::check(self.evm.as_ref().ok_or("no evm section")?, op)?;
                 evm::check(
                     self.evm.as_ref().ok_or("no evm section")?,
                     &self.id,
                     req.wallet.id,
-                    tx,
+                    &op.priced,
                     spend,
                     caps,
                 )
             }
+            Subject::EvmAuthorization(auth) => delegations::check(
+                self.evm.as_ref().ok_or("no evm section")?,
+                auth,
+                "the authorization",
+            ),
             Subject::SolanaTransaction { tx, wallet } => solana::check(
                 self.solana.as_ref().ok_or("no solana section")?,
                 &self.id,
@@ -434,6 +475,22 @@ impl Policy {
                 return d;
             }
         }
+        if let Some(delegate) = delegate_of(req.subject) {
+            // like asset-moving typed data: needs a covering rule that writes the table,
+            // also when no rule covers the request and `default = allow` (or no policy)
+            if !covering
+                .iter()
+                .any(|r| delegations::written(r.evm.as_ref()))
+            {
+                d.deny(
+                    DELEGATION,
+                    format!(
+                        "an EIP-7702 authorization hands the account (its code, and so every asset in it) to {delegate:#x}; it is refused unless a covering rule writes evm.delegations"
+                    ),
+                );
+                return d;
+            }
+        }
         if covering.is_empty() {
             if self.default == DefaultAction::Deny {
                 d.deny(
@@ -502,10 +559,20 @@ impl Policy {
     }
 }
 
+/// The (first) delegate an authorization or a type-4 transaction names.
+fn delegate_of(s: &Subject) -> Option<alloy_primitives::Address> {
+    match s {
+        Subject::EvmAuthorization(a) => Some(a.address),
+        Subject::EvmTransaction(tx) => tx.authorizations().first().map(|a| a.address),
+        _ => None,
+    }
+}
+
 /// Every amount the request moves out of the wallet, per counter.
 fn spend_of(req: &Request<'_>) -> Vec<(SpendKey, U256)> {
     let raw = match req.subject {
         Subject::EvmTransaction(tx) => evm::spend(tx),
+        Subject::EvmUserOperation(op) => evm::spend(&op.priced),
         Subject::SolanaTransaction { tx, wallet } => solana::spend(tx, wallet),
         Subject::EvmTypedData(info) => typed_data::spend(info),
         _ => Vec::new(),

@@ -164,6 +164,14 @@ impl EvmRequest {
         EvmRequest { digest, kind }
     }
 
+    /// An EIP-191 message request: `digest` must be its `personal_sign` digest.
+    pub fn message(digest: B256, message: Vec<u8>) -> EvmRequest {
+        EvmRequest {
+            digest,
+            kind: EvmKind::Message(message),
+        }
+    }
+
     /// A raw-digest request.
     pub fn digest(digest: B256) -> EvmRequest {
         EvmRequest {
@@ -180,6 +188,7 @@ pub fn signing_encoding(tx: &UnsignedTx) -> Vec<u8> {
         EvmTx::Legacy(t) => t.encode_for_signing(&mut out),
         EvmTx::Eip2930(t) => t.encode_for_signing(&mut out),
         EvmTx::Eip1559(t) => t.encode_for_signing(&mut out),
+        EvmTx::Eip7702(t) => t.encode_for_signing(&mut out),
     }
     out
 }

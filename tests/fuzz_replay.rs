@@ -86,6 +86,8 @@ fn every_target_is_replayed_here() {
             "evm_transaction",
             "eip712",
             "eip191",
+            "eip7702",
+            "user_operation",
             "solana_transaction",
             "solana_offchain",
             "policy",
@@ -129,6 +131,16 @@ fn rpc_upstream_answer() {
 #[test]
 fn eip191() {
     replay("eip191");
+}
+
+#[test]
+fn eip7702() {
+    replay("eip7702");
+}
+
+#[test]
+fn user_operation() {
+    replay("user_operation");
 }
 
 #[test]

@@ -447,9 +447,16 @@ impl Api {
                 }
                 let tx = match &p.finish {
                     evm::Finish::Tx(tx) => Some(&**tx),
-                    evm::Finish::Rsv => None,
+                    _ => None,
                 };
-                let request = signer::EvmRequest::new(op, p.payload, message, tx);
+                let request = match &p.finish {
+                    // the account validates personal_sign(userOpHash): a co-signer sees
+                    // the 32-byte message, as it would from the account's own SDK
+                    evm::Finish::UserOp { hash } => {
+                        signer::EvmRequest::message(p.payload, hash.to_vec())
+                    }
+                    _ => signer::EvmRequest::new(op, p.payload, message, tx),
+                };
                 let sig = self
                     .signer
                     .sign_evm(&wallet, &request)

@@ -26,12 +26,17 @@ pub const CODES: &[(u16, &str, &str)] = &[
     (400, "unknown_field", "the EVM transaction has a field keyward does not know"),
     (400, "missing_chain_id", "the EVM transaction has no chain id (pre-EIP-155 replayable transactions are refused)"),
     (400, "fee_inconsistent", "the EVM fee fields contradict each other or the transaction type"),
-    (400, "unsupported_tx_type", "the EVM transaction type is not legacy, EIP-2930 or EIP-1559"),
+    (400, "unsupported_tx_type", "the EVM transaction type is not legacy, EIP-2930, EIP-1559 or EIP-7702 (type 4)"),
     (400, "data_too_large", "the EVM transaction data exceeds the limit"),
     (400, "access_list_too_large", "the EVM access list has more than 256 entries, or an entry more than 256 storage keys"),
     (400, "invalid_quantity", "an EVM quantity is not a valid hex/decimal number or is out of range"),
     (400, "invalid_address", "an EVM address is malformed or fails its EIP-55 checksum"),
     (400, "invalid_digest", "the digest is not 32 bytes of 0x hex"),
+    (400, "invalid_authorization", "an EIP-7702 authorization field (`chainId`, `address`/`contractAddress`, `nonce`) is missing or malformed"),
+    (400, "authorization_list_too_large", "a type-4 transaction's `authorizationList` has more than 64 tuples"),
+    (400, "invalid_user_operation", "the ERC-4337 user operation is malformed, of the other EntryPoint version's shape, for an unknown entry point, or names an unknown account kind"),
+    (400, "unsupported_account", "the account kind is known but keyward does not sign for it (safe-4337: its module validates an EIP-712 SafeOp, see docs/smart-accounts.md)"),
+    (400, "invalid_signature", "a signature in the request (an `authorizationList` tuple) cannot recover: zero `r`/`s`, `s` above secp256k1n/2, or a parity other than 0/1"),
     (400, "from_mismatch", "the transaction's `from` is not this wallet's address"),
     (400, "unsupported_version", "the Solana transaction message version is not legacy or v0"),
     (400, "message_is_transaction", "the bytes to sign as a Solana message are, or begin with, a transaction or transaction message"),
@@ -150,6 +155,13 @@ mod tests {
                 reason: String::new(),
             },
             EvmError::InvalidDigest(String::new()),
+            EvmError::InvalidSignature(String::new()),
+            EvmError::InvalidUserOperation(String::new()),
+            EvmError::AuthorizationListTooLarge {
+                field: String::new(),
+                len: 0,
+                max: 0,
+            },
         ];
         for e in evm_errors {
             assert!(CODES.iter().any(|(_, c, _)| *c == e.code()), "{}", e.code());

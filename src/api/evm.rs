@@ -7,6 +7,8 @@ use serde_json::{json, Value};
 
 use super::errors::{self, refuse};
 use super::{parse_body, Prepared};
+use alloy_eips::eip7702::Authorization;
+
 use crate::chains::evm::{self, RecoverableSig, UnsignedTx};
 use crate::config::Operation;
 use crate::http::Refusal;
@@ -22,6 +24,13 @@ pub enum Finish {
     Rsv,
     /// A signed transaction.
     Tx(Box<UnsignedTx>),
+    /// An EIP-7702 authorization (`{r, s, yParity, authorization}`).
+    Authorization(Authorization),
+    /// An ERC-4337 user operation: the EIP-191 signature over its userOpHash.
+    UserOp {
+        /// The userOpHash (the message signed).
+        hash: B256,
+    },
 }
 
 #[derive(Deserialize)]
@@ -103,7 +112,7 @@ pub fn prepare(
                     ));
                 }
             }
-            let detail = json!({
+            let mut detail = json!({
                 "type": tx.tx_type(),
                 "chainId": tx.chain_id(),
                 "nonce": tx.nonce(),
@@ -111,12 +120,52 @@ pub fn prepare(
                 "value": tx.value().to_string(),
                 "dataLen": tx.data().len(),
             });
+            if !tx.authorizations().is_empty() {
+                // what each tuple hands over, as the standalone route's audit names it
+                detail["authorizations"] = tx
+                    .authorizations()
+                    .iter()
+                    .map(|a| json!({ "delegate": format!("{:#x}", a.address), "authChainId": a.chain_id.to_string(), "nonce": a.nonce }))
+                    .collect();
+            }
             let subject = Subject::EvmTransaction(Box::new(tx.clone()));
             (
                 tx.signature_hash(),
                 detail,
                 Finish::Tx(Box::new(tx)),
                 subject,
+            )
+        }
+        Operation::EvmAuthorization => {
+            // the body is the authorization itself: `{chainId, address, nonce}`
+            let auth = evm::parse_authorization(&body).map_err(|err| match err {
+                evm::EvmError::InvalidTransaction { field, reason } => refuse(
+                    "invalid_authorization",
+                    format!("invalid authorization field `{field}`: {reason}"),
+                ),
+                other => errors::evm(&other),
+            })?;
+            let detail = json!({
+                "delegate": format!("{:#x}", auth.address),
+                "authChainId": auth.chain_id.to_string(),
+                "nonce": auth.nonce,
+            });
+            (
+                auth.signature_hash(),
+                detail,
+                Finish::Authorization(auth.clone()),
+                Subject::EvmAuthorization(auth),
+            )
+        }
+        Operation::EvmUserOperation => {
+            let p = super::user_op::prepare(body)?;
+            (
+                p.digest,
+                p.detail,
+                Finish::UserOp {
+                    hash: p.user_op_hash,
+                },
+                p.subject,
             )
         }
         Operation::EvmHash => {
@@ -156,6 +205,39 @@ pub fn answer(
             "digest": hex0x(digest.as_slice()),
             "address": format!("{wallet:#x}"),
         })),
+        Finish::UserOp { hash } => {
+            if evm::personal_message_digest(hash.as_slice()) != *digest {
+                return Err(refuse(
+                    "custody_mismatch",
+                    "the signature is not over this user operation's hash",
+                ));
+            }
+            Ok(json!({
+                "signature": hex0x(&sig.to_rsv_65()),
+                "userOpHash": hex0x(hash.as_slice()),
+                "digest": hex0x(digest.as_slice()),
+                "address": format!("{wallet:#x}"),
+            }))
+        }
+        Finish::Authorization(auth) => {
+            if auth.signature_hash() != *digest {
+                return Err(refuse(
+                    "custody_mismatch",
+                    "the signature is not over this authorization's digest",
+                ));
+            }
+            let signed = auth.into_signed(sig.to_alloy());
+            let r = hex0x(&sig.r);
+            let s = hex0x(&sig.s);
+            Ok(json!({
+                "r": r,
+                "s": s,
+                "yParity": u8::from(sig.y_parity),
+                "digest": hex0x(digest.as_slice()),
+                "authorization": evm::authorization_json(&signed),
+                "address": format!("{wallet:#x}"),
+            }))
+        }
         Finish::Tx(tx) => {
             // the signature was proven over `digest`: it must be this transaction's
             if tx.signature_hash() != *digest {

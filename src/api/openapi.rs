@@ -104,7 +104,7 @@ fn sign_op(op: Operation) -> Value {
             vec!["invalid_typed_data", "typed_data_too_complex"],
         ),
         Operation::EvmTransaction => (
-            "Legacy (EIP-155), EIP-2930 or EIP-1559 transaction as in eth_signTransaction; returns rawTransaction, hash, signature",
+            "Legacy (EIP-155), EIP-2930, EIP-1559 or EIP-7702 (type 4, set-code) transaction as in eth_signTransaction; returns rawTransaction, hash, signature",
             "EvmTransactionRequest",
             "EvmTransactionResponse",
             vec![
@@ -115,6 +115,8 @@ fn sign_op(op: Operation) -> Value {
                 "unsupported_tx_type",
                 "data_too_large",
                 "access_list_too_large",
+                "authorization_list_too_large",
+                "invalid_signature",
                 "invalid_quantity",
                 "invalid_address",
                 "from_mismatch",
@@ -123,6 +125,26 @@ fn sign_op(op: Operation) -> Value {
                 "upstream_rejected",
                 "upstream_answer_too_large",
                 "upstream_busy",
+            ],
+        ),
+        Operation::EvmAuthorization => (
+            "EIP-7702 authorization `{chainId, address (or contractAddress), nonce}`: signs keccak256(0x05 ‖ rlp([chainId, address, nonce])) and answers as viem's signAuthorization (r, s, yParity, and `authorization` usable in an authorizationList). Needs the `evm.authorization` grant, and a covering policy rule's `evm.delegations` must allow the delegate (builtin.delegation otherwise)",
+            "EvmAuthorizationRequest",
+            "EvmAuthorizationResponse",
+            vec!["invalid_authorization", "invalid_quantity", "invalid_address"],
+        ),
+        Operation::EvmUserOperation => (
+            "ERC-4337 user operation `{userOperation, entryPoint, chainId, account}`: EntryPoint v0.6.0 (initCode, paymasterAndData) or v0.7.0 (unpacked: factory/factoryData, paymaster/paymasterVerificationGasLimit/paymasterPostOpGasLimit/paymasterData; or packed: initCode, accountGasLimits, gasFees, paymasterAndData) at their canonical addresses; userOpHash as EntryPoint.getUserOpHash; `account` kernel-v3 or simple-account signs personal_sign(userOpHash) (safe-4337: unsupported_account). The account's callData is decoded and each inner call priced by the evm rules. Needs the `evm.user_operation` grant",
+            "EvmUserOperationRequest",
+            "EvmUserOperationResponse",
+            vec![
+                "invalid_user_operation",
+                "unsupported_account",
+                "unknown_field",
+                "invalid_quantity",
+                "invalid_address",
+                "fee_inconsistent",
+                "data_too_large",
             ],
         ),
         Operation::EvmHash => (
@@ -360,8 +382,52 @@ fn rest_components() -> Value {
                 "type": "object", "additionalProperties": false, "required": ["transaction"],
                 "properties": { "transaction": {
                     "type": "object",
-                    "description": "eth_signTransaction fields: type, chainId (required), nonce, to (absent: contract creation), value, data/input, gas, gasPrice or maxFeePerGas + maxPriorityFeePerGas, accessList, from (optional, must be the wallet). Quantities as 0x hex or decimal strings."
+                    "description": "eth_signTransaction fields: type, chainId (required), nonce, to (absent: contract creation), value, data/input, gas, gasPrice or maxFeePerGas + maxPriorityFeePerGas, accessList, authorizationList (type 4: signed tuples {chainId, address, nonce, yParity, r, s}, each delegate judged by evm.delegations), from (optional, must be the wallet). Quantities as 0x hex or decimal strings."
                 } }
+            },
+            "EvmAuthorizationRequest": {
+                "type": "object", "additionalProperties": false, "required": ["chainId", "nonce"],
+                "properties": {
+                    "chainId": { "type": ["string", "integer"], "description": "0x hex or decimal; 0 = valid on every chain (a policy decision: evm.delegations.allow_any_chain)" },
+                    "address": hex("the delegate contract (or `contractAddress`, as viem names it); the zero address revokes"),
+                    "contractAddress": hex("alias of `address`"),
+                    "nonce": { "type": ["string", "integer"], "description": "the account's nonce when the authorization is applied (its transaction nonce + 1 when the account sends it itself)" }
+                }
+            },
+            "EvmAuthorizationResponse": {
+                "type": "object", "required": ["r", "s", "yParity", "digest", "authorization", "address", "auditId"],
+                "properties": {
+                    "r": hex("32 bytes"),
+                    "s": hex("32 bytes, low-s"),
+                    "yParity": { "type": "integer", "enum": [0, 1] },
+                    "digest": hex("keccak256(0x05 ‖ rlp([chainId, address, nonce]))"),
+                    "authorization": {
+                        "type": "object", "required": ["address", "chainId", "nonce", "r", "s", "yParity"],
+                        "description": "viem's SignedAuthorization shape",
+                        "properties": { "address": hex("delegate"), "chainId": { "type": "integer" }, "nonce": { "type": "integer" }, "r": hex("32 bytes"), "s": hex("32 bytes"), "yParity": { "type": "integer" } }
+                    },
+                    "address": hex("the wallet (authority) address"),
+                    "auditId": { "type": "string" }
+                }
+            },
+            "EvmUserOperationRequest": {
+                "type": "object", "additionalProperties": false, "required": ["userOperation", "entryPoint", "chainId", "account"],
+                "properties": {
+                    "userOperation": { "type": "object", "description": "as eth_sendUserOperation takes it for that EntryPoint version; `signature` is ignored (it is what is being made)" },
+                    "entryPoint": hex("0x5FF137D4b0FDCD49DcA30c7CF57E578a026d2789 (v0.6.0) or 0x0000000071727De22E5E9d8BAf0edAc6f37da032 (v0.7.0)"),
+                    "chainId": { "type": ["string", "integer"] },
+                    "account": { "type": "string", "enum": ["kernel-v3", "simple-account", "safe-4337"] }
+                }
+            },
+            "EvmUserOperationResponse": {
+                "type": "object", "required": ["signature", "userOpHash", "digest", "address", "auditId"],
+                "properties": {
+                    "signature": hex("65 bytes r‖s‖v (v = 27/28): the user operation's `signature`"),
+                    "userOpHash": hex("EntryPoint.getUserOpHash"),
+                    "digest": hex("EIP-191 hash of the userOpHash (what is signed)"),
+                    "address": hex("the wallet (owner) address"),
+                    "auditId": { "type": "string" }
+                }
             },
             "EvmHashRequest": {
                 "type": "object", "additionalProperties": false, "required": ["digest"],

@@ -81,6 +81,16 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: Method::POST,
+        template: "/v1/wallets/{walletId}/evm/authorization",
+        id: RouteId::Sign(Operation::EvmAuthorization),
+    },
+    Route {
+        method: Method::POST,
+        template: "/v1/wallets/{walletId}/evm/user-operation",
+        id: RouteId::Sign(Operation::EvmUserOperation),
+    },
+    Route {
+        method: Method::POST,
         template: "/v1/wallets/{walletId}/solana/message",
         id: RouteId::Sign(Operation::SolanaMessage),
     },

@@ -12,7 +12,7 @@
 //! to alloy so this module only decides *what* is encoded, never *how*.
 
 use alloy_consensus::{
-    SignableTransaction, TxEip1559, TxEip2930, TxEnvelope, TxLegacy, TypedTransaction,
+    SignableTransaction, TxEip1559, TxEip2930, TxEip7702, TxEnvelope, TxLegacy, TypedTransaction,
 };
 use alloy_dyn_abi::TypedData;
 use alloy_eips::eip2718::Encodable2718;
@@ -20,14 +20,19 @@ use alloy_eips::eip2930::{AccessList, AccessListItem};
 use alloy_primitives::{Address, Bytes, Signature, TxKind, B256, U256};
 use serde_json::{Map, Value};
 
+pub mod authorization;
 pub mod erc20;
 pub mod nft;
 mod signature;
 mod tx;
 pub mod typed_data;
 pub mod typed_data_limits;
+pub mod user_op;
 pub mod wrappers;
 
+pub use authorization::{
+    authorization_json, parse_authorization, parse_authorization_list, MAX_AUTHORIZATIONS,
+};
 pub use erc20::{decode_erc20, decode_permit2, Erc20Call, Permit2Call, ERC20_SELECTORS, PERMIT2};
 pub use nft::{decode_nft, NftCall, NFT_SELECTORS};
 pub use signature::*;
@@ -72,12 +77,20 @@ pub enum EvmError {
         len: usize,
         max: usize,
     },
+    #[error("`{field}` has {len} tuples, above the limit of {max}")]
+    AuthorizationListTooLarge {
+        field: String,
+        len: usize,
+        max: usize,
+    },
     #[error("invalid quantity in `{field}`: {reason}")]
     InvalidQuantity { field: String, reason: String },
     #[error("invalid address in `{field}`: {reason}")]
     InvalidAddress { field: String, reason: String },
     #[error("invalid digest: {0}")]
     InvalidDigest(String),
+    #[error("invalid user operation: {0}")]
+    InvalidUserOperation(String),
     #[error("invalid signature: {0}")]
     InvalidSignature(String),
     #[error("signature recovers to {recovered}, expected {expected}")]
@@ -101,9 +114,11 @@ impl EvmError {
             Self::UnsupportedTxType(_) => "unsupported_tx_type",
             Self::DataTooLarge { .. } => "data_too_large",
             Self::AccessListTooLarge { .. } => "access_list_too_large",
+            Self::AuthorizationListTooLarge { .. } => "authorization_list_too_large",
             Self::InvalidQuantity { .. } => "invalid_quantity",
             Self::InvalidAddress { .. } => "invalid_address",
             Self::InvalidDigest(_) => "invalid_digest",
+            Self::InvalidUserOperation(_) => "invalid_user_operation",
             Self::InvalidSignature(_) => "invalid_signature",
             Self::SignerMismatch { .. } => "signer_mismatch",
         }

@@ -118,6 +118,14 @@ pub struct EvmRuleConfig {
     /// `[rpc] upstream` node reports it), 0..=1000.
     #[serde(default)]
     pub max_nonce_gap: Option<u64>,
+    /// EIP-7702 delegate contracts per chain id (`policy::delegations`); absent: this
+    /// rule allows no authorization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegations: Option<super::delegations::DelegationsConfig>,
+    /// Targets an ERC-4337 account may DELEGATECALL (Kernel's delegatecall mode), by
+    /// address; any other delegatecall is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delegatecall: Vec<String>,
 }
 
 /// `[[rule.evm.spend]]`
@@ -432,6 +440,10 @@ pub(crate) struct EvmRule {
     pub(crate) max_nonce_gap: Option<u64>,
     /// True when `max_nonce_gap` was written (not defaulted): it then needs an upstream.
     pub(crate) nonce_gap_written: bool,
+    /// `evm.delegations`; `None`: not written (no delegate allowed).
+    pub(crate) delegations: Option<super::delegations::Delegations>,
+    /// `evm.delegatecall`: the only DELEGATECALL targets of a user operation.
+    pub(crate) delegatecall: Vec<Address>,
 }
 
 impl EvmRule {
@@ -544,7 +556,7 @@ fn check_selectors(clients: &[String], wallets: &[String], at: &str) -> Result<(
     Ok(())
 }
 
-fn address(s: &str, key: &str) -> Result<Address, PolicyError> {
+pub(crate) fn address(s: &str, key: &str) -> Result<Address, PolicyError> {
     s.parse::<Address>()
         .map_err(|_| err(key, format!("{s:?} is not a 0x-prefixed 20-byte address")))
 }
@@ -793,6 +805,12 @@ fn compile_evm(e: &EvmRuleConfig, at: &str) -> Result<EvmRule, PolicyError> {
             g => g,
         },
         nonce_gap_written: e.max_nonce_gap.is_some(),
+        delegations: e
+            .delegations
+            .as_ref()
+            .map(|d| super::delegations::compile(d, &format!("{at}.delegations")))
+            .transpose()?,
+        delegatecall: addrs(&e.delegatecall, "delegatecall")?,
     })
 }
 

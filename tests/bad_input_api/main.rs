@@ -16,6 +16,7 @@ mod grants;
 mod identifiers;
 mod ranges;
 mod shape;
+mod smart;
 mod types;
 
 use std::collections::BTreeMap;
@@ -36,7 +37,7 @@ use serde_json::{json, Value};
 /// Who sends a case.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Who {
-    /// `test-client`: every operation but `evm.hash`, every wallet.
+    /// `test-client`: every operation but `evm.hash` and `rpc.forward`, every wallet.
     Test,
     /// `hash-client`: `evm.hash` and `evm.message` on `label:hot`.
     Hash,
@@ -201,6 +202,7 @@ fn corpus(w: &Wallets) -> Vec<Case> {
     identifiers::cases(w, &r, &mut cases);
     crypto::cases(w, &r, &mut cases);
     grants::cases(w, &r, &mut cases);
+    smart::cases(w, &r, &mut cases);
     cases
 }
 

@@ -39,15 +39,22 @@ pub fn cases(_w: &Wallets, r: &Routes, cases: &mut Vec<Case>) {
     let ty = (400, "unsupported_tx_type");
     for (name, body) in [
         ("type 3", tx_with("type", json!("0x3"))),
-        ("type 4", tx_with("type", json!(4))),
+        ("type 5", tx_with("type", json!(5))),
         ("type 0x7e", tx_with("type", json!("0x7e"))),
         ("blob fee field", tx_with("maxFeePerBlobGas", json!("1"))),
+    ] {
+        c.post(name, Who::Test, &r.tx, body, ty);
+    }
+    // type 4 is signed (EIP-7702), but not without its list, nor with an empty one
+    // (more in the EIP-7702 class)
+    for (name, body) in [
+        ("type 4 without a list", tx_with("type", json!(4))),
         (
-            "authorization list",
+            "empty authorization list",
             tx_with("authorizationList", json!([])),
         ),
     ] {
-        c.post(name, Who::Test, &r.tx, body, ty);
+        c.post(name, Who::Test, &r.tx, body, (400, "invalid_transaction"));
     }
     let fee = (400, "fee_inconsistent");
     c.post(

@@ -22,7 +22,7 @@ pub const CLIENTS: &str = r#"
 [[clients]]
 identity = "test-client"
 wallets = ["*"]
-operations = ["evm.message", "evm.typed_data", "evm.transaction", "solana.message", "solana.transaction"]
+operations = ["evm.message", "evm.typed_data", "evm.transaction", "evm.authorization", "evm.user_operation", "solana.message", "solana.transaction"]
 
 [[clients]]
 identity = "hash-client"

@@ -539,3 +539,82 @@ async fn a_panicking_handler_is_a_500_with_an_audit_record() {
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert!(s.app.store.read(audit::verify).unwrap().is_ok());
 }
+
+/// Issue 26: an EIP-7702 authorization and a user operation for an `mpc` wallet go to
+/// the co-signing engine (the authorization as a bare digest, the userOpHash as the
+/// 32-byte message its account checks) and come back verified under the wallet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smart_account_payloads_through_the_engine() {
+    const KERNEL: &str = "0xd6cedde84be40893d153be9d467cd6ad37875b28";
+    let double = Double::new();
+    let s = start(
+        &format!(
+            r#"
+[[clients]]
+identity = "smart-client"
+wallets = ["*"]
+operations = ["evm.authorization", "evm.user_operation"]
+
+[policy]
+default = "allow"
+[[policy.rule]]
+id = "kernel"
+[policy.rule.evm.delegations]
+"*" = ["{KERNEL}"]
+"#
+        ),
+        with_double(&double),
+    )
+    .await;
+    let w = s.mpc_wallet(Chain::Evm, evm_address_of(&double.evm));
+    let c = s.client_as("smart-client", None, 94);
+    let a = c
+        .post(
+            &path(&w, "evm/authorization"),
+            json!({"chainId": 1, "address": KERNEL, "nonce": 0}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let auth = alloy_eips::eip7702::Authorization {
+        chain_id: alloy_primitives::U256::from(1),
+        address: KERNEL.parse().unwrap(),
+        nonce: 0,
+    }
+    .into_signed(alloy_primitives::Signature::new(
+        a.body["r"].as_str().unwrap().parse().unwrap(),
+        a.body["s"].as_str().unwrap().parse().unwrap(),
+        a.body["yParity"] == 1,
+    ));
+    assert_eq!(
+        format!("{:#x}", auth.recover_authority().unwrap()),
+        w.address.clone().unwrap()
+    );
+    let a = c
+        .post(
+            &path(&w, "evm/user-operation"),
+            json!({
+                "entryPoint": "0x0000000071727De22E5E9d8BAf0edAc6f37da032", "chainId": 1,
+                "account": "kernel-v3",
+                "userOperation": {
+                    "sender": KERNEL, "nonce": "0x0", "callData": "0x",
+                    "callGasLimit": "0x1", "verificationGasLimit": "0x1",
+                    "preVerificationGas": "0x1", "maxFeePerGas": "0x2", "maxPriorityFeePerGas": "0x1",
+                }
+            }),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let hash: alloy_primitives::B256 = a.body["userOpHash"].as_str().unwrap().parse().unwrap();
+    let sig: alloy_primitives::Signature = a.body["signature"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        format!(
+            "{:#x}",
+            sig.recover_address_from_msg(hash.as_slice()).unwrap()
+        ),
+        w.address.clone().unwrap()
+    );
+    // a bare digest, then a message: two kinds of request
+    let seen = double.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    assert_ne!(seen[0], seen[1]);
+}

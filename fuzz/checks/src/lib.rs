@@ -13,6 +13,7 @@
 pub mod config;
 pub mod eip191;
 pub mod eip712;
+pub mod eip7702;
 pub mod envelope_oaep;
 pub mod evm_transaction;
 pub mod policy;
@@ -20,6 +21,7 @@ pub mod rpc_upstream_answer;
 pub mod solana_offchain;
 pub mod solana_transaction;
 mod solana_wire;
+pub mod user_operation;
 pub mod webhook_delivery;
 
 /// A target's check: panics when an invariant breaks on this input.
@@ -33,6 +35,8 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("evm_transaction", evm_transaction::check),
     ("eip712", eip712::check),
     ("eip191", eip191::check),
+    ("eip7702", eip7702::check),
+    ("user_operation", user_operation::check),
     ("solana_transaction", solana_transaction::check),
     ("solana_offchain", solana_offchain::check),
     ("policy", policy::check),

@@ -574,7 +574,9 @@ fn covers(g: &GenRule, s: &Subject, client: &str, w: &WalletRef<'_>) -> bool {
     let section = match s {
         Subject::EvmMessage { .. } | Subject::SolanaMessage { .. } => g.message.is_some(),
         Subject::EvmTypedData(_) => g.typed.is_some(),
-        Subject::EvmTransaction(_) => g.evm.is_some(),
+        Subject::EvmTransaction(_)
+        | Subject::EvmAuthorization(_)
+        | Subject::EvmUserOperation(_) => g.evm.is_some(),
         Subject::EvmHash => g.hash.is_some(),
         Subject::SolanaTransaction { .. } => g.solana.is_some(),
     };
@@ -682,6 +684,10 @@ fn rule_denies(
             (unpriced && e.caps_anything()).then(|| "unpriced typed data under caps".into())
         }
         Subject::EvmTransaction(tx) => evm_denies(g.evm.as_ref()?, tx, totals, w, call?),
+        // the generator writes no evm.delegations: every authorization is refused
+        Subject::EvmAuthorization(_) => Some("no evm.delegations written".into()),
+        // the generator builds no user operations
+        Subject::EvmUserOperation(_) => None,
         Subject::SolanaTransaction { tx, wallet } => {
             sol_denies(g.solana.as_ref()?, tx, wallet, totals, w)
         }

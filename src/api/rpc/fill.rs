@@ -76,7 +76,14 @@ pub async fn fill(
         // the estimate is asked for what the transaction does, not what it pays
         let mut call = Map::new();
         call.insert("from".into(), Value::String(from_hex));
-        for key in ["to", "value", "data", "input", "accessList"] {
+        for key in [
+            "to",
+            "value",
+            "data",
+            "input",
+            "accessList",
+            "authorizationList",
+        ] {
             if let Some(v) = tx.get(key).filter(|v| !v.is_null()) {
                 call.insert(key.into(), v.clone());
             }

@@ -502,7 +502,33 @@ fn geth_signed(answer: &Value) -> Result<Value, RpcError> {
                 "accessList": access(&t.access_list), "yParity": sig["yParity"],
             })
         }
-        _ => return Err(internal("not a legacy, EIP-2930 or EIP-1559 transaction")),
+        TxEnvelope::Eip7702(s) => {
+            let t = s.tx();
+            let list: Vec<Value> = t
+                .authorization_list
+                .iter()
+                .map(|a| {
+                    json!({
+                        "chainId": format!("{:#x}", a.chain_id), "address": a.address.to_checksum(None),
+                        "nonce": q(a.nonce.into()), "yParity": q(a.y_parity().into()),
+                        "r": format!("{:#x}", a.r()), "s": format!("{:#x}", a.s()),
+                    })
+                })
+                .collect();
+            json!({
+                "type": "0x4", "chainId": q(t.chain_id.into()), "nonce": q(t.nonce.into()),
+                "maxFeePerGas": q(t.max_fee_per_gas), "maxPriorityFeePerGas": q(t.max_priority_fee_per_gas),
+                "gas": q(t.gas_limit.into()), "to": json!(t.to.to_checksum(None)),
+                "value": format!("{:#x}", t.value), "input": format!("{:#x}", t.input),
+                "accessList": access(&t.access_list), "authorizationList": list,
+                "yParity": sig["yParity"],
+            })
+        }
+        _ => {
+            return Err(internal(
+                "not a legacy, EIP-2930, EIP-1559 or EIP-7702 transaction",
+            ))
+        }
     };
     if let (Value::Object(t), Value::Object(f)) = (&mut tx, fields) {
         t.extend(f);

@@ -65,7 +65,7 @@ impl RecoverableSig {
         out
     }
 
-    pub(super) fn to_alloy(self) -> Signature {
+    pub fn to_alloy(self) -> Signature {
         Signature::new(
             U256::from_be_bytes(self.r),
             U256::from_be_bytes(self.s),

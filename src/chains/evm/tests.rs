@@ -564,7 +564,7 @@ fn transaction_error_codes() {
         ),
         (
             json!({"chainId": 1, "nonce": 0, "gas": 1, "authorizationList": []}),
-            "unsupported_tx_type",
+            "invalid_transaction",
         ),
         (
             json!({"chainId": 1, "nonce": 0, "gas": 1, "gasPrice": 1, "to": "0x1234"}),

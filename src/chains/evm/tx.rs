@@ -1,6 +1,6 @@
 //! EVM transactions as `eth_signTransaction` takes them: strict JSON (unknown fields
-//! refused, bounded data and access lists) into legacy (EIP-155), EIP-2930 and EIP-1559
-//! transactions, and the signed encoding.
+//! refused, bounded data and access lists) into legacy (EIP-155), EIP-2930, EIP-1559 and
+//! EIP-7702 set-code transactions, and the signed encoding.
 
 use super::*;
 
@@ -19,6 +19,7 @@ const KNOWN_TX_FIELDS: &[&str] = &[
     "maxFeePerGas",
     "maxPriorityFeePerGas",
     "accessList",
+    "authorizationList",
 ];
 
 /// Most entries in an access list. Real ones name a handful of contracts; every entry
@@ -30,14 +31,13 @@ pub const MAX_STORAGE_KEYS_PER_ENTRY: usize = 256;
 /// parity`) must fit the 64 bits wallets and keyward's answer carry it in.
 pub const MAX_LEGACY_CHAIN_ID: u64 = (u64::MAX - 36) / 2;
 
-/// Fields that only make sense for blob (type 3) or set-code (type 4)
-/// transactions; reported as an unsupported type rather than an unknown field.
+/// Fields that only make sense for blob (type 3) transactions; reported as an
+/// unsupported type rather than an unknown field.
 const UNSUPPORTED_TYPE_FIELDS: &[&str] = &[
     "maxFeePerBlobGas",
     "blobVersionedHashes",
     "blobs",
     "sidecar",
-    "authorizationList",
 ];
 
 /// One of the transaction kinds keyward is willing to sign.
@@ -46,6 +46,8 @@ pub enum EvmTx {
     Legacy(TxLegacy),
     Eip2930(TxEip2930),
     Eip1559(TxEip1559),
+    /// EIP-7702 set-code: EIP-1559 fees plus a list of signed authorizations.
+    Eip7702(TxEip7702),
 }
 
 /// A validated, not-yet-signed transaction.
@@ -68,11 +70,38 @@ macro_rules! each_tx {
             EvmTx::Legacy($t) => $body,
             EvmTx::Eip2930($t) => $body,
             EvmTx::Eip1559($t) => $body,
+            EvmTx::Eip7702($t) => $body,
         }
     };
 }
 
 impl UnsignedTx {
+    /// An EIP-1559 call that is never signed: what the transaction rules price for a
+    /// user operation (`crate::chains::evm::user_op`), the account as `to`.
+    pub fn priced_call(
+        chain_id: u64,
+        to: Address,
+        input: Vec<u8>,
+        gas_limit: u64,
+        max_fee_per_gas: u128,
+        max_priority_fee_per_gas: u128,
+    ) -> UnsignedTx {
+        UnsignedTx {
+            tx: EvmTx::Eip1559(TxEip1559 {
+                chain_id,
+                nonce: 0,
+                gas_limit,
+                max_fee_per_gas,
+                max_priority_fee_per_gas,
+                to: TxKind::Call(to),
+                value: U256::ZERO,
+                access_list: AccessList::default(),
+                input: input.into(),
+            }),
+            from: None,
+        }
+    }
+
     pub fn inner(&self) -> &EvmTx {
         &self.tx
     }
@@ -93,6 +122,7 @@ impl UnsignedTx {
             EvmTx::Legacy(t) => t.chain_id.unwrap_or_default(),
             EvmTx::Eip2930(t) => t.chain_id,
             EvmTx::Eip1559(t) => t.chain_id,
+            EvmTx::Eip7702(t) => t.chain_id,
         }
     }
 
@@ -102,7 +132,13 @@ impl UnsignedTx {
 
     /// `None` means contract creation.
     pub fn to(&self) -> Option<Address> {
-        each_tx!(self, t => t.to.to().copied())
+        match &self.tx {
+            // a set-code transaction always calls: it cannot create a contract
+            EvmTx::Eip7702(t) => Some(t.to),
+            EvmTx::Legacy(t) => t.to.to().copied(),
+            EvmTx::Eip2930(t) => t.to.to().copied(),
+            EvmTx::Eip1559(t) => t.to.to().copied(),
+        }
     }
 
     pub fn value(&self) -> U256 {
@@ -128,12 +164,14 @@ impl UnsignedTx {
             EvmTx::Legacy(t) => t.gas_price,
             EvmTx::Eip2930(t) => t.gas_price,
             EvmTx::Eip1559(t) => t.max_fee_per_gas,
+            EvmTx::Eip7702(t) => t.max_fee_per_gas,
         }
     }
 
     pub fn max_priority_fee_per_gas(&self) -> Option<u128> {
         match &self.tx {
             EvmTx::Eip1559(t) => Some(t.max_priority_fee_per_gas),
+            EvmTx::Eip7702(t) => Some(t.max_priority_fee_per_gas),
             _ => None,
         }
     }
@@ -143,6 +181,15 @@ impl UnsignedTx {
             EvmTx::Legacy(_) => None,
             EvmTx::Eip2930(t) => Some(&t.access_list),
             EvmTx::Eip1559(t) => Some(&t.access_list),
+            EvmTx::Eip7702(t) => Some(&t.access_list),
+        }
+    }
+
+    /// The signed authorizations of a set-code (type 4) transaction; empty otherwise.
+    pub fn authorizations(&self) -> &[alloy_eips::eip7702::SignedAuthorization] {
+        match &self.tx {
+            EvmTx::Eip7702(t) => &t.authorization_list,
+            _ => &[],
         }
     }
 
@@ -158,6 +205,7 @@ impl UnsignedTx {
             EvmTx::Legacy(_) => 0,
             EvmTx::Eip2930(_) => 1,
             EvmTx::Eip1559(_) => 2,
+            EvmTx::Eip7702(_) => 4,
         }
     }
 
@@ -166,6 +214,7 @@ impl UnsignedTx {
             EvmTx::Legacy(t) => t.clone().into(),
             EvmTx::Eip2930(t) => t.clone().into(),
             EvmTx::Eip1559(t) => t.clone().into(),
+            EvmTx::Eip7702(t) => t.clone().into(),
         }
     }
 
@@ -238,7 +287,7 @@ impl<'a> Fields<'a> {
 /// Accepts `0x` hex, decimal strings, or non-negative JSON integers. Signs,
 /// fractions, exponents and whitespace are refused: ambiguity in an amount is
 /// not something a signer should resolve.
-fn parse_quantity(field: &str, v: &Value) -> Result<U256, EvmError> {
+pub(super) fn parse_quantity(field: &str, v: &Value) -> Result<U256, EvmError> {
     match v {
         Value::Number(n) => n.as_u64().map(U256::from).ok_or_else(|| {
             qty_err(
@@ -279,10 +328,17 @@ pub fn parse_transaction(json: &Value, max_data_len: usize) -> Result<UnsignedTx
         .map(|s| parse_address("from", s))
         .transpose()?;
     let ty = tx_type(&f)?;
+    if ty != 4 && f.has("authorizationList") {
+        return Err(tx_err(
+            "authorizationList",
+            &format!("not valid on a type {ty} transaction (only on set-code, type 4)"),
+        ));
+    }
     let common = Common::parse(&f, max_data_len)?;
     let tx = match ty {
         0 => EvmTx::Legacy(legacy(&f, common)?),
         1 => EvmTx::Eip2930(eip2930(&f, common)?),
+        4 => EvmTx::Eip7702(eip7702(&f, common)?),
         _ => EvmTx::Eip1559(eip1559(&f, common)?),
     };
     Ok(UnsignedTx { tx, from })
@@ -306,10 +362,12 @@ fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
 
-/// Returns 0, 1 or 2. Inference mirrors how wallets fill in a missing type.
+/// Returns 0, 1, 2 or 4. Inference mirrors how wallets fill in a missing type.
 fn tx_type(f: &Fields<'_>) -> Result<u8, EvmError> {
     let Some(ty) = f.quantity("type")? else {
-        return Ok(if f.has("maxFeePerGas") || f.has("maxPriorityFeePerGas") {
+        return Ok(if f.has("authorizationList") {
+            4
+        } else if f.has("maxFeePerGas") || f.has("maxPriorityFeePerGas") {
             2
         } else if f.has("accessList") {
             1
@@ -318,7 +376,7 @@ fn tx_type(f: &Fields<'_>) -> Result<u8, EvmError> {
         });
     };
     match u8::try_from(ty) {
-        Ok(t @ 0..=2) => Ok(t),
+        Ok(t @ (0..=2 | 4)) => Ok(t),
         _ => Err(EvmError::UnsupportedTxType(format!("type {ty}"))),
     }
 }
@@ -439,6 +497,40 @@ fn eip2930(f: &Fields<'_>, c: Common) -> Result<TxEip2930, EvmError> {
         value: c.value,
         access_list: access_list(f)?,
         input: c.input,
+    })
+}
+
+/// EIP-1559 fields, a call (`to` required: EIP-7702 forbids creation) and a non-empty
+/// list of signed authorizations.
+fn eip7702(f: &Fields<'_>, c: Common) -> Result<TxEip7702, EvmError> {
+    let TxKind::Call(to) = c.to else {
+        return Err(tx_err(
+            "to",
+            "a set-code (type 4) transaction cannot create a contract",
+        ));
+    };
+    let list = f
+        .get("authorizationList")
+        .ok_or_else(|| tx_err("authorizationList", "required field is missing"))?;
+    let authorization_list = parse_authorization_list(list)?;
+    let base = eip1559(
+        f,
+        Common {
+            to: TxKind::Call(to),
+            ..c
+        },
+    )?;
+    Ok(TxEip7702 {
+        chain_id: base.chain_id,
+        nonce: base.nonce,
+        gas_limit: base.gas_limit,
+        max_fee_per_gas: base.max_fee_per_gas,
+        max_priority_fee_per_gas: base.max_priority_fee_per_gas,
+        to,
+        value: base.value,
+        access_list: base.access_list,
+        authorization_list,
+        input: base.input,
     })
 }
 

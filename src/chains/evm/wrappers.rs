@@ -59,6 +59,22 @@ pub const WRAPPER_SELECTORS: [[u8; 4]; 12] = [
     IWrappers::executeBatch_2Call::SELECTOR,
 ];
 
+/// `executeBatch((address,uint256,bytes)[])` of `calls`: how a user operation's decoded
+/// calls are handed to the transaction rules (`crate::chains::evm::user_op::as_batch`).
+pub fn encode_execute_batch(calls: impl IntoIterator<Item = (Address, U256, Vec<u8>)>) -> Vec<u8> {
+    IWrappers::executeBatch_2Call {
+        calls: calls
+            .into_iter()
+            .map(|(target, value, data)| Execution {
+                target,
+                value,
+                data: data.into(),
+            })
+            .collect(),
+    }
+    .abi_encode()
+}
+
 /// The `(target, value, call data)` of each call a wrapper makes, in order.
 pub type Wrapped = Vec<(Address, U256, Vec<u8>)>;
 
