@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::daemon::{json_of, simulate, simulate_output, text, Daemon};
 use common::https::mtls_request;
 use common::{pg, Env};
@@ -87,20 +85,7 @@ fn postgres_a_commit_that_cannot_happen_returns_no_signature() {
         count("SELECT COUNT(*) FROM wallets"),
     );
     // another session holds the audit table past the statement timeout
-    let holder = {
-        let db = db.clone();
-        std::thread::spawn(move || {
-            cluster.psql(
-                &db,
-                "BEGIN; LOCK TABLE audit IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(20); COMMIT;",
-            )
-        })
-    };
-    let until = Instant::now() + Duration::from_secs(20);
-    while count("SELECT COUNT(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'audit' AND l.mode = 'AccessExclusiveLock' AND l.granted") != 1 {
-        assert!(Instant::now() < until, "the lock was never taken");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let holder = cluster.hold_table_lock(&db, "audit", 20);
     refused_while_blocked(&env, &d, &wallet);
     assert!(holder.join().unwrap().status.success());
     assert_eq!(

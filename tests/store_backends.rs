@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use alloy_primitives::U256;
 use common::pg;
 use keyward::policy::SpendKey;
@@ -395,21 +393,7 @@ fn a_statement_held_by_another_sessions_lock_is_bounded_by_the_statement_timeout
     store
         .write_blocking(|ctx| audit::append(ctx, event(0)))
         .unwrap();
-    let holder = {
-        let db = db.clone();
-        std::thread::spawn(move || {
-            cluster.psql(
-                &db,
-                "BEGIN; LOCK TABLE audit IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(6); COMMIT;",
-            )
-        })
-    };
-    // wait until the lock is held
-    let until = Instant::now() + Duration::from_secs(20);
-    while cluster.sql(&db, "SELECT COUNT(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'audit' AND l.mode = 'AccessExclusiveLock' AND l.granted") != "1" {
-        assert!(Instant::now() < until, "the lock was never taken");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let holder = cluster.hold_table_lock(&db, "audit", 6);
     let r = store.write_blocking(|ctx| audit::append(ctx, event(1)));
     assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
     assert!(holder.join().unwrap().status.success());

@@ -279,6 +279,33 @@ impl Cluster {
         w.store
     }
 
+    /// Another session takes `ACCESS EXCLUSIVE` on `table` of `db` and holds it for
+    /// `secs` seconds; returns once the lock is granted, with the holding `psql`'s thread.
+    pub fn hold_table_lock(
+        &'static self,
+        db: &str,
+        table: &str,
+        secs: u32,
+    ) -> std::thread::JoinHandle<std::process::Output> {
+        let sql = format!(
+            "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep({secs}); COMMIT;"
+        );
+        let holder = {
+            let db = db.to_owned();
+            std::thread::spawn(move || self.psql(&db, &sql))
+        };
+        let granted = format!("SELECT COUNT(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = '{table}' AND l.mode = 'AccessExclusiveLock' AND l.granted");
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while self.sql(db, &granted) != "1" {
+            assert!(
+                std::time::Instant::now() < until,
+                "the lock was never taken"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        holder
+    }
+
     /// Waits until `pg_isready` says the server accepts connections.
     pub fn wait_ready(&self) {
         for _ in 0..100 {
