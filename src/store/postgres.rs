@@ -102,6 +102,35 @@ fn local_only(c: &tokio_postgres::Config) -> bool {
     })
 }
 
+/// Connects on the backend's runtime (bounded by `bound`) and leaves the connection's
+/// task running there; the client is used from synchronous threads.
+fn spawn_connect<T>(
+    rt: &tokio::runtime::Handle,
+    c: tokio_postgres::Config,
+    tls: T,
+    bound: Duration,
+) -> Result<tokio_postgres::Client, StoreError>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket> + Send + 'static,
+    T::Stream: Send + 'static,
+    T::TlsConnect: Send,
+    <T::TlsConnect as tokio_postgres::tls::TlsConnect<tokio_postgres::Socket>>::Future: Send,
+{
+    let task = rt.spawn(async move {
+        let (client, connection) = tokio::time::timeout(bound, c.connect(tls))
+            .await
+            .map_err(|_| StoreError::Unavailable("connection timed out".into()))?
+            .map_err(pg_err)?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "a database connection closed");
+            }
+        });
+        Ok::<_, StoreError>(client)
+    });
+    conn::wait(task).map_err(|e| StoreError::Unavailable(e.to_string()))?
+}
+
 impl Connector {
     fn parse(&self) -> Result<tokio_postgres::Config, StoreError> {
         let url = self
@@ -137,20 +166,7 @@ impl Connector {
         let client = match &self.tls {
             Some(tls) => {
                 c.ssl_mode(tokio_postgres::config::SslMode::Require);
-                let tls = tls.clone();
-                let task = rt.spawn(async move {
-                    let (client, connection) = tokio::time::timeout(connect_bound, c.connect(tls))
-                        .await
-                        .map_err(|_| StoreError::Unavailable("connection timed out".into()))?
-                        .map_err(pg_err)?;
-                    tokio::spawn(async move {
-                        if let Err(e) = connection.await {
-                            tracing::debug!(error = %e, "a database connection closed");
-                        }
-                    });
-                    Ok::<_, StoreError>(client)
-                });
-                conn::wait(task).map_err(|e| StoreError::Unavailable(e.to_string()))??
+                spawn_connect(&rt, c, tls.clone(), connect_bound)?
             }
             None => {
                 if !local_only(&c) {
@@ -158,20 +174,7 @@ impl Connector {
                         "store.postgres.ca is not set: without TLS only a loopback host or a Unix socket is accepted".into(),
                     ));
                 }
-                let task = rt.spawn(async move {
-                    let (client, connection) =
-                        tokio::time::timeout(connect_bound, c.connect(tokio_postgres::NoTls))
-                            .await
-                            .map_err(|_| StoreError::Unavailable("connection timed out".into()))?
-                            .map_err(pg_err)?;
-                    tokio::spawn(async move {
-                        if let Err(e) = connection.await {
-                            tracing::debug!(error = %e, "a database connection closed");
-                        }
-                    });
-                    Ok::<_, StoreError>(client)
-                });
-                conn::wait(task).map_err(|e| StoreError::Unavailable(e.to_string()))??
+                spawn_connect(&rt, c, tokio_postgres::NoTls, connect_bound)?
             }
         };
         let conn = PgConn::new(client, rt, bound);
