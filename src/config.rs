@@ -90,6 +90,9 @@ pub struct Config {
     /// Process hardening.
     #[serde(default)]
     pub process: ProcessConfig,
+    /// How many nodes share this config and database (`[cluster]`).
+    #[serde(default)]
+    pub cluster: ClusterConfig,
     /// Signing API clients and their grants.
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
@@ -373,6 +376,29 @@ pub struct ProcessConfig {
     /// Lock all memory (no secret page is ever swapped out); needs `LimitMEMLOCK`.
     #[serde(default)]
     pub mlock_all: bool,
+}
+
+/// `[cluster]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Nodes serving behind one balancer on one PostgreSQL. Each node holds
+    /// `1 / nodes` of every `[[policy.rate_limit]]`, so the cluster together never
+    /// admits more than the configured rate.
+    #[serde(default = "default_nodes")]
+    pub nodes: u32,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            nodes: default_nodes(),
+        }
+    }
+}
+
+fn default_nodes() -> u32 {
+    1
 }
 
 /// One `[[clients]]` entry.

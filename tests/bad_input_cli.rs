@@ -316,6 +316,13 @@ fn corpus(env: &Env, held_key: &str) -> Vec<Case> {
         ("body limit negative", r("[webhook]\n", "[webhook]\nbody_limit = -1\n"), "body_limit"),
         ("body limit 0", r("[webhook]\n", "[webhook]\nbody_limit = 0\n"), "webhook.body_limit"),
         ("per-source rate 0", r("[webhook]\n", "[webhook]\nper_source_rate = 0\n"), "webhook.per_source_rate"),
+        ("cluster of 0 nodes", append("[cluster]\nnodes = 0"), "key `cluster.nodes`: expected 1 to 64"),
+        ("cluster of 65 nodes", append("[cluster]\nnodes = 65"), "key `cluster.nodes`: expected 1 to 64"),
+        ("cluster nodes negative", append("[cluster]\nnodes = -2"), "nodes"),
+        // a SQLite file serves one node: two nodes on it would each divide the rate
+        // limits and neither would see the other's writes
+        ("two nodes on SQLite", append("[cluster]\nnodes = 2"), "key `cluster.nodes`: several nodes need store.backend = \"postgres\""),
+        ("cluster key misspelt", append("[cluster]\nnode = 2"), "node"),
         ("admin on all interfaces", r("[admin]\nlisten = \"127.0.0.1:0\"", "[admin]\nlisten = \"0.0.0.0:0\""), "admin.listen"),
         ("log format xml", append("[log]\nformat = \"xml\""), "log.format"),
         ("client identity empty", append("[[clients]]\nidentity = \"\"\nwallets = [\"*\"]\noperations = [\"evm.message\"]"), "clients[0].identity"),

@@ -411,10 +411,13 @@ impl Api {
             chain: wallet.chain.as_str(),
             label: wallet.label.as_deref(),
         };
-        if let Err((limit, secs)) =
-            self.limiter
-                .check(&policy, identity, &wref, crate::store::spend::now_ms())
-        {
+        if let Err((limit, secs)) = self.limiter.check(
+            &policy,
+            config.cluster.nodes,
+            identity,
+            &wref,
+            crate::store::spend::now_ms(),
+        ) {
             draft.rule = Some(limit.clone());
             draft.retry_after = Some(secs);
             return Err(refuse(

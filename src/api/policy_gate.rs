@@ -51,10 +51,12 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     /// Takes a token from every bucket that applies; refuses with the limit id and the
-    /// whole seconds until a retry can succeed.
+    /// whole seconds until a retry can succeed. `nodes` is `cluster.nodes`: each node
+    /// holds its share of every limit.
     pub fn check(
         &self,
         policy: &Policy,
+        nodes: u32,
         client: &str,
         wallet: &WalletRef<'_>,
         now_ms: u64,
@@ -67,8 +69,8 @@ impl RateLimiter {
         for (limit, key) in limits {
             let b = buckets
                 .entry(key)
-                .or_insert_with(|| Bucket::full(limit, now_ms));
-            if let Err(secs) = b.take(limit, now_ms) {
+                .or_insert_with(|| Bucket::full(limit, nodes, now_ms));
+            if let Err(secs) = b.take(limit, nodes, now_ms) {
                 return Err((limit.id.clone(), secs));
             }
         }

@@ -68,6 +68,15 @@ impl Config {
             }
             (super::StoreBackend::Sqlite, None) => {}
         }
+        if !(1..=64).contains(&self.cluster.nodes) {
+            return Err(self.invalid("cluster.nodes", "expected 1 to 64"));
+        }
+        if self.cluster.nodes > 1 && self.store.backend == super::StoreBackend::Sqlite {
+            return Err(self.invalid(
+                "cluster.nodes",
+                "several nodes need store.backend = \"postgres\" (a SQLite file serves one node)",
+            ));
+        }
         if !self.webhook.path.starts_with('/') {
             return Err(self.invalid("webhook.path", "expected a path starting with '/'"));
         }
