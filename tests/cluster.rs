@@ -219,6 +219,74 @@ fn the_lock_and_a_revocation_reach_every_node() {
     verify(&env);
 }
 
+/// Guarantee 4, for a request already in flight: node B has decided and signed, and its
+/// commit waits for the write lock while the lock (then a revocation) lands in the
+/// database; the re-check inside B's commit transaction sees it and the signature is
+/// never released.
+#[test]
+fn a_lock_and_a_revocation_reach_a_request_already_in_flight() {
+    let (env, db) = cluster_env();
+    let a = Daemon::start(&env);
+    let b = Daemon::start(&env);
+    let wallet = simulate(&env, &a, "delegation", None);
+    assert_eq!(sign(&env, &b, &wallet), (200, String::new()));
+    let cases = [
+        (
+            "INSERT INTO appliance_state (key, value) VALUES ('lock', 'drill') \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+                .to_owned(),
+            (423, "appliance_locked".to_owned()),
+        ),
+        (
+            // what a revocation does (store::wallets::mark_revoked)
+            format!(
+                "UPDATE wallets SET status = 'revoked', wrapped_share = NULL, \
+                 wrapped_api_key = NULL, revoked_at_ms = 1 WHERE id = '{wallet}'"
+            ),
+            (410, "wallet_revoked".to_owned()),
+        ),
+    ];
+    for (then, refused) in cases {
+        let ok_before = count(&db, "SELECT COUNT(*) FROM audit WHERE result = 'ok'");
+        let holder = pg::shared().hold_write_lock_then(&db, &then);
+        let got = sign(&env, &b, &wallet);
+        let out = holder.join().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(got, refused, "after {then}");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            count(&db, "SELECT COUNT(*) FROM audit WHERE result = 'ok'"),
+            ok_before,
+            "a signature was recorded as released"
+        );
+        // refused by the commit's re-check (the record says `late`), not at decision
+        assert_eq!(
+            count(
+                &db,
+                &format!(
+                    "SELECT COUNT(*) FROM audit WHERE result = '{}' AND detail LIKE '%\"late\"%'",
+                    refused.1
+                )
+            ),
+            1,
+            "the request was not refused in flight"
+        );
+        if refused.0 == 423 {
+            keyward_ok(&env, &["unlock"]);
+        }
+    }
+    assert_eq!(sign(&env, &a, &wallet), (410, "wallet_revoked".to_owned()));
+    verify(&env);
+}
+
 /// Guarantee 5: key rotations run once reach both nodes without a restart: new
 /// deliveries are decrypted and wrapped under the new keys on either node, and wallets
 /// rewrapped by the CLI sign on both.
@@ -351,47 +419,63 @@ per = "1s"
 burst = 10
 "#,
     );
-    pg::use_postgres(&env);
+    let db = pg::use_postgres(&env);
     let a = Daemon::start(&env);
     let b = Daemon::start(&env);
     let out = keyward_ok(&env, &["wallets", "create", "--chain", "evm"]);
     let wallet = out.split_whitespace().next().unwrap().to_owned();
     let env = Arc::new(env);
     let nodes = [a.api.clone(), b.api.clone()];
-    // Eight clients threads alternate between the nodes, far faster than 10/s, so both
-    // buckets are drained whenever they hold a token; the test counts what got through.
-    let started = Instant::now();
-    let run_for = Duration::from_secs(4);
-    let answers: Vec<(u16, String)> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..8)
-            .map(|t| {
-                let (env, nodes, wallet) = (env.clone(), nodes.clone(), wallet.clone());
-                s.spawn(move || {
+    // Eight keep-alive connections, four to each node, each warmed with a request no
+    // limit counts (so neither a handshake nor a cold path eats the measured window),
+    // then sending as fast as the nodes answer: far faster than 10/s even on a loaded
+    // machine, so both buckets are drained whenever they hold a token.
+    let tls = common::https::client_config(&env.pki.ca.cert_pem, Some(&env.pki.client));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let path = format!("/v1/wallets/{wallet}/evm/message");
+    let (answers, elapsed): (Vec<(u16, String)>, f64) = rt.block_on(async {
+        let mut conns = Vec::new();
+        for t in 0..8 {
+            let mut c = common::https::connect(tls.clone(), &nodes[t % 2])
+                .await
+                .unwrap();
+            let warm = c
+                .send("GET", &format!("/v1/wallets/{wallet}"), &[], Vec::new())
+                .await
+                .unwrap();
+            assert_eq!(warm.status, 200);
+            conns.push(c);
+        }
+        let started = Instant::now();
+        let run_for = Duration::from_secs(5);
+        let tasks: Vec<_> = conns
+            .into_iter()
+            .map(|mut c| {
+                let path = path.clone();
+                tokio::spawn(async move {
                     let mut out = Vec::new();
-                    let mut i = t;
                     while started.elapsed() < run_for {
-                        let (status, text) = mtls_request(
-                            &env,
-                            &nodes[i % 2],
-                            "POST",
-                            &format!("/v1/wallets/{wallet}/evm/message"),
-                            Some(r#"{"message":"rate"}"#),
-                        )
-                        .unwrap();
-                        let code = json_of(&text)["error"]["code"]
-                            .as_str()
-                            .unwrap_or("")
-                            .to_owned();
-                        out.push((status, code));
-                        i += 1;
+                        let a = c
+                            .send(
+                                "POST",
+                                &path,
+                                &[("content-type", "application/json")],
+                                br#"{"message":"rate"}"#.to_vec(),
+                            )
+                            .await
+                            .unwrap();
+                        out.push((a.status.as_u16(), a.code().to_owned()));
                     }
                     out
                 })
             })
             .collect();
-        hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        (all, started.elapsed().as_secs_f64())
     });
-    let elapsed = started.elapsed().as_secs_f64();
     let ok = answers.iter().filter(|(s, _)| *s == 200).count() as f64;
     let limited = answers
         .iter()
@@ -406,15 +490,27 @@ burst = 10
     // Each node starts full (burst / 2) and refills at rate / 2 from its first request,
     // so the cluster admits at most BURST + RATE * elapsed (+1 per node for the refill
     // that lands between the last request and the clock read).
+    // The nodes checked the limit between their first and last sign record; on a
+    // loaded machine that window is shorter than the client's by a request's latency
+    // at each end, so the lower bound is taken over it.
+    let span: f64 = pg::shared()
+        .sql(
+            &db,
+            "SELECT EXTRACT(EPOCH FROM MAX(at::timestamptz) - MIN(at::timestamptz)) FROM audit WHERE action = 'sign'",
+        )
+        .parse()
+        .unwrap();
     let ceiling = BURST + RATE * elapsed;
+    let floor = 0.9 * (BURST + RATE * span);
+    eprintln!("{ok} signed, {limited} refused in {elapsed:.2} s over two nodes, {span:.2} s between the first and last decision (limit {ceiling:.1})");
     assert!(
         ok <= ceiling + 2.0,
         "{ok} signed in {elapsed:.2} s over two nodes: more than the limit allows ({ceiling:.1})"
     );
     assert!(
-        ok >= 0.9 * ceiling,
-        "{ok} signed in {elapsed:.2} s: more than 10 % under the limit ({ceiling:.1}); {} refused",
-        limited
+        ok >= floor,
+        "{ok} signed in a {span:.2} s window: more than 10 % under the limit ({:.1}); {limited} refused",
+        floor / 0.9
     );
     assert!(limited > 0.0, "the clients never reached the limit");
 }

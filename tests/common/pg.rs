@@ -306,6 +306,43 @@ impl Cluster {
         holder
     }
 
+    /// Another session takes keyward's write lock (the advisory lock every node's write
+    /// transaction takes first), waits until some node's writer queues behind it, runs
+    /// `then` in the same transaction and commits: `then` lands between that writer's
+    /// decision and its commit. Returns once the lock is held, with the holder's thread.
+    pub fn hold_write_lock_then(
+        &'static self,
+        db: &str,
+        then: &str,
+    ) -> std::thread::JoinHandle<std::process::Output> {
+        // 0x006b_6579_7761_7264, src/store/postgres.rs WRITE_LOCK
+        let sql = format!(
+            "BEGIN; SELECT pg_advisory_xact_lock(30229394876363364); \
+             DO $$ BEGIN FOR i IN 1..600 LOOP \
+               EXIT WHEN (SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) > 0; \
+               PERFORM pg_sleep(0.05); \
+               IF i = 600 THEN RAISE EXCEPTION 'no writer queued behind the lock'; END IF; \
+             END LOOP; END $$; {then}; COMMIT;"
+        );
+        let holder = {
+            let db = db.to_owned();
+            std::thread::spawn(move || self.psql(&db, &sql))
+        };
+        // advisory locks are per database; the binary's other tests use other databases
+        let granted = "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while self.sql(db, granted) != "1" {
+            assert!(
+                std::time::Instant::now() < until,
+                "the write lock was never taken"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        holder
+    }
+
     /// Waits until `pg_isready` says the server accepts connections.
     pub fn wait_ready(&self) {
         for _ in 0..100 {
