@@ -146,10 +146,13 @@ impl Late {
 /// Reads, inside the releasing transaction, what another process or request may have
 /// changed since the decision: the lock and the wallet's status.
 fn recheck(ctx: &WriteCtx<'_>, wallet_id: &str) -> Result<Option<Late>, StoreError> {
-    if let Some(reason) = crate::store::state::get(ctx.conn, crate::appliance::LOCK_KEY)? {
+    // one statement: this runs for every released signature, under the write lock
+    let (lock, status) =
+        crate::store::wallets::lock_and_status(ctx.conn, crate::appliance::LOCK_KEY, wallet_id)?;
+    if let Some(reason) = lock {
         return Ok(Some(Late::Locked(reason)));
     }
-    match crate::store::wallets::status_of(ctx.conn, wallet_id)? {
+    match status {
         Some(crate::store::wallets::Status::Active) => Ok(None),
         _ => Ok(Some(Late::Revoked)),
     }

@@ -36,8 +36,16 @@ use super::{Backend, StoreError};
 use crate::config::PostgresConfig;
 
 /// The advisory lock key every write transaction takes first ("keyward" in ASCII, so it
-/// does not collide with another application's small integers).
-pub(crate) const WRITE_LOCK: i64 = 0x006b_6579_7761_7264;
+/// does not collide with another application's small integers). Written out in
+/// [`BEGIN`]; kept here as the number a test checks it against.
+#[cfg(test)]
+const WRITE_LOCK: i64 = 0x006b_6579_7761_7264;
+
+/// How every write transaction of every node starts: the write lock is its first
+/// statement (see the module), sent with the `BEGIN` in one round trip. The number is
+/// `WRITE_LOCK` (a test checks they agree).
+const BEGIN: &str =
+    "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(30229394876363364)";
 
 /// Extra client-side time beyond the server's `statement_timeout` before a statement is
 /// given up (the server's own cancellation normally answers first).
@@ -201,6 +209,9 @@ struct Pool {
 struct Writer {
     connector: Arc<Connector>,
     conn: Option<PgConn>,
+    /// The previous job's `RELEASE` not yet sent: it travels with the next job's
+    /// `SAVEPOINT` (one round trip per job, not two); `COMMIT` releases it anyway.
+    release_pending: bool,
 }
 
 impl Writer {
@@ -229,12 +240,8 @@ impl Writer {
 
 impl WriterConn for Writer {
     fn begin(&mut self) -> Result<(), StoreError> {
-        let r = self.live().and_then(|c| {
-            c.batch("BEGIN ISOLATION LEVEL READ COMMITTED")?;
-            // first statement of every write transaction of every node (see the module)
-            c.exec("SELECT pg_advisory_xact_lock(?1)", crate::vals![WRITE_LOCK])
-                .map(|_| ())
-        });
+        self.release_pending = false;
+        let r = self.live().and_then(|c| c.batch(BEGIN));
         if let Err(e) = &r {
             if let Some(c) = &self.conn {
                 let _ = c.batch("ROLLBACK");
@@ -251,17 +258,20 @@ impl WriterConn for Writer {
     }
     fn savepoint(&mut self) -> Result<(), StoreError> {
         // never `live()` past `begin`: a new connection would be outside the transaction
-        self.current()?.batch("SAVEPOINT job")
+        let sql = if std::mem::take(&mut self.release_pending) {
+            "RELEASE SAVEPOINT job; SAVEPOINT job"
+        } else {
+            "SAVEPOINT job"
+        };
+        self.current()?.batch(sql)
     }
     fn release(&mut self) {
-        if let Some(c) = &self.conn {
-            let _ = c.batch("RELEASE SAVEPOINT job");
-        }
+        self.release_pending = true;
     }
     fn rollback_to(&mut self) {
+        self.release_pending = false;
         if let Some(c) = &self.conn {
-            let _ = c.batch("ROLLBACK TO SAVEPOINT job");
-            let _ = c.batch("RELEASE SAVEPOINT job");
+            let _ = c.batch("ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job");
         }
     }
     fn commit(&mut self) -> Result<(), StoreError> {
@@ -333,6 +343,7 @@ impl Postgres {
         let first = connector.connect()?;
         schema::migrate(&first)?;
         let writer = writer::spawn(Writer {
+            release_pending: false,
             connector: connector.clone(),
             conn: Some(first),
         })?;
@@ -457,5 +468,13 @@ impl Backend for Postgres {
         let r = schema::version(&conn);
         self.give_back(conn);
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_batch_begin_takes_the_write_lock() {
+        assert!(super::BEGIN.ends_with(&format!("pg_advisory_xact_lock({})", super::WRITE_LOCK)));
     }
 }

@@ -444,20 +444,29 @@ pub fn count(conn: &dyn Db) -> Result<i64, StoreError> {
         .map(Option::unwrap_or_default)
 }
 
-/// The wallet's status alone (the signing path re-reads it inside the write transaction
-/// that releases a signature, so a revocation that committed meanwhile withholds it).
-pub fn status_of(conn: &dyn Db, id: &str) -> Result<Option<Status>, StoreError> {
-    let status = conn
-        .row("SELECT status FROM wallets WHERE id = ?1", vals![id])?
-        .map(|mut r| r.text(0))
-        .transpose()?;
-    Ok(status.map(|s| {
+/// The appliance's lock reason (the `lock` state key) and the wallet's status, in one
+/// statement: the re-check every released signature makes inside its commit.
+pub fn lock_and_status(
+    conn: &dyn Db,
+    lock_key: &str,
+    id: &str,
+) -> Result<(Option<String>, Option<Status>), StoreError> {
+    let Some(mut r) = conn.row(
+        "SELECT (SELECT value FROM appliance_state WHERE key = ?1), (SELECT status FROM wallets WHERE id = ?2)",
+        vals![lock_key, id],
+    )?
+    else {
+        return Ok((None, None));
+    };
+    let lock = r.opt_text(0)?;
+    let status = r.opt_text(1)?.map(|s| {
         if s == "active" {
             Status::Active
         } else {
             Status::Revoked
         }
-    }))
+    });
+    Ok((lock, status))
 }
 
 #[cfg(test)]
